@@ -1,0 +1,190 @@
+//! SQL storage through sqlx's `Any` driver: PostgreSQL in production (one schema per
+//! service, so services share a server but not tables), SQLite in the embedded mode (one
+//! file per service under a directory). Each service's numbered migrations run at start.
+//!
+//! Portable SQL only: TEXT ids, BIGINT epoch-millisecond timestamps, `$n` placeholders,
+//! `ON CONFLICT`, `RETURNING`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+
+use crate::http::ReadinessCheck;
+
+/// Where the services keep their tables.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Database")]
+pub struct DatabaseConfig {
+    /// `postgres://user@host:5432/db` (each service uses its own schema in it) or
+    /// `sqlite://DIR` (each service uses the file DIR/<service>.db).
+    #[arg(long, env = "WW_DATABASE_URL", value_parser = parse_database_url)]
+    pub database_url: Option<DatabaseUrl>,
+    /// Connections each service's pool may open.
+    #[arg(long, env = "WW_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_max_connections: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Postgres(String),
+    SqliteDir(PathBuf),
+}
+
+fn parse_database_url(raw: &str) -> Result<DatabaseUrl, String> {
+    if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        Ok(DatabaseUrl::Postgres(raw.to_owned()))
+    } else if let Some(dir) = raw.strip_prefix("sqlite://") {
+        if dir.is_empty() {
+            return Err("sqlite:// needs a directory, e.g. sqlite://./data".to_owned());
+        }
+        Ok(DatabaseUrl::SqliteDir(PathBuf::from(dir)))
+    } else {
+        Err("expected a postgres:// or sqlite:// URL".to_owned())
+    }
+}
+
+/// Which SQL dialect a pool speaks, for the few statements that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+/// A service's connection pool.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pub pool: AnyPool,
+    pub dialect: Dialect,
+    pub service: &'static str,
+}
+
+impl Database {
+    /// Opens `service`'s pool (creating its schema or file) and runs its migrations.
+    pub async fn open(
+        url: &DatabaseUrl,
+        service: &'static str,
+        max_connections: u32,
+        migrator: &Migrator,
+    ) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let db = match url {
+            DatabaseUrl::Postgres(url) => {
+                // Create the schema with a throwaway connection, then pin every pooled
+                // connection's search_path to it.
+                let admin = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .connect(url)
+                    .await?;
+                admin
+                    .execute(format!("CREATE SCHEMA IF NOT EXISTS \"{service}\"").as_str())
+                    .await?;
+                admin.close().await;
+                let set_path = format!("SET search_path TO \"{service}\"");
+                let pool = AnyPoolOptions::new()
+                    .max_connections(max_connections)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .after_connect(move |conn, _| {
+                        let set_path = set_path.clone();
+                        Box::pin(async move {
+                            conn.execute(set_path.as_str()).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?;
+                Database {
+                    pool,
+                    dialect: Dialect::Postgres,
+                    service,
+                }
+            }
+            DatabaseUrl::SqliteDir(dir) => {
+                std::fs::create_dir_all(dir)?;
+                let file = dir.join(format!("{service}.db"));
+                let url = format!("sqlite://{}?mode=rwc", file.display());
+                let pool = AnyPoolOptions::new()
+                    .max_connections(max_connections.min(8))
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url)
+                    .await?;
+                Database {
+                    pool,
+                    dialect: Dialect::Sqlite,
+                    service,
+                }
+            }
+        };
+        migrator.run(&db.pool).await?;
+        Ok(db)
+    }
+
+    pub fn readiness(&self) -> ReadinessCheck {
+        let pool = self.pool.clone();
+        ReadinessCheck::new(format!("database:{}", self.service), move || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query("SELECT 1")
+                    .execute(&pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseUrl::Postgres(url) => f.write_str(url),
+            DatabaseUrl::SqliteDir(dir) => write!(f, "sqlite://{}", dir.display()),
+        }
+    }
+}
+
+/// Creates the PostgreSQL database `url` names when it does not exist (tests and
+/// benchmarks; production databases are provisioned by their operators).
+pub async fn create_postgres_database(url: &str) -> anyhow::Result<()> {
+    sqlx::any::install_default_drivers();
+    let (server, name) = url
+        .rsplit_once('/')
+        .ok_or_else(|| anyhow::anyhow!("no database name in {url}"))?;
+    let name = name.split('?').next().unwrap_or(name);
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        anyhow::bail!("database name `{name}` must be letters, digits and underscores");
+    }
+    let admin = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("{server}/postgres"))
+        .await?;
+    let exists = sqlx::query("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_optional(&admin)
+        .await?;
+    if exists.is_none()
+        && let Err(e) = admin
+            .execute(format!("CREATE DATABASE \"{name}\"").as_str())
+            .await
+    {
+        // Another process may have created it between the check and here.
+        let raced = sqlx::query("SELECT 1 FROM pg_database WHERE datname = $1")
+            .bind(name)
+            .fetch_optional(&admin)
+            .await?;
+        if raced.is_none() {
+            return Err(e.into());
+        }
+    }
+    admin.close().await;
+    Ok(())
+}

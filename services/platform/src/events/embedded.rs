@@ -1,0 +1,156 @@
+//! The embedded event bus: a durable append-only log in SQLite with one cursor per
+//! consumer group and topic, so `ww dev` keeps Kafka's semantics (groups, at-least-once,
+//! commit after success, survives restarts) with no broker.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::Row;
+use tokio::sync::watch;
+
+use super::{BusError, Envelope, Handler, deliver};
+use crate::db::{Database, DatabaseUrl};
+use crate::http::ReadinessCheck;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/bus");
+
+pub struct EmbeddedBus {
+    db: Database,
+    appended: watch::Sender<u64>,
+}
+
+impl EmbeddedBus {
+    /// Opens (or creates) the log in `dir/bus.db`.
+    pub async fn open(dir: &Path) -> anyhow::Result<Self> {
+        let db = Database::open(
+            &DatabaseUrl::SqliteDir(dir.to_path_buf()),
+            "bus",
+            4,
+            &MIGRATOR,
+        )
+        .await?;
+        let (appended, _) = watch::channel(0);
+        Ok(Self { db, appended })
+    }
+
+    pub(super) async fn publish(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+    ) -> Result<(), BusError> {
+        let payload = std::str::from_utf8(payload).map_err(|e| BusError::Other(e.to_string()))?;
+        sqlx::query("INSERT INTO bus_events (topic, msg_key, payload) VALUES ($1, $2, $3)")
+            .bind(topic)
+            .bind(key)
+            .bind(payload)
+            .execute(&self.db.pool)
+            .await?;
+        self.appended.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    pub(super) fn readiness(&self) -> ReadinessCheck {
+        let pool = self.db.pool.clone();
+        ReadinessCheck::new("event-log", move || {
+            let pool = pool.clone();
+            async move {
+                sqlx::query("SELECT 1")
+                    .execute(&pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
+        })
+    }
+
+    async fn cursor(&self, group: &str, topic: &str) -> Result<i64, sqlx::Error> {
+        let row =
+            sqlx::query("SELECT last_seq FROM bus_offsets WHERE group_id = $1 AND topic = $2")
+                .bind(group)
+                .bind(topic)
+                .fetch_optional(&self.db.pool)
+                .await?;
+        Ok(row.map_or(0, |r| r.get::<i64, _>(0)))
+    }
+
+    async fn commit(&self, group: &str, topic: &str, seq: i64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO bus_offsets (group_id, topic, last_seq) VALUES ($1, $2, $3) \
+             ON CONFLICT (group_id, topic) DO UPDATE SET last_seq = excluded.last_seq",
+        )
+        .bind(group)
+        .bind(topic)
+        .bind(seq)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn batch(&self, topic: &str, after: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
+        let rows = sqlx::query("SELECT seq, payload FROM bus_events WHERE topic = $1 AND seq > $2 ORDER BY seq LIMIT 256")
+            .bind(topic)
+            .bind(after)
+            .fetch_all(&self.db.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1)))
+            .collect())
+    }
+}
+
+pub(super) async fn consume<H: Handler>(
+    bus: Arc<EmbeddedBus>,
+    group: String,
+    topics: Vec<String>,
+    handler: Arc<H>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut appended = bus.appended.subscribe();
+    loop {
+        let mut progressed = false;
+        for topic in &topics {
+            match drain(&bus, &group, topic, handler.as_ref(), &mut stop).await {
+                Ok(Some(n)) => progressed |= n > 0,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(group = %group, error = %e, "event log read failed; retrying")
+                }
+            }
+        }
+        if progressed {
+            continue;
+        }
+        tokio::select! {
+            _ = appended.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Delivers every pending event of one topic; `None` when stopped midway.
+async fn drain<H: Handler>(
+    bus: &EmbeddedBus,
+    group: &str,
+    topic: &str,
+    handler: &H,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<usize>, sqlx::Error> {
+    let cursor = bus.cursor(group, topic).await?;
+    let batch = bus.batch(topic, cursor).await?;
+    for (seq, payload) in &batch {
+        match serde_json::from_str::<Envelope>(payload) {
+            Ok(event) => {
+                if !deliver(handler, &event, stop).await {
+                    return Ok(None);
+                }
+            }
+            Err(e) => tracing::error!(topic, seq, error = %e, "skipping malformed event"),
+        }
+        bus.commit(group, topic, *seq).await?;
+    }
+    Ok(Some(batch.len()))
+}

@@ -1,0 +1,209 @@
+//! Kafka through rdkafka: an idempotent producer (acks=all) and consumer groups that
+//! store an offset only after the handler succeeded (at-least-once).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
+use tokio::sync::watch;
+
+use super::{BusError, Envelope, Handler, deliver};
+use crate::http::ReadinessCheck;
+
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Kafka")]
+pub struct KafkaConfig {
+    /// Bootstrap servers, e.g. `kafka-0:9092,kafka-1:9092`.
+    #[arg(long, env = "WW_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// Prefix of every topic and consumer group name (one cluster, several environments).
+    #[arg(long, env = "WW_KAFKA_PREFIX", default_value = "")]
+    pub kafka_prefix: String,
+    /// Partitions of topics this process creates.
+    #[arg(long, env = "WW_KAFKA_PARTITIONS", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=1024))]
+    pub kafka_partitions: i32,
+    /// Replication factor of topics this process creates.
+    #[arg(long, env = "WW_KAFKA_REPLICATION_FACTOR", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=16))]
+    pub kafka_replication_factor: i32,
+}
+
+pub struct KafkaBus {
+    config: KafkaConfig,
+    brokers: String,
+    producer: FutureProducer,
+}
+
+impl KafkaBus {
+    pub fn new(config: &KafkaConfig) -> Result<Self, BusError> {
+        let brokers = config.kafka_brokers.clone().ok_or_else(|| {
+            BusError::Other("no Kafka brokers configured: set WW_KAFKA_BROKERS".to_owned())
+        })?;
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("client.id", "weatherwise")
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "1")
+            .set("message.timeout.ms", "10000")
+            .create()?;
+        Ok(Self {
+            config: config.clone(),
+            brokers,
+            producer,
+        })
+    }
+
+    fn topic(&self, name: &str) -> String {
+        format!("{}{name}", self.config.kafka_prefix)
+    }
+
+    pub(super) async fn publish(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+    ) -> Result<(), BusError> {
+        let topic = self.topic(topic);
+        let record = FutureRecord::to(&topic).key(key).payload(payload);
+        self.producer
+            .send(record, Duration::from_secs(5))
+            .await
+            .map_err(|(e, _)| BusError::Kafka(e))?;
+        Ok(())
+    }
+
+    pub(super) async fn ensure_topics(&self, topics: &[&str]) -> Result<(), BusError> {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .create()?;
+        let names: Vec<String> = topics.iter().map(|t| self.topic(t)).collect();
+        let new: Vec<NewTopic<'_>> = names
+            .iter()
+            .map(|n| {
+                NewTopic::new(
+                    n,
+                    self.config.kafka_partitions,
+                    TopicReplication::Fixed(self.config.kafka_replication_factor),
+                )
+            })
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        for result in admin.create_topics(&new, &options).await? {
+            match result {
+                Ok(name) => tracing::info!(topic = %name, "created topic"),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    return Err(BusError::Other(format!(
+                        "cannot create topic {name}: {code}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn readiness(&self) -> ReadinessCheck {
+        let producer = self.producer.clone();
+        ReadinessCheck::new("kafka", move || {
+            let producer = producer.clone();
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    producer
+                        .client()
+                        .fetch_metadata(None, Duration::from_secs(2))
+                        .map(|_| ())
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+            }
+        })
+    }
+
+    fn consumer(&self, group: &str) -> Result<StreamConsumer, KafkaError> {
+        ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", format!("{}{group}", self.config.kafka_prefix))
+            .set("client.id", format!("weatherwise-{group}"))
+            .set("enable.auto.commit", "true")
+            .set("auto.commit.interval.ms", "500")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .create()
+    }
+}
+
+pub(super) async fn consume<H: Handler>(
+    bus: Arc<KafkaBus>,
+    group: String,
+    topics: Vec<String>,
+    handler: Arc<H>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let consumer = loop {
+        match bus.consumer(&group) {
+            Ok(c) => break c,
+            Err(e) => {
+                tracing::error!(group = %group, error = %e, "cannot create Kafka consumer; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        }
+    };
+    let names: Vec<String> = topics.iter().map(|t| bus.topic(t)).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    if let Err(e) = consumer.subscribe(&refs) {
+        tracing::error!(group = %group, error = %e, "cannot subscribe");
+        return;
+    }
+    tracing::info!(group = %group, topics = ?names, "consumer started");
+    loop {
+        let message = tokio::select! {
+            m = consumer.recv() => m,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(group = %group, error = %e, "consumer error");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let parsed = message.payload().map(serde_json::from_slice::<Envelope>);
+        match parsed {
+            Some(Ok(event)) => {
+                if !deliver(handler.as_ref(), &event, &mut stop).await {
+                    break;
+                }
+            }
+            // A message that is not an envelope can never succeed: log it and move on
+            // instead of blocking the partition forever.
+            Some(Err(e)) => {
+                metrics::counter!("events_malformed_total", "topic" => message.topic().to_owned())
+                    .increment(1);
+                tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(), error = %e, "skipping malformed event");
+            }
+            None => {}
+        }
+        if let Err(e) = consumer.store_offset_from_message(&message) {
+            tracing::warn!(group = %group, error = %e, "cannot store offset");
+        }
+    }
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+        // Nothing stored since the last automatic commit is also reported as an error.
+        tracing::debug!(group = %group, error = %e, "final commit");
+    }
+    tracing::info!(group = %group, "consumer stopped");
+}

@@ -1,0 +1,130 @@
+//! The event bus: JSON envelopes on topics keyed by the entity whose order matters.
+//! Kafka in production; in the embedded mode a durable log in SQLite with the same
+//! semantics (consumer groups, at-least-once, commit after the handler succeeded).
+//! Handlers must be idempotent: by event id or by a natural unique key.
+
+pub mod contracts;
+mod embedded;
+mod envelope;
+mod kafka;
+mod outbox;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use embedded::EmbeddedBus;
+pub use envelope::Envelope;
+pub use kafka::{KafkaBus, KafkaConfig};
+pub use outbox::Outbox;
+
+use crate::http::ReadinessCheck;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("event log: {0}")]
+    Log(#[from] sqlx::Error),
+    #[error("encoding: {0}")]
+    Encoding(#[from] serde_json::Error),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Something that handles events delivered to a consumer group. Returning an error
+/// leaves the event uncommitted: it is retried (with backoff) until it succeeds.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, event: &Envelope) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+#[derive(Clone)]
+pub enum EventBus {
+    Kafka(Arc<KafkaBus>),
+    Embedded(Arc<EmbeddedBus>),
+}
+
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EventBus::Kafka(_) => write!(f, "EventBus::Kafka"),
+            EventBus::Embedded(_) => write!(f, "EventBus::Embedded"),
+        }
+    }
+}
+
+impl EventBus {
+    /// Appends `event` to `topic` under `key`; returns once the backend made it durable
+    /// (Kafka: acknowledged by all in-sync replicas).
+    pub async fn publish(&self, topic: &str, key: &str, event: &Envelope) -> Result<(), BusError> {
+        let payload = serde_json::to_vec(event)?;
+        match self {
+            EventBus::Kafka(k) => k.publish(topic, key, &payload).await,
+            EventBus::Embedded(e) => e.publish(topic, key, &payload).await,
+        }
+    }
+
+    /// Creates the topics that do not exist yet (the broker never auto-creates them).
+    pub async fn ensure_topics(&self, topics: &[&str]) -> Result<(), BusError> {
+        match self {
+            EventBus::Kafka(k) => k.ensure_topics(topics).await,
+            EventBus::Embedded(_) => Ok(()),
+        }
+    }
+
+    /// Runs `handler` for every event on `topics` delivered to consumer `group`, until
+    /// `stop` turns true.
+    pub fn spawn_consumer<H: Handler>(
+        &self,
+        group: &str,
+        topics: &[&str],
+        handler: H,
+        stop: watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
+        let handler = Arc::new(handler);
+        let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
+        let group = group.to_owned();
+        match self {
+            EventBus::Kafka(k) => {
+                tokio::spawn(kafka::consume(k.clone(), group, topics, handler, stop))
+            }
+            EventBus::Embedded(e) => {
+                tokio::spawn(embedded::consume(e.clone(), group, topics, handler, stop))
+            }
+        }
+    }
+
+    pub fn readiness(&self) -> ReadinessCheck {
+        match self {
+            EventBus::Kafka(k) => k.readiness(),
+            EventBus::Embedded(e) => e.readiness(),
+        }
+    }
+}
+
+/// Delivers one event, retrying with capped exponential backoff until the handler
+/// succeeds. Returns false when asked to stop first (the event stays uncommitted).
+async fn deliver<H: Handler>(
+    handler: &H,
+    event: &Envelope,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match handler.handle(event).await {
+            Ok(()) => return true,
+            Err(e) => {
+                metrics::counter!("events_handler_failures_total", "type" => event.kind.clone())
+                    .increment(1);
+                tracing::warn!(event_id = %event.id, event_type = %event.kind, error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "event handler failed; retrying");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.wait_for(|s| *s) => return false,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,102 @@
+//! User profiles. A profile is created by consuming `UserRegistered` (never by a call
+//! from auth); until then `GET /api/users/me` answers a profile marked `pending`.
+//! Edits are announced as `UserProfileUpdated` through the outbox.
+
+mod handlers;
+pub mod model;
+mod store;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::get;
+use platform::auth::JwtKeys;
+use platform::clock::Clock;
+use platform::db::Database;
+use platform::events::contracts::{USER_REGISTERED, UserRegistered, topics};
+use platform::events::{Envelope, Handler, Outbox};
+use platform::service::{Context, Started};
+use utoipa::OpenApi;
+
+pub const SERVICE: &str = "user";
+/// The consumer group that builds profiles from identity events.
+pub const GROUP: &str = "user.profiles";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(OpenApi)]
+#[openapi(paths(handlers::me, handlers::update_me), tags((name = "users", description = "Your profile")))]
+struct ApiDoc;
+
+#[derive(Clone)]
+pub struct UserState {
+    db: Database,
+    keys: Arc<JwtKeys>,
+    outbox: Outbox,
+    clock: Clock,
+}
+
+impl FromRef<UserState> for Arc<JwtKeys> {
+    fn from_ref(state: &UserState) -> Self {
+        state.keys.clone()
+    }
+}
+
+pub fn router(state: UserState) -> Router {
+    Router::new()
+        .route(
+            "/api/users/me",
+            get(handlers::me).patch(handlers::update_me),
+        )
+        .with_state(state)
+}
+
+/// Creates profiles from `UserRegistered`; idempotent by the user id.
+struct ProfileBuilder {
+    db: Database,
+    clock: Clock,
+}
+
+impl Handler for ProfileBuilder {
+    async fn handle(&self, event: &Envelope) -> anyhow::Result<()> {
+        if event.kind != USER_REGISTERED {
+            return Ok(());
+        }
+        let registered: UserRegistered = event.decode()?;
+        let created =
+            store::create_from_signup(&self.db.pool, &registered, self.clock.now_millis()).await?;
+        tracing::debug!(user_id = %registered.user_id, created, "profile from signup");
+        Ok(())
+    }
+}
+
+pub async fn start(ctx: &Context) -> anyhow::Result<Started> {
+    let db = Database::open(&ctx.database, SERVICE, ctx.db_max_connections, &MIGRATOR).await?;
+    ctx.bus
+        .ensure_topics(&[topics::IDENTITY, topics::PROFILES])
+        .await?;
+    let outbox = Outbox::new(db.clone(), ctx.bus.clone());
+    let consumer = ctx.bus.spawn_consumer(
+        GROUP,
+        &[topics::IDENTITY],
+        ProfileBuilder {
+            db: db.clone(),
+            clock: ctx.clock.clone(),
+        },
+        ctx.stop.clone(),
+    );
+    let state = UserState {
+        db: db.clone(),
+        keys: ctx.keys.clone(),
+        outbox: outbox.clone(),
+        clock: ctx.clock.clone(),
+    };
+    Ok(Started {
+        name: SERVICE,
+        router: router(state),
+        openapi: ApiDoc::openapi(),
+        readiness: vec![db.readiness(), ctx.bus.readiness()],
+        tasks: vec![consumer, outbox.spawn_relay(ctx.stop.clone())],
+    })
+}

@@ -1,0 +1,291 @@
+//! `ww bench http`: `GET /api/users/me` with valid tokens at a fixed concurrency against
+//! `ww serve auth user` on PostgreSQL, Redis and Kafka, beside the ceiling (a minimal
+//! axum handler, same client, same run), then login throughput (Argon2id-bound).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use base64::Engine;
+use rand::RngCore;
+use serde_json::json;
+
+use super::load::{self, Stats};
+use super::proc::{ChildProc, free_addr};
+
+#[derive(Debug, clap::Args)]
+pub struct HttpBenchArgs {
+    /// Seconds each measured phase runs.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub duration_seconds: u64,
+    /// Concurrent connections for `/api/users/me` and the ceiling.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub concurrency: u64,
+    /// Concurrent connections for login.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub login_concurrency: u64,
+    /// Distinct users whose tokens the `/me` load rotates through.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub users: u64,
+    /// PostgreSQL database of the service under test (created when missing).
+    #[arg(
+        long,
+        env = "WW_BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/ww_bench"
+    )]
+    pub database_url: String,
+    #[arg(
+        long,
+        env = "WW_BENCH_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379/"
+    )]
+    pub redis_url: String,
+    #[arg(long, env = "WW_BENCH_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+    /// Print one JSON object with the figures as the last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: HttpBenchArgs) -> anyhow::Result<()> {
+    let duration = Duration::from_secs(args.duration_seconds);
+    platform::db::create_postgres_database(&args.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot prepare the benchmark database {}",
+                args.database_url
+            )
+        })?;
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let mut secret = [0u8; 48];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+    let service_addr = free_addr()?;
+    let env: Vec<(String, String)> = [
+        ("WW_DATABASE_URL", args.database_url.clone()),
+        ("WW_REDIS_URL", args.redis_url.clone()),
+        ("WW_REDIS_KEY_PREFIX", format!("ww-bench:{run_id}:")),
+        ("WW_KAFKA_BROKERS", args.kafka_brokers.clone()),
+        ("WW_KAFKA_PREFIX", "bench.".to_owned()),
+        ("WW_JWT_KEYS", format!("bench={secret}")),
+        ("WW_LOGIN_MAX_PER_ADDRESS", "100000000".to_owned()),
+        ("WW_LOG_FORMAT", "json".to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let serve_args = [
+        "serve",
+        "auth",
+        "user",
+        "--listen",
+        &service_addr.to_string(),
+    ]
+    .map(str::to_owned);
+    eprintln!("starting `ww serve auth user` on {service_addr} (PostgreSQL, Redis, Kafka)…");
+    let service = ChildProc::start(&serve_args, &env, service_addr, "/readyz").await?;
+    let ceiling_addr = free_addr()?;
+    let ceiling_args =
+        ["internal", "ceiling", "--listen", &ceiling_addr.to_string()].map(str::to_owned);
+    let ceiling = ChildProc::start(&ceiling_args, &[], ceiling_addr, super::ceiling::PATH).await?;
+
+    let password = "bench-password-rainy-day";
+    let users = prepare_users(service_addr, &run_id, args.users, password).await?;
+    let tokens: Arc<Vec<String>> = Arc::new(users.iter().map(|(_, t)| t.clone()).collect());
+    let emails: Arc<Vec<String>> = Arc::new(users.iter().map(|(e, _)| e.clone()).collect());
+
+    let concurrency = usize::try_from(args.concurrency)?;
+    eprintln!("warming up…");
+    let warm = Duration::from_secs(2);
+    let _ = load::run(
+        ceiling_addr,
+        concurrency,
+        warm,
+        get_maker(ceiling_addr, super::ceiling::PATH, None),
+    )
+    .await;
+    let _ = load::run(
+        service_addr,
+        concurrency,
+        warm,
+        get_maker(service_addr, "/api/users/me", Some(tokens.clone())),
+    )
+    .await;
+
+    eprintln!(
+        "measuring the ceiling for {}s at concurrency {concurrency}…",
+        duration.as_secs()
+    );
+    let ceiling_stats = load::run(
+        ceiling_addr,
+        concurrency,
+        duration,
+        get_maker(ceiling_addr, super::ceiling::PATH, None),
+    )
+    .await;
+    eprintln!(
+        "measuring GET /api/users/me for {}s at concurrency {concurrency}…",
+        duration.as_secs()
+    );
+    let me_stats = load::run(
+        service_addr,
+        concurrency,
+        duration,
+        get_maker(service_addr, "/api/users/me", Some(tokens.clone())),
+    )
+    .await;
+    let login_concurrency = usize::try_from(args.login_concurrency)?;
+    eprintln!(
+        "measuring POST /api/auth/login for {}s at concurrency {login_concurrency}…",
+        duration.as_secs()
+    );
+    let login_stats = load::run(service_addr, login_concurrency, duration, {
+        let emails = emails.clone();
+        Arc::new(move |w, n| {
+            let email = &emails[(w + n as usize * 7) % emails.len()];
+            load::request(
+                "POST",
+                service_addr,
+                "/api/auth/login",
+                None,
+                Some(&json!({"email": email, "password": password})),
+            )
+        })
+    })
+    .await;
+    service.stop().await;
+    ceiling.stop().await;
+
+    let auth_defaults = auth::AuthConfig::default();
+    let ratio = me_stats.count(200) as f64
+        / duration_of(&me_stats)
+        / (ceiling_stats.count(200) as f64 / duration_of(&ceiling_stats)).max(1e-9);
+    println!(
+        "ww bench http — {} cores, concurrency {concurrency}, {}s per phase",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        duration.as_secs()
+    );
+    print_row("ceiling (minimal axum)", &ceiling_stats);
+    print_row("GET /api/users/me", &me_stats);
+    print_row("POST /api/auth/login", &login_stats);
+    println!("ratio /me ÷ ceiling (200s per second): {ratio:.3}   (target ≥ 0.5)");
+    println!(
+        "login cost: {} (OWASP minimum; slow by design)",
+        auth::describe_hash_cost(&auth_defaults)
+    );
+    let healthy = me_stats.count(200) == me_stats.answered() && me_stats.errors == 0;
+    if !healthy {
+        println!(
+            "WARNING: /me answered non-200 statuses or failed: {:?}, errors {}",
+            me_stats.statuses, me_stats.errors
+        );
+    }
+    if args.json {
+        let summary = json!({
+            "me_rps": round(me_stats.count(200) as f64 / duration_of(&me_stats)),
+            "me_p50_ms": round(me_stats.ms(0.5)),
+            "me_p99_ms": round(me_stats.ms(0.99)),
+            "ceiling_rps": round(ceiling_stats.count(200) as f64 / duration_of(&ceiling_stats)),
+            "ceiling_p99_ms": round(ceiling_stats.ms(0.99)),
+            "ratio": round(ratio),
+            "login_rps": round(login_stats.count(200) as f64 / duration_of(&login_stats)),
+            "login_p99_ms": round(login_stats.ms(0.99)),
+            "login_hash": auth::describe_hash_cost(&auth_defaults),
+            "concurrency": concurrency,
+            "login_concurrency": login_concurrency,
+            "duration_s": duration.as_secs(),
+            "me_non_200": me_stats.answered() - me_stats.count(200) + me_stats.errors,
+        });
+        println!("{summary}");
+    }
+    Ok(())
+}
+
+fn duration_of(s: &Stats) -> f64 {
+    s.elapsed.as_secs_f64().max(1e-9)
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+fn print_row(name: &str, s: &Stats) {
+    println!(
+        "{name:<24} {:>9.0} req/s   p50 {:>7.2} ms   p90 {:>7.2} ms   p99 {:>7.2} ms   max {:>8.2} ms   statuses {:?} errors {}",
+        s.rps(),
+        s.ms(0.5),
+        s.ms(0.9),
+        s.ms(0.99),
+        s.ms(1.0),
+        s.statuses,
+        s.errors
+    );
+}
+
+fn get_maker(
+    addr: std::net::SocketAddr,
+    path: &'static str,
+    tokens: Option<Arc<Vec<String>>>,
+) -> load::MakeRequest {
+    Arc::new(move |w, n| {
+        let token = tokens
+            .as_ref()
+            .map(|t| t[(w + n as usize) % t.len()].as_str());
+        load::request("GET", addr, path, token, None)
+    })
+}
+
+/// Signs up `count` users, waits until their profiles exist (the signup event went
+/// through Kafka to the user service) and logs each in. Returns (email, access token).
+async fn prepare_users(
+    addr: std::net::SocketAddr,
+    run_id: &str,
+    count: u64,
+    password: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    eprintln!("signing up {count} users…");
+    let mut users = Vec::new();
+    for i in 0..count {
+        let email = format!("bench-{run_id}-{i}@example.com");
+        let (status, body) = load::post_once(
+            addr,
+            "/api/auth/signup",
+            &json!({"email": email, "password": password, "nickname": format!("bench{i}")}),
+        )
+        .await?;
+        anyhow::ensure!(status == 201, "signup answered {status}: {body}");
+        let (status, body) = load::post_once(
+            addr,
+            "/api/auth/login",
+            &json!({"email": email, "password": password}),
+        )
+        .await?;
+        anyhow::ensure!(status == 200, "login answered {status}: {body}");
+        let token = body["accessToken"]
+            .as_str()
+            .context("no accessToken")?
+            .to_owned();
+        users.push((email, token));
+    }
+    let started = Instant::now();
+    for (_, token) in &users {
+        loop {
+            let (status, body) = load::get_once(addr, "/api/users/me", Some(token)).await?;
+            if status == 200 && body["status"] == "active" {
+                break;
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(60),
+                "profiles not created within 60s (last answer {status}: {body})"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    eprintln!(
+        "profiles of {count} users created through Kafka in {:?}",
+        started.elapsed()
+    );
+    Ok(users)
+}

@@ -1,0 +1,191 @@
+//! A small closed-loop HTTP/1.1 load generator: `concurrency` keep-alive connections,
+//! each sending its next request when the previous answer arrived, until a deadline.
+//! Latencies go into an HDR histogram in microseconds.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// Builds the `n`-th request of worker `w`.
+pub type MakeRequest = Arc<dyn Fn(usize, u64) -> Request<Full<Bytes>> + Send + Sync>;
+
+#[derive(Debug, Clone)]
+pub struct Stats {
+    pub statuses: BTreeMap<u16, u64>,
+    /// Connection or protocol failures (no HTTP answer).
+    pub errors: u64,
+    pub latency_us: Histogram<u64>,
+    pub elapsed: Duration,
+}
+
+impl Stats {
+    fn new() -> Self {
+        Self {
+            statuses: BTreeMap::new(),
+            errors: 0,
+            latency_us: Histogram::new_with_bounds(1, 120_000_000, 3)
+                .expect("constant bounds are valid"),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    pub fn answered(&self) -> u64 {
+        self.statuses.values().sum()
+    }
+
+    pub fn count(&self, status: u16) -> u64 {
+        self.statuses.get(&status).copied().unwrap_or(0)
+    }
+
+    pub fn rps(&self) -> f64 {
+        self.answered() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Latency at quantile `q` (0..=1), in milliseconds.
+    pub fn ms(&self, q: f64) -> f64 {
+        self.latency_us.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    fn merge(&mut self, other: &Stats) {
+        for (s, n) in &other.statuses {
+            *self.statuses.entry(*s).or_default() += n;
+        }
+        self.errors += other.errors;
+        let _ = self.latency_us.add(&other.latency_us);
+    }
+}
+
+/// Runs the closed loop for `duration` and returns the merged figures.
+pub async fn run(
+    addr: SocketAddr,
+    concurrency: usize,
+    duration: Duration,
+    make: MakeRequest,
+) -> Stats {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let workers: Vec<_> = (0..concurrency)
+        .map(|w| tokio::spawn(worker(addr, w, deadline, make.clone())))
+        .collect();
+    let mut total = Stats::new();
+    for w in workers {
+        if let Ok(stats) = w.await {
+            total.merge(&stats);
+        }
+    }
+    total.elapsed = started.elapsed();
+    total
+}
+
+async fn worker(addr: SocketAddr, w: usize, deadline: Instant, make: MakeRequest) -> Stats {
+    let mut stats = Stats::new();
+    let mut n = 0u64;
+    'connect: while Instant::now() < deadline {
+        let Ok(stream) = TcpStream::connect(addr).await else {
+            stats.errors += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok((mut sender, conn)) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
+        else {
+            stats.errors += 1;
+            continue;
+        };
+        tokio::spawn(conn);
+        while Instant::now() < deadline {
+            let req = make(w, n);
+            n += 1;
+            let sent = Instant::now();
+            if sender.ready().await.is_err() {
+                stats.errors += 1;
+                continue 'connect;
+            }
+            match sender.send_request(req).await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let _ = resp.into_body().collect().await;
+                    let us = u64::try_from(sent.elapsed().as_micros())
+                        .unwrap_or(u64::MAX)
+                        .max(1);
+                    let _ = stats.latency_us.record(us);
+                    *stats.statuses.entry(status).or_default() += 1;
+                }
+                Err(_) => {
+                    stats.errors += 1;
+                    continue 'connect;
+                }
+            }
+        }
+    }
+    stats
+}
+
+/// A request with the headers every benchmark request carries.
+pub fn request(
+    method: &str,
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> Request<Full<Bytes>> {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    if let Some(t) = token {
+        builder = builder.header("authorization", format!("Bearer {t}"));
+    }
+    let body = match body {
+        Some(json) => {
+            builder = builder.header("content-type", "application/json");
+            Full::new(Bytes::from(json.to_string()))
+        }
+        None => Full::new(Bytes::new()),
+    };
+    builder
+        .body(body)
+        .unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
+}
+
+/// One request on a fresh connection; returns the status and the JSON body (or Null).
+pub async fn send_once(
+    addr: SocketAddr,
+    req: Request<Full<Bytes>>,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let resp = sender.send_request(req).await?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok((
+        status,
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+    ))
+}
+
+pub async fn get_once(
+    addr: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    send_once(addr, request("GET", addr, path, token, None)).await
+}
+
+pub async fn post_once(
+    addr: SocketAddr,
+    path: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    send_once(addr, request("POST", addr, path, None, Some(body))).await
+}

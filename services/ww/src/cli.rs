@@ -1,0 +1,123 @@
+//! The command line: `ww serve`, `ww dev`, `ww bench`. Every flag also reads an
+//! environment variable, named in `--help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use platform::config::{HttpConfig, JwtConfig};
+use platform::counters::RedisConfig;
+use platform::db::DatabaseConfig;
+use platform::events::KafkaConfig;
+use platform::telemetry::LogFormat;
+
+use crate::bench;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ww",
+    version,
+    about = "WeatherWise: weather, missions, coupons and chat on Kubernetes.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the named services against PostgreSQL, Redis and Kafka (production).
+    Serve(ServeArgs),
+    /// Run every service in one process on embedded backends: no infrastructure needed.
+    Dev(DevArgs),
+    /// Rerunnable benchmarks that print figures, ratios against a ceiling measured in
+    /// the same run, and with --json one JSON object as the last line.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// Helpers the benchmarks start as separate processes.
+    #[command(subcommand, hide = true)]
+    Internal(InternalCommand),
+}
+
+/// A service role this binary can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+pub enum ServiceName {
+    /// Signup, login, refresh, logout.
+    Auth,
+    /// Profiles (`/api/users/me`), built from signup events.
+    User,
+}
+
+impl ServiceName {
+    pub fn all() -> Vec<ServiceName> {
+        ServiceName::value_variants().to_vec()
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The services to run in this process.
+    #[arg(
+        required = true,
+        value_enum,
+        env = "WW_SERVICES",
+        value_delimiter = ','
+    )]
+    pub services: Vec<ServiceName>,
+    /// Address to listen on.
+    #[arg(long, env = "WW_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "WW_LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub http: HttpConfig,
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub redis: RedisConfig,
+    #[command(flatten)]
+    pub kafka: KafkaConfig,
+    #[command(flatten)]
+    pub jwt: JwtConfig,
+    #[command(flatten)]
+    pub auth: auth::AuthConfig,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DevArgs {
+    /// Address to listen on.
+    #[arg(long, env = "WW_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where the embedded databases, event log and signing key are kept across restarts.
+    #[arg(long, env = "WW_DATA_DIR", default_value = ".ww-data")]
+    pub data_dir: PathBuf,
+    /// Log format.
+    #[arg(long, env = "WW_LOG_FORMAT", value_enum, default_value = "pretty")]
+    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub http: HttpConfig,
+    #[command(flatten)]
+    pub auth: auth::AuthConfig,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InternalCommand {
+    /// A minimal axum server: the ceiling benchmarks compare against.
+    Ceiling {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => crate::serve::run(args).await,
+        Command::Dev(args) => crate::dev::run(args).await,
+        Command::Bench(cmd) => bench::run(cmd).await,
+        Command::Internal(InternalCommand::Ceiling { listen }) => {
+            bench::ceiling::serve(listen).await
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! `ww dev`: every service in one process on embedded backends — SQLite files, the
+//! SQLite event log and in-memory counters under one data directory — so the whole app
+//! runs with one command and keeps its data across restarts.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use base64::Engine;
+use platform::auth::JwtKeys;
+use platform::clock::Clock;
+use platform::config::KeyRing;
+use platform::counters::Counters;
+use platform::db::DatabaseUrl;
+use platform::events::{EmbeddedBus, EventBus};
+use platform::http::{ForwardedPolicy, shutdown_signal};
+use platform::service::Context;
+use rand::RngCore;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app;
+use crate::cli::{DevArgs, ServiceName};
+
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    platform::telemetry::init(args.log_format);
+    let stop = shutdown_signal();
+    let ctx = context(&args.data_dir, stop.clone()).await?;
+    let app = app::build(&ServiceName::all(), &ctx, &args.auth, &args.http.settings()).await?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("{}", banner(&format!("http://{addr}"), &args.data_dir));
+    app.run(listener, stop).await
+}
+
+/// The embedded backends, all kept under `data_dir`.
+pub async fn context(data_dir: &Path, stop: watch::Receiver<bool>) -> anyhow::Result<Context> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let secret = signing_secret(data_dir)?;
+    let keys = JwtKeys::new(
+        &KeyRing(vec![("dev".to_owned(), secret)]),
+        None,
+        "weatherwise",
+    )?;
+    let bus = EmbeddedBus::open(data_dir)
+        .await
+        .context("cannot open the embedded event log")?;
+    Ok(Context {
+        database: DatabaseUrl::SqliteDir(data_dir.to_path_buf()),
+        db_max_connections: 8,
+        counters: Counters::memory(),
+        bus: EventBus::Embedded(Arc::new(bus)),
+        keys: Arc::new(keys),
+        clock: Clock::System,
+        forwarded: Arc::new(ForwardedPolicy::default()),
+        stop,
+    })
+}
+
+/// The dev signing key: generated once, kept in the data directory so tokens survive
+/// restarts.
+fn signing_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join("jwt-secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let trimmed = existing.trim();
+        if trimmed.len() >= 32 {
+            return Ok(trimmed.as_bytes().to_vec());
+        }
+    }
+    let mut bytes = [0u8; 48];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    std::fs::write(&path, &secret).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+    }
+    Ok(secret.into_bytes())
+}
+
+fn banner(base: &str, data_dir: &Path) -> String {
+    format!(
+        r#"
+WeatherWise (dev) is running at {base}
+  data: {data}  (SQLite, embedded event log; kept across restarts)
+  API:  {base}/openapi.json    health: {base}/readyz    metrics: {base}/metrics
+
+Try it:
+  curl -s -X POST {base}/api/auth/signup -H 'content-type: application/json' \
+       -d '{{"email":"minji@example.com","password":"rainy-day-umbrella","nickname":"minji"}}'
+  curl -s -X POST {base}/api/auth/login -H 'content-type: application/json' \
+       -d '{{"email":"minji@example.com","password":"rainy-day-umbrella"}}'
+  curl -s {base}/api/users/me -H "authorization: Bearer $ACCESS_TOKEN"
+
+Stop with Ctrl-C.
+"#,
+        data = data_dir.display()
+    )
+}
