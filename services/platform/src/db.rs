@@ -105,8 +105,12 @@ impl Database {
                 std::fs::create_dir_all(dir)?;
                 let file = dir.join(format!("{service}.db"));
                 let url = format!("sqlite://{}?mode=rwc", file.display());
+                // One connection: SQLite allows one writer, and a deferred transaction
+                // that reads then writes fails with SQLITE_BUSY when another connection
+                // wrote in between (busy_timeout does not help). Serialising on one
+                // connection is correct and fast enough for the embedded mode.
                 let pool = AnyPoolOptions::new()
-                    .max_connections(max_connections.min(8))
+                    .max_connections(1)
                     .acquire_timeout(Duration::from_secs(10))
                     .after_connect(|conn, _| {
                         Box::pin(async move {

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole test suite: installs and starts PostgreSQL, Redis and the Kafka-protocol
+# broker where they are missing (idempotently), then runs format and lint checks, every
+# Rust test on both backends, and schemathesis against a running `ww dev`.
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh --quick    Rust tests only (no fmt/clippy/schemathesis)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/backends.sh
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/weatherwise/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+quick=""
+[ "${1:-}" = "--quick" ] && quick=1
+
+command -v cargo >/dev/null || { echo "error: cargo is required (install Rust with rustup)" >&2; exit 1; }
+started=$(date +%s)
+
+log "backends"
+ensure_build_tools
+ensure_postgres
+ensure_redis
+ensure_kafka
+[ -n "$quick" ] || ensure_python_tools
+# The real-backend tests must run here; they fail instead of skipping when this is set.
+export WW_TEST_REQUIRE_BACKENDS=1
+
+# Databases and topics of earlier runs are disposable.
+psql "$WW_TEST_POSTGRES_URL/postgres" -Atqc "select datname from pg_database where datname like 'ww_test_%'" 2>/dev/null |
+  while read -r db; do psql "$WW_TEST_POSTGRES_URL/postgres" -qc "drop database if exists \"$db\"" >/dev/null 2>&1 || true; done
+
+if [ -z "$quick" ]; then
+  log "cargo fmt --check"
+  cargo fmt --all -- --check
+  log "cargo clippy"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+fi
+
+log "cargo test"
+cargo test --workspace --locked
+
+if [ -z "$quick" ]; then
+  log "schemathesis against ww dev"
+  scripts/schemathesis.sh
+fi
+
+log "all tests passed in $(( $(date +%s) - started ))s"
