@@ -1,0 +1,293 @@
+//! Bad input, table-driven: every case is a 4xx `application/problem+json` with a
+//! stable code — never a 5xx — on both backends, and nothing accepted before is lost.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{PASSWORD, TestApp, unique_email};
+use platform::auth::JwtKeys;
+use platform::config::KeyRing;
+use serde_json::json;
+
+struct Case {
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    content_type: Option<&'static str>,
+    auth: Auth,
+    body: Option<String>,
+    status: u16,
+    code: &'static str,
+}
+
+enum Auth {
+    None,
+    Valid,
+    Raw(String),
+}
+
+fn forged(secret: &str, kid: &str, ttl: i64) -> String {
+    let keys = JwtKeys::new(
+        &KeyRing(vec![(kid.to_owned(), secret.as_bytes().to_vec())]),
+        None,
+        "weatherwise",
+    )
+    .unwrap();
+    let now = chrono::Utc::now() + chrono::TimeDelta::seconds(ttl.min(0) * 2);
+    keys.sign(
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+        now,
+        Duration::from_secs(ttl.unsigned_abs()),
+    )
+    .unwrap()
+}
+
+fn cases() -> Vec<Case> {
+    let json = Some("application/json");
+    let signup = |body: &str, status, code| Case {
+        name: "signup",
+        method: "POST",
+        path: "/api/auth/signup",
+        content_type: json,
+        auth: Auth::None,
+        body: Some(body.to_owned()),
+        status,
+        code,
+    };
+    let me = |auth: Auth, status, code| Case {
+        name: "me",
+        method: "GET",
+        path: "/api/users/me",
+        content_type: None,
+        auth,
+        body: None,
+        status,
+        code,
+    };
+    let patch = |body: &str, status, code| Case {
+        name: "patch me",
+        method: "PATCH",
+        path: "/api/users/me",
+        content_type: json,
+        auth: Auth::Valid,
+        body: Some(body.to_owned()),
+        status,
+        code,
+    };
+    vec![
+        signup("{\"email\": ", 400, "malformed-json"),
+        signup("", 400, "malformed-json"),
+        signup("[]", 422, "invalid-body"),
+        signup(
+            r#"{"email": 5, "password": "rainy-day-umbrella", "nickname": "x"}"#,
+            422,
+            "invalid-body",
+        ),
+        signup(
+            r#"{"email": "a@example.com", "password": "rainy-day-umbrella"}"#,
+            422,
+            "invalid-body",
+        ),
+        signup(
+            r#"{"email": "a@example.com", "password": "rainy-day-umbrella", "nickname": "x", "admin": true}"#,
+            422,
+            "invalid-body",
+        ),
+        signup(
+            r#"{"email": "not-an-email", "password": "rainy-day-umbrella", "nickname": "x"}"#,
+            422,
+            "invalid-email",
+        ),
+        signup(
+            &format!(
+                r#"{{"email": "a@example.com", "password": "rainy-day-umbrella", "nickname": "{}"}}"#,
+                "n".repeat(33)
+            ),
+            422,
+            "invalid-nickname",
+        ),
+        signup(
+            &format!(
+                r#"{{"email": "a@example.com", "password": "{}", "nickname": "x"}}"#,
+                "p".repeat(40_000)
+            ),
+            413,
+            "body-too-large",
+        ),
+        Case {
+            name: "signup as form",
+            method: "POST",
+            path: "/api/auth/signup",
+            content_type: Some("application/x-www-form-urlencoded"),
+            auth: Auth::None,
+            body: Some("email=a@example.com".to_owned()),
+            status: 415,
+            code: "unsupported-media-type",
+        },
+        Case {
+            name: "login without content type",
+            method: "POST",
+            path: "/api/auth/login",
+            content_type: None,
+            auth: Auth::None,
+            body: Some("{}".to_owned()),
+            status: 415,
+            code: "unsupported-media-type",
+        },
+        Case {
+            name: "refresh with a number",
+            method: "POST",
+            path: "/api/auth/refresh",
+            content_type: json,
+            auth: Auth::None,
+            body: Some(r#"{"refreshToken": 12}"#.to_owned()),
+            status: 422,
+            code: "invalid-body",
+        },
+        me(Auth::None, 401, "missing-token"),
+        me(
+            Auth::Raw("Basic dXNlcjpwYXNz".to_owned()),
+            401,
+            "invalid-token",
+        ),
+        me(Auth::Raw("Bearer ".to_owned()), 401, "invalid-token"),
+        me(
+            Auth::Raw("Bearer not.a.jwt".to_owned()),
+            401,
+            "invalid-token",
+        ),
+        me(
+            Auth::Raw(format!(
+                "Bearer {}",
+                forged("forged-secret-forged-secret-forged-secret", "test", 60)
+            )),
+            401,
+            "invalid-token",
+        ),
+        me(
+            Auth::Raw(format!(
+                "Bearer {}",
+                forged(common::SECRET, "retired-kid", 60)
+            )),
+            401,
+            "invalid-token",
+        ),
+        me(
+            Auth::Raw(format!("Bearer {}", forged(common::SECRET, "test", -3600))),
+            401,
+            "token-expired",
+        ),
+        patch(
+            r#"{"homeLocation": {"lat": "north", "lon": 0}}"#,
+            422,
+            "invalid-body",
+        ),
+        patch(
+            r#"{"homeLocation": {"lat": 1e400, "lon": 0}}"#,
+            400,
+            "malformed-json",
+        ),
+        patch(
+            r#"{"homeLocation": {"lat": -91, "lon": 0}}"#,
+            422,
+            "invalid-location",
+        ),
+        patch(r#"{"timeZone": "Asia/Nowhere"}"#, 422, "invalid-time-zone"),
+        patch(r#"{"email": "new@example.com"}"#, 422, "invalid-body"),
+        patch("null", 422, "invalid-body"),
+        Case {
+            name: "unknown path",
+            method: "GET",
+            path: "/api/nothing-here",
+            content_type: None,
+            auth: Auth::None,
+            body: None,
+            status: 404,
+            code: "not-found",
+        },
+        Case {
+            name: "wrong method",
+            method: "DELETE",
+            path: "/api/auth/login",
+            content_type: None,
+            auth: Auth::None,
+            body: None,
+            status: 405,
+            code: "method-not-allowed",
+        },
+    ]
+}
+
+on_both_backends!(bad_input_is_a_clear_4xx_problem_and_loses_nothing);
+
+async fn bad_input_is_a_clear_4xx_problem_and_loses_nothing(app: TestApp) {
+    let email = unique_email("keep");
+    let (user_id, token, _) = app.account(&email).await;
+    app.wait_active(&token).await;
+    let kept = app
+        .call(
+            "PATCH",
+            "/api/users/me",
+            Some(&token),
+            Some(json!({"timeZone": "Asia/Seoul"})),
+        )
+        .await;
+    assert_eq!(kept.status, StatusCode::OK);
+
+    let mut failures = Vec::new();
+    for case in cases() {
+        let mut req = Request::builder().method(case.method).uri(case.path);
+        if let Some(ct) = case.content_type {
+            req = req.header("content-type", ct);
+        }
+        match &case.auth {
+            Auth::None => {}
+            Auth::Valid => req = req.header("authorization", format!("Bearer {token}")),
+            Auth::Raw(v) => req = req.header("authorization", v.as_str()),
+        }
+        let body = case.body.clone().map_or_else(Body::empty, Body::from);
+        let resp = app.send(req.body(body).unwrap()).await;
+        let problem = resp.content_type() == "application/problem+json";
+        let well_formed = resp.body["status"] == case.status
+            && resp.body["type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with(case.code));
+        if resp.status.as_u16() != case.status
+            || resp.code() != case.code
+            || !problem
+            || !well_formed
+        {
+            failures.push(format!(
+                "{} {} ({}): expected {} {}, got {} {} [{}] {:?}",
+                case.method,
+                case.path,
+                case.name,
+                case.status,
+                case.code,
+                resp.status,
+                resp.code(),
+                resp.content_type(),
+                resp.body
+            ));
+        }
+        if resp.status.as_u16() == 401 && !resp.headers.contains_key("www-authenticate") {
+            failures.push(format!("{}: 401 without WWW-Authenticate", case.name));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+
+    // What was accepted before the barrage is intact.
+    let me = app.call("GET", "/api/users/me", Some(&token), None).await;
+    assert_eq!(me.body["userId"], user_id.as_str());
+    assert_eq!(me.body["timeZone"], "Asia/Seoul");
+    assert_eq!(app.login(&email, PASSWORD).await.status, StatusCode::OK);
+}

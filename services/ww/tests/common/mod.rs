@@ -1,0 +1,333 @@
+//! Test harness: the same app `ww` runs, on embedded backends (SQLite, event log,
+//! in-memory counters) or on real PostgreSQL, Redis and Kafka, driven through
+//! `Router::oneshot`.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
+use platform::auth::JwtKeys;
+use platform::clock::Clock;
+use platform::config::KeyRing;
+use platform::counters::Counters;
+use platform::db::DatabaseUrl;
+use platform::events::{EmbeddedBus, EventBus, KafkaBus, KafkaConfig};
+use platform::http::{ForwardedPolicy, HttpSettings};
+use platform::service::Context;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tower::ServiceExt;
+use ww::cli::ServiceName;
+
+pub const PASSWORD: &str = "rainy-day-umbrella";
+pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Real,
+}
+
+/// Connection settings of the real backends, from the environment `scripts/test.sh` sets.
+pub struct RealEnv {
+    pub postgres: String,
+    pub redis: String,
+    pub kafka: String,
+}
+
+impl RealEnv {
+    /// The real backends, or `None` (with the reason printed) when they are not
+    /// configured. Under `WW_TEST_REQUIRE_BACKENDS` a missing backend fails the test.
+    pub fn get() -> Option<Self> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        match (
+            var("WW_TEST_POSTGRES_URL"),
+            var("WW_TEST_REDIS_URL"),
+            var("WW_TEST_KAFKA_BROKERS"),
+        ) {
+            (Some(postgres), Some(redis), Some(kafka)) => Some(Self {
+                postgres,
+                redis,
+                kafka,
+            }),
+            _ => {
+                let msg = "real-backend test skipped: set WW_TEST_POSTGRES_URL, WW_TEST_REDIS_URL and WW_TEST_KAFKA_BROKERS (scripts/test.sh does)";
+                assert!(std::env::var("WW_TEST_REQUIRE_BACKENDS").is_err(), "{msg}");
+                eprintln!("{msg}");
+                None
+            }
+        }
+    }
+}
+
+pub struct TestApp {
+    pub router: Router,
+    pub keys: Arc<JwtKeys>,
+    pub ctx: Context,
+    pub backend: Backend,
+    /// Prefix of this app's Kafka topics and groups (real backend).
+    pub kafka_prefix: String,
+    stop: watch::Sender<bool>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or_default()
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
+/// Auth settings for tests: cheap hashing, default limits.
+pub fn fast_auth() -> auth::AuthConfig {
+    auth::AuthConfig {
+        argon2_memory_kib: 1024,
+        argon2_iterations: 1,
+        ..auth::AuthConfig::default()
+    }
+}
+
+pub fn test_keys() -> JwtKeys {
+    JwtKeys::new(
+        &KeyRing(vec![("test".to_owned(), SECRET.as_bytes().to_vec())]),
+        None,
+        "weatherwise",
+    )
+    .expect("keys")
+}
+
+impl TestApp {
+    pub async fn embedded() -> Self {
+        Self::start(Backend::Embedded, fast_auth())
+            .await
+            .expect("embedded backends always exist")
+    }
+
+    pub async fn real() -> Option<Self> {
+        Self::start(Backend::Real, fast_auth()).await
+    }
+
+    pub async fn on(backend: Backend) -> Option<Self> {
+        Self::start(backend, fast_auth()).await
+    }
+
+    pub async fn start(backend: Backend, auth: auth::AuthConfig) -> Option<Self> {
+        if std::env::var_os("RUST_LOG").is_some() {
+            platform::telemetry::init(platform::telemetry::LogFormat::Pretty);
+        }
+        let (stop_tx, stop) = watch::channel(false);
+        let keys = Arc::new(test_keys());
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let (ctx, dir, kafka_prefix) = match backend {
+            Backend::Embedded => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let bus = EmbeddedBus::open(dir.path()).await.expect("event log");
+                let ctx = Context {
+                    database: DatabaseUrl::SqliteDir(dir.path().to_path_buf()),
+                    db_max_connections: 4,
+                    counters: Counters::memory(),
+                    bus: EventBus::Embedded(Arc::new(bus)),
+                    keys: keys.clone(),
+                    clock: Clock::System,
+                    forwarded: Arc::new(ForwardedPolicy::default()),
+                    stop,
+                };
+                (ctx, Some(dir), String::new())
+            }
+            Backend::Real => {
+                let env = RealEnv::get()?;
+                let db_url = format!("{}/ww_test_{id}", env.postgres);
+                platform::db::create_postgres_database(&db_url)
+                    .await
+                    .expect("create test database");
+                let prefix = format!("test-{id}.");
+                let kafka = KafkaConfig {
+                    kafka_brokers: Some(env.kafka.clone()),
+                    kafka_prefix: prefix.clone(),
+                    kafka_partitions: 1,
+                    kafka_replication_factor: 1,
+                };
+                let ctx = Context {
+                    database: DatabaseUrl::Postgres(db_url),
+                    db_max_connections: 8,
+                    counters: Counters::redis(&env.redis, &format!("ww-test:{id}:"))
+                        .await
+                        .expect("redis"),
+                    bus: EventBus::Kafka(Arc::new(KafkaBus::new(&kafka).expect("kafka"))),
+                    keys: keys.clone(),
+                    clock: Clock::System,
+                    forwarded: Arc::new(ForwardedPolicy::default()),
+                    stop,
+                };
+                (ctx, None, prefix)
+            }
+        };
+        let settings = HttpSettings {
+            max_body_bytes: 16 * 1024,
+            ..HttpSettings::default()
+        };
+        let app = ww::app::build(&ServiceName::all(), &ctx, &auth, &settings)
+            .await
+            .expect("app starts");
+        Some(Self {
+            router: app.server.router(),
+            keys,
+            ctx,
+            backend,
+            kafka_prefix,
+            stop: stop_tx,
+            _dir: dir,
+        })
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Resp {
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("router never fails");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        };
+        self.send(req.expect("request")).await
+    }
+
+    pub async fn signup(&self, email: &str) -> Resp {
+        self.call(
+            "POST",
+            "/api/auth/signup",
+            None,
+            Some(json!({"email": email, "password": PASSWORD, "nickname": "tester"})),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Resp {
+        self.call(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    /// Signs up and logs in; returns (user id, access token, refresh token).
+    pub async fn account(&self, email: &str) -> (String, String, String) {
+        let signed = self.signup(email).await;
+        assert_eq!(signed.status, StatusCode::CREATED, "{:?}", signed.body);
+        let logged = self.login(email, PASSWORD).await;
+        assert_eq!(logged.status, StatusCode::OK, "{:?}", logged.body);
+        (
+            signed.body["userId"].as_str().expect("userId").to_owned(),
+            logged.body["accessToken"]
+                .as_str()
+                .expect("accessToken")
+                .to_owned(),
+            logged.body["refreshToken"]
+                .as_str()
+                .expect("refreshToken")
+                .to_owned(),
+        )
+    }
+
+    /// Polls `/api/users/me` until the profile is active (the signup event was handled).
+    pub async fn wait_active(&self, token: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let me = self.call("GET", "/api/users/me", Some(token), None).await;
+            assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
+            if me.body["status"] == "active" {
+                return me.body;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "profile still pending after 60s on {:?}",
+                self.backend
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+pub fn unique_email(tag: &str) -> String {
+    format!("{tag}-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
+/// Runs each named scenario `async fn name(app: TestApp)` once per backend.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = $crate::common::TestApp::on($crate::common::Backend::Embedded).await.expect("embedded");
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod real {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(app) = $crate::common::TestApp::on($crate::common::Backend::Real).await else { return };
+                    super::$name(app).await;
+                }
+            )*
+        }
+    };
+}
