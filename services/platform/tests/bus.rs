@@ -1,0 +1,151 @@
+//! The event-bus contract on the embedded log and on Kafka: every event reaches each
+//! consumer group, a failing handler is retried (the event is not committed until it
+//! succeeds), and a restarted consumer resumes after the last committed event.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use platform::events::{EmbeddedBus, Envelope, EventBus, Handler, KafkaBus, KafkaConfig};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+#[derive(Clone, Default)]
+struct Recorder {
+    /// Deliveries per event id (retries included).
+    attempts: Arc<Mutex<HashMap<Uuid, u32>>>,
+    /// Event ids handled successfully, in order.
+    handled: Arc<Mutex<Vec<Uuid>>>,
+    /// Events whose first delivery fails.
+    fail_first: Arc<Mutex<Vec<Uuid>>>,
+}
+
+impl Handler for Recorder {
+    async fn handle(&self, event: &Envelope) -> anyhow::Result<()> {
+        let attempt = {
+            let mut attempts = self.attempts.lock().unwrap();
+            let n = attempts.entry(event.id).or_default();
+            *n += 1;
+            *n
+        };
+        if attempt == 1 && self.fail_first.lock().unwrap().contains(&event.id) {
+            anyhow::bail!("simulated failure");
+        }
+        self.handled.lock().unwrap().push(event.id);
+        Ok(())
+    }
+}
+
+impl Recorder {
+    async fn wait_for(&self, ids: &[Uuid]) {
+        let started = Instant::now();
+        loop {
+            let handled = self.handled.lock().unwrap().clone();
+            if ids.iter().all(|id| handled.contains(id)) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "handled {handled:?}, wanted {ids:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn event(n: u32) -> Envelope {
+    Envelope::new(
+        "TestHappened",
+        "test",
+        chrono::Utc::now(),
+        &serde_json::json!({ "n": n }),
+    )
+    .unwrap()
+}
+
+async fn contract(bus_for_run: impl Fn() -> futures::future::BoxFuture<'static, EventBus>) {
+    let bus = bus_for_run().await;
+    bus.ensure_topics(&["things"]).await.unwrap();
+    let events: Vec<Envelope> = (0..5).map(event).collect();
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    for e in &events {
+        bus.publish("things", "key-1", e).await.unwrap();
+    }
+
+    // Group A: the third event fails once and is redelivered.
+    let (stop_tx, stop) = watch::channel(false);
+    let a = Recorder::default();
+    a.fail_first.lock().unwrap().push(ids[2]);
+    let task = bus.spawn_consumer("group-a", &["things"], a.clone(), stop.clone());
+    a.wait_for(&ids).await;
+    assert_eq!(
+        *a.handled.lock().unwrap(),
+        ids,
+        "in order, each once after success"
+    );
+    assert_eq!(
+        a.attempts.lock().unwrap()[&ids[2]],
+        2,
+        "the failed event was retried"
+    );
+
+    // Group B sees everything independently.
+    let b = Recorder::default();
+    let task_b = bus.spawn_consumer("group-b", &["things"], b.clone(), stop.clone());
+    b.wait_for(&ids).await;
+    stop_tx.send(true).unwrap();
+    task.await.unwrap();
+    task_b.await.unwrap();
+
+    // Restart: group A resumes after what it committed.
+    let bus = bus_for_run().await;
+    let later = event(99);
+    bus.publish("things", "key-1", &later).await.unwrap();
+    let (stop_tx, stop) = watch::channel(false);
+    let again = Recorder::default();
+    let task = bus.spawn_consumer("group-a", &["things"], again.clone(), stop);
+    again.wait_for(&[later.id]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        *again.handled.lock().unwrap(),
+        vec![later.id],
+        "nothing committed is delivered again"
+    );
+    stop_tx.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_log_keeps_kafka_semantics_across_restarts() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    contract(move || {
+        let dir = dir.clone();
+        Box::pin(async move {
+            EventBus::Embedded(Arc::new(EmbeddedBus::open(dir.path()).await.unwrap()))
+        })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_delivers_at_least_once_and_commits_only_after_success() {
+    let Ok(brokers) = std::env::var("WW_TEST_KAFKA_BROKERS") else {
+        assert!(
+            std::env::var("WW_TEST_REQUIRE_BACKENDS").is_err(),
+            "WW_TEST_KAFKA_BROKERS is required"
+        );
+        eprintln!("skipped: WW_TEST_KAFKA_BROKERS is not set (scripts/test.sh sets it)");
+        return;
+    };
+    let config = KafkaConfig {
+        kafka_brokers: Some(brokers),
+        kafka_prefix: format!("bus-{}.", Uuid::new_v4().simple()),
+        kafka_partitions: 1,
+        kafka_replication_factor: 1,
+    };
+    contract(move || {
+        let config = config.clone();
+        Box::pin(async move { EventBus::Kafka(Arc::new(KafkaBus::new(&config).unwrap())) })
+    })
+    .await;
+}
