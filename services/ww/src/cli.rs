@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the named services against PostgreSQL, Redis and Kafka (production).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run every service in one process on embedded backends: no infrastructure needed.
     Dev(DevArgs),
     /// Rerunnable benchmarks that print figures, ratios against a ceiling measured in
@@ -113,7 +113,7 @@ pub enum InternalCommand {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => crate::serve::run(args).await,
+        Command::Serve(args) => crate::serve::run(*args).await,
         Command::Dev(args) => crate::dev::run(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Internal(InternalCommand::Ceiling { listen }) => {

@@ -183,11 +183,8 @@ pub(super) async fn consume<H: Handler>(
         };
         let parsed = message.payload().map(serde_json::from_slice::<Envelope>);
         match parsed {
-            Some(Ok(event)) => {
-                if !deliver(handler.as_ref(), &event, &mut stop).await {
-                    break;
-                }
-            }
+            Some(Ok(event)) if !deliver(handler.as_ref(), &event, &mut stop).await => break,
+            Some(Ok(_)) | None => {}
             // A message that is not an envelope can never succeed: log it and move on
             // instead of blocking the partition forever.
             Some(Err(e)) => {
@@ -195,7 +192,6 @@ pub(super) async fn consume<H: Handler>(
                     .increment(1);
                 tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(), error = %e, "skipping malformed event");
             }
-            None => {}
         }
         if let Err(e) = consumer.store_offset_from_message(&message) {
             tracing::warn!(group = %group, error = %e, "cannot store offset");

@@ -20,7 +20,7 @@ pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)
-            .and_then(|b| Ok(b.build_recorder()));
+            .map(PrometheusBuilder::build_recorder);
         match recorder {
             Ok(recorder) => {
                 let handle = recorder.handle();
