@@ -87,12 +87,7 @@ pub async fn signup(
         USER_REGISTERED,
         SERVICE,
         now,
-        &UserRegistered {
-            user_id,
-            email: email.clone(),
-            nickname,
-            registered_at: now,
-        },
+        &UserRegistered { user_id, email: email.clone(), nickname, registered_at: now },
     )
     .map_err(ApiError::internal)?;
     let mut tx = state.db.pool.begin().await?;
@@ -118,9 +113,7 @@ pub async fn login(
 ) -> Result<Json<TokenResponse>, ApiError> {
     let cfg = &state.config;
     let address_window = Duration::from_secs(cfg.login_address_window_seconds);
-    if let Some(w) = state
-        .limit_hit(&format!("auth:login:ip:{}", ip.key()), address_window)
-        .await
+    if let Some(w) = state.limit_hit(&format!("auth:login:ip:{}", ip.key()), address_window).await
         && w.count > cfg.login_max_per_address
     {
         metrics::counter!("auth_login_limited_total", "by" => "address").increment(1);
@@ -130,8 +123,7 @@ pub async fn login(
             w.resets_in.as_secs(),
         ));
     }
-    let invalid =
-        || ApiError::unauthorized("invalid-credentials", "The email or password is wrong.");
+    let invalid = || ApiError::unauthorized("invalid-credentials", "The email or password is wrong.");
     // A malformed email cannot belong to an account; answer like any wrong credential.
     let Ok(email) = validate::normalize_email(&req.email) else {
         return Err(invalid());
@@ -157,12 +149,7 @@ pub async fn login(
     };
     let ok = state.hasher.verify(req.password, stored).await?;
     let Some(user_id) = user_id.filter(|_| ok) else {
-        state
-            .limit_hit(
-                &failures_key,
-                Duration::from_secs(cfg.login_failure_window_seconds),
-            )
-            .await;
+        state.limit_hit(&failures_key, Duration::from_secs(cfg.login_failure_window_seconds)).await;
         metrics::counter!("auth_logins_total", "outcome" => "failed").increment(1);
         return Err(invalid());
     };
@@ -184,8 +171,7 @@ async fn issue_refresh(
 ) -> Result<String, ApiError> {
     let token = tokens::new_refresh_token();
     let now = state.clock.now_millis();
-    let expires =
-        now + i64::try_from(state.config.refresh_ttl().as_millis()).unwrap_or(i64::MAX / 2);
+    let expires = now + i64::try_from(state.config.refresh_ttl().as_millis()).unwrap_or(i64::MAX / 2);
     store::insert_refresh(conn, &tokens::hash(&token), session_id, now, expires).await?;
     Ok(token)
 }
@@ -203,22 +189,13 @@ pub async fn refresh(
     let now = state.clock.now_millis();
     let mut tx = state.db.pool.begin().await?;
     let Some(row) = store::refresh_by_hash(&mut tx, &hash).await? else {
-        return Err(ApiError::unauthorized(
-            "invalid-refresh-token",
-            "The refresh token is not valid.",
-        ));
+        return Err(ApiError::unauthorized("invalid-refresh-token", "The refresh token is not valid."));
     };
     if row.session_revoked {
-        return Err(ApiError::unauthorized(
-            "session-revoked",
-            "This session has ended; log in again.",
-        ));
+        return Err(ApiError::unauthorized("session-revoked", "This session has ended; log in again."));
     }
     if row.expires_at <= now {
-        return Err(ApiError::unauthorized(
-            "refresh-token-expired",
-            "The refresh token has expired; log in again.",
-        ));
+        return Err(ApiError::unauthorized("refresh-token-expired", "The refresh token has expired; log in again."));
     }
     if row.used || !store::mark_used(&mut tx, &hash, now).await? {
         // Someone presented a spent token: either it was stolen or the client raced
@@ -234,19 +211,12 @@ pub async fn refresh(
     }
     let refresh = issue_refresh(&state, &mut tx, row.session_id).await?;
     tx.commit().await?;
-    Ok(Json(state.token_response(
-        row.user_id,
-        row.session_id,
-        refresh,
-    )?))
+    Ok(Json(state.token_response(row.user_id, row.session_id, refresh)?))
 }
 
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", request_body = RefreshRequest,
     responses((status = 204, description = "The session is revoked (also when it already was or the token is unknown).")))]
-pub async fn logout(
-    State(state): State<AuthState>,
-    Json(req): Json<RefreshRequest>,
-) -> Result<StatusCode, ApiError> {
+pub async fn logout(State(state): State<AuthState>, Json(req): Json<RefreshRequest>) -> Result<StatusCode, ApiError> {
     let hash = tokens::hash(req.refresh_token.trim());
     let mut tx = state.db.pool.begin().await?;
     if let Some(row) = store::refresh_by_hash(&mut tx, &hash).await? {

@@ -78,11 +78,7 @@ impl AuthState {
     // Rate limits fail open: an unreachable counter store must not lock everyone out
     // of their accounts. The failure is logged and counted.
     async fn limit_hit(&self, key: &str, window: Duration) -> Option<Window> {
-        self.counters
-            .hit(key, window)
-            .await
-            .map_err(limit_down)
-            .ok()
+        self.counters.hit(key, window).await.map_err(limit_down).ok()
     }
 
     async fn limit_peek(&self, key: &str) -> Option<Window> {
@@ -138,8 +134,5 @@ pub async fn start(ctx: &Context, config: &AuthConfig) -> anyhow::Result<Started
 
 /// The Argon2id cost in force, as benchmarks report it.
 pub fn describe_hash_cost(config: &AuthConfig) -> String {
-    format!(
-        "argon2id m={}KiB t={} p={}",
-        config.argon2_memory_kib, config.argon2_iterations, config.argon2_parallelism
-    )
+    format!("argon2id m={}KiB t={} p={}", config.argon2_memory_kib, config.argon2_iterations, config.argon2_parallelism)
 }

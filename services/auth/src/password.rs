@@ -20,23 +20,14 @@ pub struct Hasher {
 
 impl Hasher {
     pub fn new(config: &AuthConfig) -> anyhow::Result<Self> {
-        let params = Params::new(
-            config.argon2_memory_kib,
-            config.argon2_iterations,
-            config.argon2_parallelism,
-            None,
-        )
-        .map_err(|e| anyhow::anyhow!("invalid Argon2 parameters: {e}"))?;
+        let params = Params::new(config.argon2_memory_kib, config.argon2_iterations, config.argon2_parallelism, None)
+            .map_err(|e| anyhow::anyhow!("invalid Argon2 parameters: {e}"))?;
         let permits = match config.password_hash_concurrency {
             0 => std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             n => n as usize,
         };
         let dummy_hash = hash_blocking(&params, "not-a-real-password-just-for-timing")?;
-        Ok(Self {
-            params,
-            permits: Arc::new(Semaphore::new(permits)),
-            dummy_hash: Arc::new(dummy_hash),
-        })
+        Ok(Self { params, permits: Arc::new(Semaphore::new(permits)), dummy_hash: Arc::new(dummy_hash) })
     }
 
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
@@ -54,11 +45,8 @@ impl Hasher {
         let exists = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.as_ref().clone());
         let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&stored).is_ok_and(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
+            PasswordHash::new(&stored)
+                .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
         })
         .await
         .map_err(ApiError::internal)?;
@@ -99,31 +87,21 @@ const COMMON: &[&str] = &[
 /// The password policy (NIST SP 800-63B in spirit): length, not trivially guessable,
 /// not the email. Returns a message that tells the person what to change.
 pub fn check_policy(password: &str, email: &str) -> Result<(), ApiError> {
-    let weak = |msg: &str| {
-        ApiError::unprocessable("weak-password", msg.to_owned()).with("field", "password")
-    };
+    let weak = |msg: &str| ApiError::unprocessable("weak-password", msg.to_owned()).with("field", "password");
     let chars = password.chars().count();
     if chars < MIN_LEN {
-        return Err(weak(&format!(
-            "The password must be at least {MIN_LEN} characters long."
-        )));
+        return Err(weak(&format!("The password must be at least {MIN_LEN} characters long.")));
     }
     if chars > MAX_LEN {
-        return Err(weak(&format!(
-            "The password must be at most {MAX_LEN} characters long."
-        )));
+        return Err(weak(&format!("The password must be at most {MAX_LEN} characters long.")));
     }
     let lower = password.to_lowercase();
     let distinct: std::collections::HashSet<char> = lower.chars().collect();
     if distinct.len() < 4 {
-        return Err(weak(
-            "The password must use at least 4 different characters.",
-        ));
+        return Err(weak("The password must use at least 4 different characters."));
     }
     if COMMON.contains(&lower.as_str()) {
-        return Err(weak(
-            "This password is among the most common ones; choose another.",
-        ));
+        return Err(weak("This password is among the most common ones; choose another."));
     }
     let local = email.split('@').next().unwrap_or_default();
     if lower == email || (local.len() >= 4 && lower.contains(local)) {

@@ -8,14 +8,8 @@ pub const NICKNAME_MAX: usize = 32;
 /// Trims and lower-cases an email and checks its shape, so one mailbox is one account.
 pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
     let email = raw.trim().to_lowercase();
-    let invalid = || {
-        ApiError::unprocessable("invalid-email", "The email address is not valid.")
-            .with("field", "email")
-    };
-    if email.is_empty()
-        || email.len() > EMAIL_MAX
-        || email.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
+    let invalid = || ApiError::unprocessable("invalid-email", "The email address is not valid.").with("field", "email");
+    if email.is_empty() || email.len() > EMAIL_MAX || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid());
     }
     let (local, domain) = email.rsplit_once('@').ok_or_else(invalid)?;
@@ -23,15 +17,10 @@ pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !domain.contains("..")
-        && domain.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
         && domain
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '.' || c == '-');
+            .split('.')
+            .all(|label| !label.is_empty() && label.len() <= 63 && !label.starts_with('-') && !label.ends_with('-'))
+        && domain.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '-');
     if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_ok {
         return Err(invalid());
     }
@@ -58,24 +47,14 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_to_one_spelling() {
-        assert_eq!(
-            normalize_email("  Minji.Kim@Example.COM ").unwrap(),
-            "minji.kim@example.com"
-        );
+        assert_eq!(normalize_email("  Minji.Kim@Example.COM ").unwrap(), "minji.kim@example.com");
     }
 
     #[test]
     fn malformed_emails_are_refused() {
-        for bad in [
-            "",
-            "no-at",
-            "@example.com",
-            "a@",
-            "a@nodot",
-            "a@.example.com",
-            "a b@example.com",
-            "a@exa..mple.com",
-        ] {
+        for bad in
+            ["", "no-at", "@example.com", "a@", "a@nodot", "a@.example.com", "a b@example.com", "a@exa..mple.com"]
+        {
             assert!(normalize_email(bad).is_err(), "{bad}");
         }
     }

@@ -42,10 +42,7 @@ pub struct JwtKeys {
 
 impl std::fmt::Debug for JwtKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JwtKeys")
-            .field("active_kid", &self.active_kid)
-            .field("issuer", &self.issuer)
-            .finish()
+        f.debug_struct("JwtKeys").field("active_kid", &self.active_kid).field("issuer", &self.issuer).finish()
     }
 }
 
@@ -72,11 +69,7 @@ impl JwtKeys {
             .find(|(kid, _)| *kid == active_kid)
             .map(|(_, s)| s.clone())
             .ok_or_else(|| KeyError::UnknownActive(active_kid.clone()))?;
-        let decoding = ring
-            .0
-            .iter()
-            .map(|(kid, s)| (kid.clone(), DecodingKey::from_secret(s)))
-            .collect();
+        let decoding = ring.0.iter().map(|(kid, s)| (kid.clone(), DecodingKey::from_secret(s))).collect();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
         validation.set_issuer(&[issuer]);
@@ -92,13 +85,7 @@ impl JwtKeys {
     }
 
     /// Mints an access token for `user_id` in login session `session_id`.
-    pub fn sign(
-        &self,
-        user_id: Uuid,
-        session_id: Uuid,
-        now: DateTime<Utc>,
-        ttl: Duration,
-    ) -> Result<String, ApiError> {
+    pub fn sign(&self, user_id: Uuid, session_id: Uuid, now: DateTime<Utc>, ttl: Duration) -> Result<String, ApiError> {
         let iat = now.timestamp();
         let claims = Claims {
             sub: user_id,
@@ -120,18 +107,11 @@ impl JwtKeys {
         if header.alg != Algorithm::HS256 {
             return Err(invalid());
         }
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| self.decoding.get(kid))
-            .ok_or_else(invalid)?;
+        let key = header.kid.as_deref().and_then(|kid| self.decoding.get(kid)).ok_or_else(invalid)?;
         match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
             Ok(data) => Ok(data.claims),
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => {
-                Err(ApiError::unauthorized(
-                    "token-expired",
-                    "The access token has expired; refresh it.",
-                ))
+                Err(ApiError::unauthorized("token-expired", "The access token has expired; refresh it."))
             }
             Err(_) => Err(invalid()),
         }
@@ -155,31 +135,19 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let keys = Arc::<JwtKeys>::from_ref(state);
         let value = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            ApiError::unauthorized(
-                "missing-token",
-                "This endpoint needs `Authorization: Bearer <access token>`.",
-            )
+            ApiError::unauthorized("missing-token", "This endpoint needs `Authorization: Bearer <access token>`.")
         })?;
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
-                ApiError::unauthorized(
-                    "invalid-token",
-                    "The Authorization header must be `Bearer <access token>`.",
-                )
+                ApiError::unauthorized("invalid-token", "The Authorization header must be `Bearer <access token>`.")
             })?;
         let claims = keys.verify(token)?;
-        Ok(AuthUser {
-            user_id: claims.sub,
-            session_id: claims.sid,
-        })
+        Ok(AuthUser { user_id: claims.sub, session_id: claims.sid })
     }
 }
 
@@ -188,12 +156,7 @@ mod tests {
     use super::*;
 
     fn ring(pairs: &[(&str, &str)]) -> KeyRing {
-        KeyRing(
-            pairs
-                .iter()
-                .map(|(k, s)| ((*k).to_owned(), s.as_bytes().to_vec()))
-                .collect(),
-        )
+        KeyRing(pairs.iter().map(|(k, s)| ((*k).to_owned(), s.as_bytes().to_vec())).collect())
     }
 
     const S1: &str = "first-secret-first-secret-first-secret";
@@ -202,16 +165,8 @@ mod tests {
     #[test]
     fn a_token_signed_with_an_old_key_still_verifies_after_rotation() {
         let old = JwtKeys::new(&ring(&[("k1", S1)]), None, "weatherwise").unwrap();
-        let rotated =
-            JwtKeys::new(&ring(&[("k1", S1), ("k2", S2)]), Some("k2"), "weatherwise").unwrap();
-        let token = old
-            .sign(
-                Uuid::new_v4(),
-                Uuid::new_v4(),
-                Utc::now(),
-                Duration::from_secs(60),
-            )
-            .unwrap();
+        let rotated = JwtKeys::new(&ring(&[("k1", S1), ("k2", S2)]), Some("k2"), "weatherwise").unwrap();
+        let token = old.sign(Uuid::new_v4(), Uuid::new_v4(), Utc::now(), Duration::from_secs(60)).unwrap();
         assert!(rotated.verify(&token).is_ok());
     }
 
@@ -222,14 +177,7 @@ mod tests {
         let other_kid = JwtKeys::new(&ring(&[("k9", S1)]), None, "weatherwise").unwrap();
         let other_iss = JwtKeys::new(&ring(&[("k1", S1)]), None, "someone-else").unwrap();
         for signer in [&forged, &other_kid, &other_iss] {
-            let token = signer
-                .sign(
-                    Uuid::new_v4(),
-                    Uuid::new_v4(),
-                    Utc::now(),
-                    Duration::from_secs(60),
-                )
-                .unwrap();
+            let token = signer.sign(Uuid::new_v4(), Uuid::new_v4(), Utc::now(), Duration::from_secs(60)).unwrap();
             assert_eq!(ours.verify(&token).unwrap_err().code(), "invalid-token");
         }
     }
@@ -238,14 +186,7 @@ mod tests {
     fn an_expired_token_says_so() {
         let keys = JwtKeys::new(&ring(&[("k1", S1)]), None, "weatherwise").unwrap();
         let past = Utc::now() - chrono::TimeDelta::hours(1);
-        let token = keys
-            .sign(
-                Uuid::new_v4(),
-                Uuid::new_v4(),
-                past,
-                Duration::from_secs(60),
-            )
-            .unwrap();
+        let token = keys.sign(Uuid::new_v4(), Uuid::new_v4(), past, Duration::from_secs(60)).unwrap();
         assert_eq!(keys.verify(&token).unwrap_err().code(), "token-expired");
     }
 }

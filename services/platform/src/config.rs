@@ -71,25 +71,17 @@ impl std::fmt::Debug for KeyRing {
 fn parse_keys(raw: &str) -> Result<KeyRing, String> {
     let mut keys = Vec::new();
     for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (kid, secret) = pair
-            .split_once('=')
-            .ok_or_else(|| format!("`{}` is not of the form kid=secret", redact(pair)))?;
+        let (kid, secret) =
+            pair.split_once('=').ok_or_else(|| format!("`{}` is not of the form kid=secret", redact(pair)))?;
         let kid = kid.trim();
         if kid.is_empty()
             || kid.len() > 64
-            || !kid
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            || !kid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
         {
-            return Err(format!(
-                "key id `{kid}` must be 1-64 characters of letters, digits, '-', '_' or '.'"
-            ));
+            return Err(format!("key id `{kid}` must be 1-64 characters of letters, digits, '-', '_' or '.'"));
         }
         if secret.len() < 32 {
-            return Err(format!(
-                "the secret of key `{kid}` is {} bytes; at least 32 are required",
-                secret.len()
-            ));
+            return Err(format!("the secret of key `{kid}` is {} bytes; at least 32 are required", secret.len()));
         }
         keys.push((kid.to_owned(), secret.as_bytes().to_vec()));
     }
@@ -107,10 +99,7 @@ fn redact(pair: &str) -> String {
 /// names the environment variable behind a missing or malformed setting.
 pub fn parse_or_exit<T: Parser>() -> T {
     let command = T::command();
-    let result = command
-        .clone()
-        .try_get_matches()
-        .and_then(|mut m| T::from_arg_matches_mut(&mut m));
+    let result = command.clone().try_get_matches().and_then(|mut m| T::from_arg_matches_mut(&mut m));
     match result {
         Ok(value) => value,
         Err(err) => {
@@ -126,10 +115,8 @@ pub fn parse_or_exit<T: Parser>() -> T {
 
 /// "hint: ..." naming the environment variables of the arguments an error is about.
 pub fn env_hint(command: &clap::Command, err: &clap::Error) -> Option<String> {
-    if !matches!(
-        err.kind(),
-        ErrorKind::InvalidValue | ErrorKind::ValueValidation | ErrorKind::MissingRequiredArgument
-    ) {
+    if !matches!(err.kind(), ErrorKind::InvalidValue | ErrorKind::ValueValidation | ErrorKind::MissingRequiredArgument)
+    {
         return None;
     }
     let mut names = Vec::new();
@@ -183,9 +170,7 @@ mod tests {
 
     #[test]
     fn a_malformed_setting_is_named_by_its_environment_variable() {
-        let err =
-            Probe::try_parse_from(["probe", "--database-url", "x", "--max-in-flight", "lots"])
-                .unwrap_err();
+        let err = Probe::try_parse_from(["probe", "--database-url", "x", "--max-in-flight", "lots"]).unwrap_err();
         let hint = env_hint(&Probe::command(), &err).expect("hint");
         assert!(hint.contains("WW_MAX_IN_FLIGHT"), "{hint}");
     }
@@ -194,9 +179,7 @@ mod tests {
     fn key_rings_refuse_short_secrets_and_bad_pairs() {
         assert!(parse_keys("k1=short").unwrap_err().contains("at least 32"));
         assert!(parse_keys("nokid").is_err());
-        let ring =
-            parse_keys("a=0123456789abcdef0123456789abcdef, b=0123456789abcdef0123456789abcdeX")
-                .unwrap();
+        let ring = parse_keys("a=0123456789abcdef0123456789abcdef, b=0123456789abcdef0123456789abcdeX").unwrap();
         assert_eq!(ring.0.len(), 2);
         assert!(!format!("{ring:?}").contains("0123"));
     }

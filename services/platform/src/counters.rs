@@ -92,10 +92,7 @@ impl Counters {
         match self {
             Counters::Redis(r) => {
                 let mut conn = r.conn.clone();
-                redis::cmd("DEL")
-                    .arg(r.key(key))
-                    .query_async::<()>(&mut conn)
-                    .await?;
+                redis::cmd("DEL").arg(r.key(key)).query_async::<()>(&mut conn).await?;
                 Ok(())
             }
             Counters::Memory(m) => {
@@ -112,13 +109,7 @@ impl Counters {
         let conn = r.conn.clone();
         Some(ReadinessCheck::new("redis", move || {
             let mut conn = conn.clone();
-            async move {
-                redis::cmd("PING")
-                    .query_async::<String>(&mut conn)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
+            async move { redis::cmd("PING").query_async::<String>(&mut conn).await.map(|_| ()).map_err(|e| e.to_string()) }
         }))
     }
 }
@@ -156,12 +147,7 @@ impl RedisCounters {
     async fn hit(&self, key: &str, window: Duration) -> Result<Window, CounterError> {
         let mut conn = self.conn.clone();
         let millis = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
-        let (count, ttl): (u64, i64) = self
-            .hit
-            .key(self.key(key))
-            .arg(millis)
-            .invoke_async(&mut conn)
-            .await?;
+        let (count, ttl): (u64, i64) = self.hit.key(self.key(key)).arg(millis).invoke_async(&mut conn).await?;
         Ok(window_of(count, ttl))
     }
 
@@ -173,10 +159,7 @@ impl RedisCounters {
 }
 
 fn window_of(count: u64, ttl_ms: i64) -> Window {
-    Window {
-        count,
-        resets_in: Duration::from_millis(u64::try_from(ttl_ms).unwrap_or(0)),
-    }
+    Window { count, resets_in: Duration::from_millis(u64::try_from(ttl_ms).unwrap_or(0)) }
 }
 
 /// In-process counters for the embedded mode and tests.
@@ -187,9 +170,7 @@ pub struct MemoryCounters {
 
 impl MemoryCounters {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Instant)>> {
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn hit(&self, key: &str, window: Duration) -> Window {
@@ -203,23 +184,14 @@ impl MemoryCounters {
             *entry = (0, now + window);
         }
         entry.0 += 1;
-        Window {
-            count: entry.0,
-            resets_in: entry.1 - now,
-        }
+        Window { count: entry.0, resets_in: entry.1 - now }
     }
 
     fn peek(&self, key: &str) -> Window {
         let now = Instant::now();
         match self.lock().get(key) {
-            Some((count, until)) if *until > now => Window {
-                count: *count,
-                resets_in: *until - now,
-            },
-            _ => Window {
-                count: 0,
-                resets_in: Duration::ZERO,
-            },
+            Some((count, until)) if *until > now => Window { count: *count, resets_in: *until - now },
+            _ => Window { count: 0, resets_in: Duration::ZERO },
         }
     }
 }

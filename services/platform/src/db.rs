@@ -74,13 +74,8 @@ impl Database {
             DatabaseUrl::Postgres(url) => {
                 // Create the schema with a throwaway connection, then pin every pooled
                 // connection's search_path to it.
-                let admin = AnyPoolOptions::new()
-                    .max_connections(1)
-                    .connect(url)
-                    .await?;
-                admin
-                    .execute(format!("CREATE SCHEMA IF NOT EXISTS \"{service}\"").as_str())
-                    .await?;
+                let admin = AnyPoolOptions::new().max_connections(1).connect(url).await?;
+                admin.execute(format!("CREATE SCHEMA IF NOT EXISTS \"{service}\"").as_str()).await?;
                 admin.close().await;
                 let set_path = format!("SET search_path TO \"{service}\"");
                 let pool = AnyPoolOptions::new()
@@ -95,11 +90,7 @@ impl Database {
                     })
                     .connect(url)
                     .await?;
-                Database {
-                    pool,
-                    dialect: Dialect::Postgres,
-                    service,
-                }
+                Database { pool, dialect: Dialect::Postgres, service }
             }
             DatabaseUrl::SqliteDir(dir) => {
                 std::fs::create_dir_all(dir)?;
@@ -121,11 +112,7 @@ impl Database {
                     })
                     .connect(&url)
                     .await?;
-                Database {
-                    pool,
-                    dialect: Dialect::Sqlite,
-                    service,
-                }
+                Database { pool, dialect: Dialect::Sqlite, service }
             }
         };
         migrator.run(&db.pool).await?;
@@ -136,13 +123,7 @@ impl Database {
         let pool = self.pool.clone();
         ReadinessCheck::new(format!("database:{}", self.service), move || {
             let pool = pool.clone();
-            async move {
-                sqlx::query("SELECT 1")
-                    .execute(&pool)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
+            async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()).map_err(|e| e.to_string()) }
         })
     }
 }
@@ -160,31 +141,19 @@ impl std::fmt::Display for DatabaseUrl {
 /// benchmarks; production databases are provisioned by their operators).
 pub async fn create_postgres_database(url: &str) -> anyhow::Result<()> {
     sqlx::any::install_default_drivers();
-    let (server, name) = url
-        .rsplit_once('/')
-        .ok_or_else(|| anyhow::anyhow!("no database name in {url}"))?;
+    let (server, name) = url.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("no database name in {url}"))?;
     let name = name.split('?').next().unwrap_or(name);
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         anyhow::bail!("database name `{name}` must be letters, digits and underscores");
     }
-    let admin = AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&format!("{server}/postgres"))
-        .await?;
-    let exists = sqlx::query("SELECT 1 FROM pg_database WHERE datname = $1")
-        .bind(name)
-        .fetch_optional(&admin)
-        .await?;
+    let admin = AnyPoolOptions::new().max_connections(1).connect(&format!("{server}/postgres")).await?;
+    let exists = sqlx::query("SELECT 1 FROM pg_database WHERE datname = $1").bind(name).fetch_optional(&admin).await?;
     if exists.is_none()
-        && let Err(e) = admin
-            .execute(format!("CREATE DATABASE \"{name}\"").as_str())
-            .await
+        && let Err(e) = admin.execute(format!("CREATE DATABASE \"{name}\"").as_str()).await
     {
         // Another process may have created it between the check and here.
-        let raced = sqlx::query("SELECT 1 FROM pg_database WHERE datname = $1")
-            .bind(name)
-            .fetch_optional(&admin)
-            .await?;
+        let raced =
+            sqlx::query("SELECT 1 FROM pg_database WHERE datname = $1").bind(name).fetch_optional(&admin).await?;
         if raced.is_none() {
             return Err(e.into());
         }

@@ -45,14 +45,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            detail: detail.into(),
-            headers: Vec::new(),
-            extra: Map::new(),
-            source: None,
-        }
+        Self { status, code, detail: detail.into(), headers: Vec::new(), extra: Map::new(), source: None }
     }
 
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
@@ -60,10 +53,8 @@ impl ApiError {
     }
 
     pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, code, detail).with_header(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"weatherwise\""),
-        )
+        Self::new(StatusCode::UNAUTHORIZED, code, detail)
+            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"weatherwise\""))
     }
 
     pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
@@ -83,19 +74,11 @@ impl ApiError {
     }
 
     /// 429 with `Retry-After`.
-    pub fn too_many_requests(
-        code: &'static str,
-        detail: impl Into<String>,
-        retry_after_secs: u64,
-    ) -> Self {
+    pub fn too_many_requests(code: &'static str, detail: impl Into<String>, retry_after_secs: u64) -> Self {
         Self::new(StatusCode::TOO_MANY_REQUESTS, code, detail).retry_after(retry_after_secs)
     }
 
-    pub fn unavailable(
-        code: &'static str,
-        detail: impl Into<String>,
-        retry_after_secs: u64,
-    ) -> Self {
+    pub fn unavailable(code: &'static str, detail: impl Into<String>, retry_after_secs: u64) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail).retry_after(retry_after_secs)
     }
 
@@ -112,10 +95,8 @@ impl ApiError {
 
     pub fn retry_after(mut self, secs: u64) -> Self {
         let secs = secs.max(1);
-        self.headers
-            .push((header::RETRY_AFTER, HeaderValue::from(secs)));
-        self.extra
-            .insert("retryAfterSeconds".into(), Value::from(secs));
+        self.headers.push((header::RETRY_AFTER, HeaderValue::from(secs)));
+        self.extra.insert("retryAfterSeconds".into(), Value::from(secs));
         self
     }
 
@@ -198,9 +179,5 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 
 /// Maps a unique-constraint violation to `conflict`, anything else to a 500.
 pub fn unique_as(err: sqlx::Error, conflict: ApiError) -> ApiError {
-    if is_unique_violation(&err) {
-        conflict
-    } else {
-        ApiError::internal(err)
-    }
+    if is_unique_violation(&err) { conflict } else { ApiError::internal(err) }
 }

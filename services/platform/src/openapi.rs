@@ -29,59 +29,31 @@ pub fn document(parts: impl IntoIterator<Item = Doc>) -> Doc {
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         BEARER,
-        SecurityScheme::Http(
-            HttpBuilder::new()
-                .scheme(HttpAuthScheme::Bearer)
-                .bearer_format("JWT")
-                .build(),
-        ),
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
     );
     for item in doc.paths.paths.values_mut() {
-        let operations = [
-            item.get.as_mut(),
-            item.post.as_mut(),
-            item.put.as_mut(),
-            item.patch.as_mut(),
-            item.delete.as_mut(),
-        ];
+        let operations =
+            [item.get.as_mut(), item.post.as_mut(), item.put.as_mut(), item.patch.as_mut(), item.delete.as_mut()];
         for op in operations.into_iter().flatten() {
             let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
             let has_body = op.request_body.is_some();
             let mut shared = vec![
-                (
-                    "400",
-                    "The request is malformed (query, path or JSON syntax).",
-                ),
-                (
-                    "429",
-                    "Too many requests; retry after `Retry-After` seconds.",
-                ),
-                (
-                    "503",
-                    "Temporarily unable to answer (timeout, draining or a backend down).",
-                ),
+                ("400", "The request is malformed (query, path or JSON syntax)."),
+                ("429", "Too many requests; retry after `Retry-After` seconds."),
+                ("503", "Temporarily unable to answer (timeout, draining or a backend down)."),
             ];
             if has_body {
                 shared.extend([
                     ("413", "The body is larger than the endpoint accepts."),
                     ("415", "The body is not `application/json`."),
-                    (
-                        "422",
-                        "The body is JSON of the wrong shape or has out-of-range values.",
-                    ),
+                    ("422", "The body is JSON of the wrong shape or has out-of-range values."),
                 ]);
             }
             if secured {
-                shared.push((
-                    "401",
-                    "The access token is missing, malformed, forged or expired.",
-                ));
+                shared.push(("401", "The access token is missing, malformed, forged or expired."));
             }
             for (status, description) in shared {
-                op.responses
-                    .responses
-                    .entry(status.to_owned())
-                    .or_insert_with(|| problem(description));
+                op.responses.responses.entry(status.to_owned()).or_insert_with(|| problem(description));
             }
         }
     }
@@ -93,10 +65,7 @@ pub fn problem(description: &str) -> RefOr<Response> {
     RefOr::T(
         ResponseBuilder::new()
             .description(description)
-            .content(
-                PROBLEM_JSON,
-                Content::new(Some(Ref::from_schema_name("Problem"))),
-            )
+            .content(PROBLEM_JSON, Content::new(Some(Ref::from_schema_name("Problem"))))
             .build(),
     )
 }

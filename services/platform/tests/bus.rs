@@ -44,23 +44,14 @@ impl Recorder {
             if ids.iter().all(|id| handled.contains(id)) {
                 return;
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "handled {handled:?}, wanted {ids:?}"
-            );
+            assert!(started.elapsed() < Duration::from_secs(60), "handled {handled:?}, wanted {ids:?}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
 
 fn event(n: u32) -> Envelope {
-    Envelope::new(
-        "TestHappened",
-        "test",
-        chrono::Utc::now(),
-        &serde_json::json!({ "n": n }),
-    )
-    .unwrap()
+    Envelope::new("TestHappened", "test", chrono::Utc::now(), &serde_json::json!({ "n": n })).unwrap()
 }
 
 async fn contract(bus_for_run: impl Fn() -> futures::future::BoxFuture<'static, EventBus>) {
@@ -78,16 +69,8 @@ async fn contract(bus_for_run: impl Fn() -> futures::future::BoxFuture<'static, 
     a.fail_first.lock().unwrap().push(ids[2]);
     let task = bus.spawn_consumer("group-a", &["things"], a.clone(), stop.clone());
     a.wait_for(&ids).await;
-    assert_eq!(
-        *a.handled.lock().unwrap(),
-        ids,
-        "in order, each once after success"
-    );
-    assert_eq!(
-        a.attempts.lock().unwrap()[&ids[2]],
-        2,
-        "the failed event was retried"
-    );
+    assert_eq!(*a.handled.lock().unwrap(), ids, "in order, each once after success");
+    assert_eq!(a.attempts.lock().unwrap()[&ids[2]], 2, "the failed event was retried");
 
     // Group B sees everything independently.
     let b = Recorder::default();
@@ -106,11 +89,7 @@ async fn contract(bus_for_run: impl Fn() -> futures::future::BoxFuture<'static, 
     let task = bus.spawn_consumer("group-a", &["things"], again.clone(), stop);
     again.wait_for(&[later.id]).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        *again.handled.lock().unwrap(),
-        vec![later.id],
-        "nothing committed is delivered again"
-    );
+    assert_eq!(*again.handled.lock().unwrap(), vec![later.id], "nothing committed is delivered again");
     stop_tx.send(true).unwrap();
     task.await.unwrap();
 }
@@ -120,9 +99,7 @@ async fn the_embedded_log_keeps_kafka_semantics_across_restarts() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     contract(move || {
         let dir = dir.clone();
-        Box::pin(async move {
-            EventBus::Embedded(Arc::new(EmbeddedBus::open(dir.path()).await.unwrap()))
-        })
+        Box::pin(async move { EventBus::Embedded(Arc::new(EmbeddedBus::open(dir.path()).await.unwrap())) })
     })
     .await;
 }
@@ -130,10 +107,7 @@ async fn the_embedded_log_keeps_kafka_semantics_across_restarts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_delivers_at_least_once_and_commits_only_after_success() {
     let Ok(brokers) = std::env::var("WW_TEST_KAFKA_BROKERS") else {
-        assert!(
-            std::env::var("WW_TEST_REQUIRE_BACKENDS").is_err(),
-            "WW_TEST_KAFKA_BROKERS is required"
-        );
+        assert!(std::env::var("WW_TEST_REQUIRE_BACKENDS").is_err(), "WW_TEST_KAFKA_BROKERS is required");
         eprintln!("skipped: WW_TEST_KAFKA_BROKERS is not set (scripts/test.sh sets it)");
         return;
     };

@@ -14,11 +14,7 @@ use tokio::sync::{Notify, watch};
 
 async fn raw_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(addr).await?;
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await?;
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes()).await?;
     let mut out = String::new();
     stream.read_to_string(&mut out).await?;
     Ok(out)
@@ -27,11 +23,7 @@ async fn raw_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
 async fn start(
     settings: HttpSettings,
     gate: Arc<Notify>,
-) -> (
-    SocketAddr,
-    watch::Sender<bool>,
-    tokio::task::JoinHandle<std::io::Result<()>>,
-) {
+) -> (SocketAddr, watch::Sender<bool>, tokio::task::JoinHandle<std::io::Result<()>>) {
     let api = Router::new()
         .route(
             "/slow",
@@ -59,51 +51,28 @@ async fn stopping_drains_the_request_in_flight_and_then_closes() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.send(true).unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        !in_flight.is_finished(),
-        "the in-flight request is still being served"
-    );
+    assert!(!in_flight.is_finished(), "the in-flight request is still being served");
     gate.notify_one();
     let answer = in_flight.await.unwrap().unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.ends_with("done"));
-    tokio::time::timeout(Duration::from_secs(5), server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert!(
-        raw_get(addr, "/fast").await.is_err(),
-        "no new connections after shutdown"
-    );
+    tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap().unwrap();
+    assert!(raw_get(addr, "/fast").await.is_err(), "no new connections after shutdown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn work_beyond_the_in_flight_bound_is_shed_at_once_with_429() {
     let gate = Arc::new(Notify::new());
-    let settings = HttpSettings {
-        max_in_flight: 2,
-        ..HttpSettings::default()
-    };
+    let settings = HttpSettings { max_in_flight: 2, ..HttpSettings::default() };
     let (addr, _stop, _server) = start(settings, gate.clone()).await;
-    let held: Vec<_> = (0..2)
-        .map(|_| tokio::spawn(raw_get(addr, "/slow")))
-        .collect();
+    let held: Vec<_> = (0..2).map(|_| tokio::spawn(raw_get(addr, "/slow"))).collect();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let shed = raw_get(addr, "/fast").await.unwrap();
     assert!(shed.starts_with("HTTP/1.1 429"), "{shed}");
-    assert!(
-        shed.contains("application/problem+json") && shed.contains("\"code\":\"overloaded\""),
-        "{shed}"
-    );
+    assert!(shed.contains("application/problem+json") && shed.contains("\"code\":\"overloaded\""), "{shed}");
     assert!(shed.to_lowercase().contains("retry-after: 1"), "{shed}");
     // Health endpoints are never shed, so probes do not kill a busy pod.
-    assert!(
-        raw_get(addr, "/healthz")
-            .await
-            .unwrap()
-            .starts_with("HTTP/1.1 200")
-    );
+    assert!(raw_get(addr, "/healthz").await.unwrap().starts_with("HTTP/1.1 200"));
     gate.notify_waiters();
     for h in held {
         assert!(h.await.unwrap().unwrap().starts_with("HTTP/1.1 200"));
@@ -112,10 +81,7 @@ async fn work_beyond_the_in_flight_bound_is_shed_at_once_with_429() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_over_the_timeout_is_a_503_problem() {
-    let settings = HttpSettings {
-        request_timeout: Duration::from_millis(100),
-        ..HttpSettings::default()
-    };
+    let settings = HttpSettings { request_timeout: Duration::from_millis(100), ..HttpSettings::default() };
     let (addr, _stop, _server) = start(settings, Arc::new(Notify::new())).await;
     let answer = raw_get(addr, "/slow").await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
@@ -128,12 +94,6 @@ async fn every_answer_has_a_request_id_and_is_counted_by_route() {
     let answer = raw_get(addr, "/fast").await.unwrap();
     assert!(answer.to_lowercase().contains("x-request-id: "), "{answer}");
     let metrics = raw_get(addr, "/metrics").await.unwrap();
-    assert!(
-        metrics.contains(r#"http_requests_total{method="GET",route="/fast",status="200"}"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("http_request_duration_seconds_bucket"),
-        "{metrics}"
-    );
+    assert!(metrics.contains(r#"http_requests_total{method="GET",route="/fast",status="200"}"#), "{metrics}");
+    assert!(metrics.contains("http_request_duration_seconds_bucket"), "{metrics}");
 }

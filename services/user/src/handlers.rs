@@ -1,6 +1,9 @@
 //! `GET /api/users/me` and `PATCH /api/users/me`.
 
 use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use platform::ApiError;
 use platform::auth::AuthUser;
 use platform::events::contracts::{USER_PROFILE_UPDATED, UserProfileUpdated, topics};
@@ -12,11 +15,20 @@ use crate::{SERVICE, UserState, store};
 
 #[utoipa::path(get, path = "/api/users/me", tag = "users", security(("bearer" = [])),
     responses((status = 200, description = "Your profile; `status: pending` right after signup, until the signup event has been handled.", body = Profile)))]
-pub async fn me(State(state): State<UserState>, user: AuthUser) -> Result<Json<Profile>, ApiError> {
-    let profile = store::get(&state.db.pool, user.user_id).await?;
-    Ok(Json(
-        profile.unwrap_or_else(|| Profile::pending(user.user_id)),
-    ))
+pub async fn me(State(state): State<UserState>, user: AuthUser) -> Result<Response, ApiError> {
+    if let Some(body) = state.cache.get(&user.user_id) {
+        return Ok(json_response(body));
+    }
+    let Some(profile) = store::get(&state.db.pool, user.user_id).await? else {
+        return Ok(Json(Profile::pending(user.user_id)).into_response());
+    };
+    let body = Bytes::from(serde_json::to_vec(&profile).map_err(ApiError::internal)?);
+    state.cache.put(user.user_id, body.clone());
+    Ok(json_response(body))
+}
+
+fn json_response(body: Bytes) -> Response {
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response()
 }
 
 #[utoipa::path(patch, path = "/api/users/me", tag = "users", security(("bearer" = [])), request_body = ProfilePatch,
@@ -30,35 +42,19 @@ pub async fn update_me(
     Json(patch): Json<ProfilePatch>,
 ) -> Result<Json<Profile>, ApiError> {
     // Validate everything before touching the database.
-    let nickname = patch
-        .nickname
-        .as_deref()
-        .map(model::check_nickname)
-        .transpose()?;
+    let nickname = patch.nickname.as_deref().map(model::check_nickname).transpose()?;
     if let Some(Some(loc)) = &patch.home_location {
         model::check_location(loc)?;
     }
-    let time_zone = patch
-        .time_zone
-        .as_deref()
-        .map(model::check_time_zone)
-        .transpose()?;
-    let language = patch
-        .preferences
-        .as_ref()
-        .and_then(|p| p.language.as_deref())
-        .map(model::check_language)
-        .transpose()?;
+    let time_zone = patch.time_zone.as_deref().map(model::check_time_zone).transpose()?;
+    let language =
+        patch.preferences.as_ref().and_then(|p| p.language.as_deref()).map(model::check_language).transpose()?;
 
     let now = state.clock.now();
     let mut tx = state.db.pool.begin().await?;
-    let Some(mut profile) = store::get_for_update(&mut tx, state.db.dialect, user.user_id).await?
-    else {
-        return Err(ApiError::conflict(
-            "profile-pending",
-            "Your profile is still being created; retry in a moment.",
-        )
-        .retry_after(1));
+    let Some(mut profile) = store::get_for_update(&mut tx, state.db.dialect, user.user_id).await? else {
+        return Err(ApiError::conflict("profile-pending", "Your profile is still being created; retry in a moment.")
+            .retry_after(1));
     };
     if let Some(nick) = nickname {
         profile.nickname = Some(nick);
@@ -99,10 +95,7 @@ pub async fn update_me(
             nickname: profile.nickname.clone().unwrap_or_default(),
             home_lat: profile.home_location.map(|l| l.lat),
             home_lon: profile.home_location.map(|l| l.lon),
-            time_zone: profile
-                .time_zone
-                .clone()
-                .unwrap_or_else(|| store::DEFAULT_TIME_ZONE.to_owned()),
+            time_zone: profile.time_zone.clone().unwrap_or_else(|| store::DEFAULT_TIME_ZONE.to_owned()),
             updated_at: now,
         },
     )
@@ -110,5 +103,9 @@ pub async fn update_me(
     Outbox::enqueue(&mut tx, topics::PROFILES, &user.user_id.to_string(), &event).await?;
     tx.commit().await?;
     state.outbox.committed();
+    match serde_json::to_vec(&profile) {
+        Ok(body) => state.cache.put(user.user_id, Bytes::from(body)),
+        Err(_) => state.cache.evict(&user.user_id),
+    }
     Ok(Json(profile))
 }

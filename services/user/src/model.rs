@@ -39,11 +39,7 @@ impl Units {
     }
 
     pub fn parse(s: &str) -> Self {
-        if s == "imperial" {
-            Units::Imperial
-        } else {
-            Units::Metric
-        }
+        if s == "imperial" { Units::Imperial } else { Units::Metric }
     }
 }
 
@@ -57,11 +53,7 @@ pub struct Notifications {
 
 impl Default for Notifications {
     fn default() -> Self {
-        Self {
-            missions: true,
-            coupons: true,
-            chat: true,
-        }
+        Self { missions: true, coupons: true, chat: true }
     }
 }
 
@@ -125,11 +117,7 @@ pub struct ProfilePatch {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PreferencesPatch {
     pub units: Option<Units>,
-    #[schema(
-        min_length = 2,
-        max_length = 16,
-        pattern = "^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$"
-    )]
+    #[schema(min_length = 2, max_length = 16, pattern = "^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")]
     pub language: Option<String>,
     pub notifications: Option<NotificationsPatch>,
 }
@@ -163,24 +151,20 @@ pub fn check_location(loc: &Location) -> Result<(), ApiError> {
 }
 
 pub fn check_time_zone(tz: &str) -> Result<String, ApiError> {
-    tz.parse::<chrono_tz::Tz>()
-        .map(|z| z.name().to_owned())
-        .map_err(|_| {
-            ApiError::unprocessable(
-                "invalid-time-zone",
-                "The time zone must be an IANA name such as `Asia/Seoul` or `UTC`.",
-            )
-            .with("field", "timeZone")
-        })
+    tz.parse::<chrono_tz::Tz>().map(|z| z.name().to_owned()).map_err(|_| {
+        ApiError::unprocessable(
+            "invalid-time-zone",
+            "The time zone must be an IANA name such as `Asia/Seoul` or `UTC`.",
+        )
+        .with("field", "timeZone")
+    })
 }
 
 pub fn check_language(tag: &str) -> Result<String, ApiError> {
     let mut parts = tag.split('-');
-    let primary_ok = parts
-        .next()
-        .is_some_and(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphabetic()));
-    let rest_ok =
-        parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
+    let primary_ok =
+        parts.next().is_some_and(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphabetic()));
+    let rest_ok = parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
     if tag.len() > 16 || !primary_ok || !rest_ok {
         return Err(ApiError::unprocessable(
             "invalid-language",
@@ -195,11 +179,8 @@ pub fn check_nickname(raw: &str) -> Result<String, ApiError> {
     let nick = raw.trim();
     let count = nick.chars().count();
     if count == 0 || count > 32 || nick.chars().any(char::is_control) {
-        return Err(ApiError::unprocessable(
-            "invalid-nickname",
-            "The nickname must be 1 to 32 printable characters.",
-        )
-        .with("field", "nickname"));
+        return Err(ApiError::unprocessable("invalid-nickname", "The nickname must be 1 to 32 printable characters.")
+            .with("field", "nickname"));
     }
     Ok(nick.to_owned())
 }
@@ -225,26 +206,8 @@ mod tests {
 
     #[test]
     fn out_of_range_coordinates_are_refused() {
-        assert!(
-            check_location(&Location {
-                lat: 91.0,
-                lon: 0.0
-            })
-            .is_err()
-        );
-        assert!(
-            check_location(&Location {
-                lat: 0.0,
-                lon: -180.5
-            })
-            .is_err()
-        );
-        assert!(
-            check_location(&Location {
-                lat: -90.0,
-                lon: 180.0
-            })
-            .is_ok()
-        );
+        assert!(check_location(&Location { lat: 91.0, lon: 0.0 }).is_err());
+        assert!(check_location(&Location { lat: 0.0, lon: -180.5 }).is_err());
+        assert!(check_location(&Location { lat: -90.0, lon: 180.0 }).is_ok());
     }
 }

@@ -9,17 +9,14 @@ use uuid::Uuid;
 
 use crate::model::{Location, Notifications, Preferences, Profile, ProfileStatus, Units};
 
-const COLUMNS: &str = "user_id, email, nickname, home_lat, home_lon, time_zone, units, language, notifications, created_at, updated_at";
+const COLUMNS: &str =
+    "user_id, email, nickname, home_lat, home_lon, time_zone, units, language, notifications, created_at, updated_at";
 
 pub const DEFAULT_TIME_ZONE: &str = "UTC";
 pub const DEFAULT_LANGUAGE: &str = "en";
 
 /// Creates the profile of a new account; a redelivered event changes nothing.
-pub async fn create_from_signup(
-    pool: &AnyPool,
-    event: &UserRegistered,
-    now: i64,
-) -> sqlx::Result<bool> {
+pub async fn create_from_signup(pool: &AnyPool, event: &UserRegistered, now: i64) -> sqlx::Result<bool> {
     let notifications = serde_json::to_string(&Notifications::default()).unwrap_or_default();
     let done = sqlx::query(
         "INSERT INTO profiles (user_id, email, nickname, home_lat, home_lon, time_zone, units, language, notifications, created_at, updated_at) \
@@ -39,12 +36,10 @@ pub async fn create_from_signup(
 }
 
 pub async fn get(pool: &AnyPool, user_id: Uuid) -> sqlx::Result<Option<Profile>> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM profiles WHERE user_id = $1"
-    ))
-    .bind(user_id.to_string())
-    .fetch_optional(pool)
-    .await?;
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM profiles WHERE user_id = $1"))
+        .bind(user_id.to_string())
+        .fetch_optional(pool)
+        .await?;
     row.map(|r| decode(&r)).transpose()
 }
 
@@ -55,17 +50,11 @@ pub async fn get_for_update(
     dialect: Dialect,
     user_id: Uuid,
 ) -> sqlx::Result<Option<Profile>> {
-    let lock = if dialect == Dialect::Postgres {
-        " FOR UPDATE"
-    } else {
-        ""
-    };
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM profiles WHERE user_id = $1{lock}"
-    ))
-    .bind(user_id.to_string())
-    .fetch_optional(conn)
-    .await?;
+    let lock = if dialect == Dialect::Postgres { " FOR UPDATE" } else { "" };
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM profiles WHERE user_id = $1{lock}"))
+        .bind(user_id.to_string())
+        .fetch_optional(conn)
+        .await?;
     row.map(|r| decode(&r)).transpose()
 }
 

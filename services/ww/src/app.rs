@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cli::ServiceName;
+use crate::cli::{ServiceConfig, ServiceName};
 
 /// The running services of one process.
 pub struct App {
@@ -20,15 +20,15 @@ pub struct App {
 pub async fn build(
     services: &[ServiceName],
     ctx: &Context,
-    auth: &auth::AuthConfig,
+    config: &ServiceConfig,
     http: &HttpSettings,
 ) -> anyhow::Result<App> {
     let mut started: Vec<Started> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for service in services.iter().filter(|s| seen.insert(**s)) {
         let s = match service {
-            ServiceName::Auth => auth::start(ctx, auth).await?,
-            ServiceName::User => user::start(ctx).await?,
+            ServiceName::Auth => auth::start(ctx, &config.auth).await?,
+            ServiceName::User => user::start(ctx, &config.user).await?,
         };
         tracing::info!(service = s.name, "service started");
         started.push(s);
@@ -46,25 +46,15 @@ pub async fn build(
         tasks.extend(s.tasks);
     }
     let openapi = serde_json::to_value(platform::openapi::document(docs))?;
-    Ok(App {
-        server: Server::new(router, openapi, readiness, http),
-        tasks,
-    })
+    Ok(App { server: Server::new(router, openapi, readiness, http), tasks })
 }
 
 impl App {
     /// Serves until `stop` turns true, then waits (bounded) for background tasks.
-    pub async fn run(
-        self,
-        listener: TcpListener,
-        stop: watch::Receiver<bool>,
-    ) -> anyhow::Result<()> {
+    pub async fn run(self, listener: TcpListener, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
         self.server.serve(listener, stop).await?;
         let tasks = futures::future::join_all(self.tasks);
-        if tokio::time::timeout(Duration::from_secs(10), tasks)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(Duration::from_secs(10), tasks).await.is_err() {
             tracing::warn!("background tasks did not stop within 10s");
         }
         Ok(())

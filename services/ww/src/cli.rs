@@ -58,12 +58,7 @@ impl ServiceName {
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// The services to run in this process.
-    #[arg(
-        required = true,
-        value_enum,
-        env = "WW_SERVICES",
-        value_delimiter = ','
-    )]
+    #[arg(required = true, value_enum, env = "WW_SERVICES", value_delimiter = ',')]
     pub services: Vec<ServiceName>,
     /// Address to listen on.
     #[arg(long, env = "WW_LISTEN", default_value = "0.0.0.0:8080")]
@@ -82,7 +77,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub jwt: JwtConfig,
     #[command(flatten)]
-    pub auth: auth::AuthConfig,
+    pub services_config: ServiceConfig,
 }
 
 #[derive(Debug, clap::Args)]
@@ -99,7 +94,16 @@ pub struct DevArgs {
     #[command(flatten)]
     pub http: HttpConfig,
     #[command(flatten)]
+    pub services_config: ServiceConfig,
+}
+
+/// Settings of the individual services.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServiceConfig {
+    #[command(flatten)]
     pub auth: auth::AuthConfig,
+    #[command(flatten)]
+    pub user: user::UserConfig,
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,8 +120,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => crate::serve::run(*args).await,
         Command::Dev(args) => crate::dev::run(args).await,
         Command::Bench(cmd) => bench::run(cmd).await,
-        Command::Internal(InternalCommand::Ceiling { listen }) => {
-            bench::ceiling::serve(listen).await
-        }
+        Command::Internal(InternalCommand::Ceiling { listen }) => bench::ceiling::serve(listen).await,
     }
 }

@@ -26,10 +26,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     platform::telemetry::init(args.log_format);
     let stop = shutdown_signal();
     let ctx = context(&args.data_dir, stop.clone()).await?;
-    let app = app::build(&ServiceName::all(), &ctx, &args.auth, &args.http.settings()).await?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let app = app::build(&ServiceName::all(), &ctx, &args.services_config, &args.http.settings()).await?;
+    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     println!("{}", banner(&format!("http://{addr}"), &args.data_dir));
     app.run(listener, stop).await
@@ -40,14 +38,8 @@ pub async fn context(data_dir: &Path, stop: watch::Receiver<bool>) -> anyhow::Re
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let secret = signing_secret(data_dir)?;
-    let keys = JwtKeys::new(
-        &KeyRing(vec![("dev".to_owned(), secret)]),
-        None,
-        "weatherwise",
-    )?;
-    let bus = EmbeddedBus::open(data_dir)
-        .await
-        .context("cannot open the embedded event log")?;
+    let keys = JwtKeys::new(&KeyRing(vec![("dev".to_owned(), secret)]), None, "weatherwise")?;
+    let bus = EmbeddedBus::open(data_dir).await.context("cannot open the embedded event log")?;
     Ok(Context {
         database: DatabaseUrl::SqliteDir(data_dir.to_path_buf()),
         db_max_connections: 8,

@@ -2,10 +2,7 @@
 
 fn main() -> std::process::ExitCode {
     let cli: ww::cli::Cli = platform::config::parse_or_exit();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -18,31 +18,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     platform::telemetry::init(args.log_format);
     let stop = shutdown_signal();
     let ctx = context(&args, stop.clone()).await?;
-    let app = app::build(&args.services, &ctx, &args.auth, &args.http.settings()).await?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let app = app::build(&args.services, &ctx, &args.services_config, &args.http.settings()).await?;
+    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, services = ?args.services, "serving");
     app.run(listener, stop).await
 }
 
 /// Connects the production backends, failing with the variable to set when one is missing.
-pub async fn context(
-    args: &ServeArgs,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<Context> {
-    let database = args
-        .database
-        .database_url
-        .clone()
-        .context("no database configured: set WW_DATABASE_URL (postgres://…)")?;
+pub async fn context(args: &ServeArgs, stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<Context> {
+    let database =
+        args.database.database_url.clone().context("no database configured: set WW_DATABASE_URL (postgres://…)")?;
     let keys = JwtKeys::from_config(&args.jwt)?;
     let counters = if args.services.contains(&ServiceName::Auth) {
-        let url = args
-            .redis
-            .redis_url
-            .as_deref()
-            .context("the auth service needs Redis: set WW_REDIS_URL (redis://…)")?;
+        let url =
+            args.redis.redis_url.as_deref().context("the auth service needs Redis: set WW_REDIS_URL (redis://…)")?;
         Counters::redis(url, &args.redis.redis_key_prefix)
             .await
             .with_context(|| format!("cannot connect to Redis at {url}"))?
@@ -57,9 +46,7 @@ pub async fn context(
         bus,
         keys: Arc::new(keys),
         clock: Clock::System,
-        forwarded: Arc::new(ForwardedPolicy {
-            trust_forwarded_for: args.http.trust_forwarded_for,
-        }),
+        forwarded: Arc::new(ForwardedPolicy { trust_forwarded_for: args.http.trust_forwarded_for }),
         stop,
     })
 }

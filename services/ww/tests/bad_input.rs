@@ -30,20 +30,9 @@ enum Auth {
 }
 
 fn forged(secret: &str, kid: &str, ttl: i64) -> String {
-    let keys = JwtKeys::new(
-        &KeyRing(vec![(kid.to_owned(), secret.as_bytes().to_vec())]),
-        None,
-        "weatherwise",
-    )
-    .unwrap();
+    let keys = JwtKeys::new(&KeyRing(vec![(kid.to_owned(), secret.as_bytes().to_vec())]), None, "weatherwise").unwrap();
     let now = chrono::Utc::now() + chrono::TimeDelta::seconds(ttl.min(0) * 2);
-    keys.sign(
-        uuid::Uuid::new_v4(),
-        uuid::Uuid::new_v4(),
-        now,
-        Duration::from_secs(ttl.unsigned_abs()),
-    )
-    .unwrap()
+    keys.sign(uuid::Uuid::new_v4(), uuid::Uuid::new_v4(), now, Duration::from_secs(ttl.unsigned_abs())).unwrap()
 }
 
 fn cases() -> Vec<Case> {
@@ -82,26 +71,14 @@ fn cases() -> Vec<Case> {
         signup("{\"email\": ", 400, "malformed-json"),
         signup("", 400, "malformed-json"),
         signup("[]", 422, "invalid-body"),
-        signup(
-            r#"{"email": 5, "password": "rainy-day-umbrella", "nickname": "x"}"#,
-            422,
-            "invalid-body",
-        ),
-        signup(
-            r#"{"email": "a@example.com", "password": "rainy-day-umbrella"}"#,
-            422,
-            "invalid-body",
-        ),
+        signup(r#"{"email": 5, "password": "rainy-day-umbrella", "nickname": "x"}"#, 422, "invalid-body"),
+        signup(r#"{"email": "a@example.com", "password": "rainy-day-umbrella"}"#, 422, "invalid-body"),
         signup(
             r#"{"email": "a@example.com", "password": "rainy-day-umbrella", "nickname": "x", "admin": true}"#,
             422,
             "invalid-body",
         ),
-        signup(
-            r#"{"email": "not-an-email", "password": "rainy-day-umbrella", "nickname": "x"}"#,
-            422,
-            "invalid-email",
-        ),
+        signup(r#"{"email": "not-an-email", "password": "rainy-day-umbrella", "nickname": "x"}"#, 422, "invalid-email"),
         signup(
             &format!(
                 r#"{{"email": "a@example.com", "password": "rainy-day-umbrella", "nickname": "{}"}}"#,
@@ -111,10 +88,7 @@ fn cases() -> Vec<Case> {
             "invalid-nickname",
         ),
         signup(
-            &format!(
-                r#"{{"email": "a@example.com", "password": "{}", "nickname": "x"}}"#,
-                "p".repeat(40_000)
-            ),
+            &format!(r#"{{"email": "a@example.com", "password": "{}", "nickname": "x"}}"#, "p".repeat(40_000)),
             413,
             "body-too-large",
         ),
@@ -149,53 +123,19 @@ fn cases() -> Vec<Case> {
             code: "invalid-body",
         },
         me(Auth::None, 401, "missing-token"),
-        me(
-            Auth::Raw("Basic dXNlcjpwYXNz".to_owned()),
-            401,
-            "invalid-token",
-        ),
+        me(Auth::Raw("Basic dXNlcjpwYXNz".to_owned()), 401, "invalid-token"),
         me(Auth::Raw("Bearer ".to_owned()), 401, "invalid-token"),
+        me(Auth::Raw("Bearer not.a.jwt".to_owned()), 401, "invalid-token"),
         me(
-            Auth::Raw("Bearer not.a.jwt".to_owned()),
+            Auth::Raw(format!("Bearer {}", forged("forged-secret-forged-secret-forged-secret", "test", 60))),
             401,
             "invalid-token",
         ),
-        me(
-            Auth::Raw(format!(
-                "Bearer {}",
-                forged("forged-secret-forged-secret-forged-secret", "test", 60)
-            )),
-            401,
-            "invalid-token",
-        ),
-        me(
-            Auth::Raw(format!(
-                "Bearer {}",
-                forged(common::SECRET, "retired-kid", 60)
-            )),
-            401,
-            "invalid-token",
-        ),
-        me(
-            Auth::Raw(format!("Bearer {}", forged(common::SECRET, "test", -3600))),
-            401,
-            "token-expired",
-        ),
-        patch(
-            r#"{"homeLocation": {"lat": "north", "lon": 0}}"#,
-            422,
-            "invalid-body",
-        ),
-        patch(
-            r#"{"homeLocation": {"lat": 1e400, "lon": 0}}"#,
-            400,
-            "malformed-json",
-        ),
-        patch(
-            r#"{"homeLocation": {"lat": -91, "lon": 0}}"#,
-            422,
-            "invalid-location",
-        ),
+        me(Auth::Raw(format!("Bearer {}", forged(common::SECRET, "retired-kid", 60))), 401, "invalid-token"),
+        me(Auth::Raw(format!("Bearer {}", forged(common::SECRET, "test", -3600))), 401, "token-expired"),
+        patch(r#"{"homeLocation": {"lat": "north", "lon": 0}}"#, 422, "invalid-body"),
+        patch(r#"{"homeLocation": {"lat": 1e400, "lon": 0}}"#, 400, "malformed-json"),
+        patch(r#"{"homeLocation": {"lat": -91, "lon": 0}}"#, 422, "invalid-location"),
         patch(r#"{"timeZone": "Asia/Nowhere"}"#, 422, "invalid-time-zone"),
         patch(r#"{"email": "new@example.com"}"#, 422, "invalid-body"),
         patch("null", 422, "invalid-body"),
@@ -228,14 +168,7 @@ async fn bad_input_is_a_clear_4xx_problem_and_loses_nothing(app: TestApp) {
     let email = unique_email("keep");
     let (user_id, token, _) = app.account(&email).await;
     app.wait_active(&token).await;
-    let kept = app
-        .call(
-            "PATCH",
-            "/api/users/me",
-            Some(&token),
-            Some(json!({"timeZone": "Asia/Seoul"})),
-        )
-        .await;
+    let kept = app.call("PATCH", "/api/users/me", Some(&token), Some(json!({"timeZone": "Asia/Seoul"}))).await;
     assert_eq!(kept.status, StatusCode::OK);
 
     let mut failures = Vec::new();
@@ -252,15 +185,9 @@ async fn bad_input_is_a_clear_4xx_problem_and_loses_nothing(app: TestApp) {
         let body = case.body.clone().map_or_else(Body::empty, Body::from);
         let resp = app.send(req.body(body).unwrap()).await;
         let problem = resp.content_type() == "application/problem+json";
-        let well_formed = resp.body["status"] == case.status
-            && resp.body["type"]
-                .as_str()
-                .is_some_and(|t| t.ends_with(case.code));
-        if resp.status.as_u16() != case.status
-            || resp.code() != case.code
-            || !problem
-            || !well_formed
-        {
+        let well_formed =
+            resp.body["status"] == case.status && resp.body["type"].as_str().is_some_and(|t| t.ends_with(case.code));
+        if resp.status.as_u16() != case.status || resp.code() != case.code || !problem || !well_formed {
             failures.push(format!(
                 "{} {} ({}): expected {} {}, got {} {} [{}] {:?}",
                 case.method,
@@ -278,12 +205,7 @@ async fn bad_input_is_a_clear_4xx_problem_and_loses_nothing(app: TestApp) {
             failures.push(format!("{}: 401 without WWW-Authenticate", case.name));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} cases failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} cases failed:\n{}", failures.len(), failures.join("\n"));
 
     // What was accepted before the barrage is intact.
     let me = app.call("GET", "/api/users/me", Some(&token), None).await;

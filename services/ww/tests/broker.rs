@@ -31,10 +31,8 @@ async fn a_signup_event_goes_through_the_broker_to_the_profile() {
     let started = Instant::now();
     let event = loop {
         let left = Duration::from_secs(60).saturating_sub(started.elapsed());
-        let msg = tokio::time::timeout(left, probe.recv())
-            .await
-            .expect("UserRegistered on the topic within 60s")
-            .unwrap();
+        let msg =
+            tokio::time::timeout(left, probe.recv()).await.expect("UserRegistered on the topic within 60s").unwrap();
         assert_eq!(msg.key(), Some(user_id.as_bytes()), "keyed by user id");
         let event: serde_json::Value = serde_json::from_slice(msg.payload().unwrap()).unwrap();
         if event["data"]["userId"] == user_id.as_str() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use sqlx::Row;
 use tokio::sync::watch;
 
-use super::{BusError, Envelope, Handler, deliver};
+use super::{BusError, Delivery, Envelope, Handler, deliver};
 use crate::db::{Database, DatabaseUrl};
 use crate::http::ReadinessCheck;
 
@@ -23,23 +23,12 @@ pub struct EmbeddedBus {
 impl EmbeddedBus {
     /// Opens (or creates) the log in `dir/bus.db`.
     pub async fn open(dir: &Path) -> anyhow::Result<Self> {
-        let db = Database::open(
-            &DatabaseUrl::SqliteDir(dir.to_path_buf()),
-            "bus",
-            4,
-            &MIGRATOR,
-        )
-        .await?;
+        let db = Database::open(&DatabaseUrl::SqliteDir(dir.to_path_buf()), "bus", 4, &MIGRATOR).await?;
         let (appended, _) = watch::channel(0);
         Ok(Self { db, appended })
     }
 
-    pub(super) async fn publish(
-        &self,
-        topic: &str,
-        key: &str,
-        payload: &[u8],
-    ) -> Result<(), BusError> {
+    pub(super) async fn publish(&self, topic: &str, key: &str, payload: &[u8]) -> Result<(), BusError> {
         let payload = std::str::from_utf8(payload).map_err(|e| BusError::Other(e.to_string()))?;
         sqlx::query("INSERT INTO bus_events (topic, msg_key, payload) VALUES ($1, $2, $3)")
             .bind(topic)
@@ -55,24 +44,25 @@ impl EmbeddedBus {
         let pool = self.db.pool.clone();
         ReadinessCheck::new("event-log", move || {
             let pool = pool.clone();
-            async move {
-                sqlx::query("SELECT 1")
-                    .execute(&pool)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
+            async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()).map_err(|e| e.to_string()) }
         })
     }
 
     async fn cursor(&self, group: &str, topic: &str) -> Result<i64, sqlx::Error> {
-        let row =
-            sqlx::query("SELECT last_seq FROM bus_offsets WHERE group_id = $1 AND topic = $2")
-                .bind(group)
-                .bind(topic)
-                .fetch_optional(&self.db.pool)
-                .await?;
+        let row = sqlx::query("SELECT last_seq FROM bus_offsets WHERE group_id = $1 AND topic = $2")
+            .bind(group)
+            .bind(topic)
+            .fetch_optional(&self.db.pool)
+            .await?;
         Ok(row.map_or(0, |r| r.get::<i64, _>(0)))
+    }
+
+    async fn end(&self, topic: &str) -> Result<i64, sqlx::Error> {
+        let row = sqlx::query("SELECT MAX(seq) FROM bus_events WHERE topic = $1")
+            .bind(topic)
+            .fetch_one(&self.db.pool)
+            .await?;
+        Ok(row.get::<Option<i64>, _>(0).unwrap_or(0))
     }
 
     async fn commit(&self, group: &str, topic: &str, seq: i64) -> Result<(), sqlx::Error> {
@@ -89,15 +79,13 @@ impl EmbeddedBus {
     }
 
     async fn batch(&self, topic: &str, after: i64) -> Result<Vec<(i64, String)>, sqlx::Error> {
-        let rows = sqlx::query("SELECT seq, payload FROM bus_events WHERE topic = $1 AND seq > $2 ORDER BY seq LIMIT 256")
-            .bind(topic)
-            .bind(after)
-            .fetch_all(&self.db.pool)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1)))
-            .collect())
+        let rows =
+            sqlx::query("SELECT seq, payload FROM bus_events WHERE topic = $1 AND seq > $2 ORDER BY seq LIMIT 256")
+                .bind(topic)
+                .bind(after)
+                .fetch_all(&self.db.pool)
+                .await?;
+        Ok(rows.into_iter().map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1))).collect())
     }
 }
 
@@ -107,17 +95,30 @@ pub(super) async fn consume<H: Handler>(
     topics: Vec<String>,
     handler: Arc<H>,
     mut stop: watch::Receiver<bool>,
+    delivery: Delivery,
 ) {
     let mut appended = bus.appended.subscribe();
+    let mut cursors = Vec::with_capacity(topics.len());
+    for topic in &topics {
+        let start = match delivery {
+            Delivery::Group => bus.cursor(&group, topic).await,
+            Delivery::Broadcast => bus.end(topic).await,
+        };
+        match start {
+            Ok(seq) => cursors.push(seq),
+            Err(e) => {
+                tracing::error!(group = %group, error = %e, "cannot read the event log");
+                return;
+            }
+        }
+    }
     loop {
         let mut progressed = false;
-        for topic in &topics {
-            match drain(&bus, &group, topic, handler.as_ref(), &mut stop).await {
+        for (topic, cursor) in topics.iter().zip(cursors.iter_mut()) {
+            match drain(&bus, &group, topic, cursor, delivery, handler.as_ref(), &mut stop).await {
                 Ok(Some(n)) => progressed |= n > 0,
                 Ok(None) => return,
-                Err(e) => {
-                    tracing::warn!(group = %group, error = %e, "event log read failed; retrying")
-                }
+                Err(e) => tracing::warn!(group = %group, error = %e, "event log read failed; retrying"),
             }
         }
         if progressed {
@@ -131,16 +132,18 @@ pub(super) async fn consume<H: Handler>(
     }
 }
 
-/// Delivers every pending event of one topic; `None` when stopped midway.
+/// Delivers every pending event of one topic after `cursor`, advancing it (and, for a
+/// group, committing it); `None` when stopped midway.
 async fn drain<H: Handler>(
     bus: &EmbeddedBus,
     group: &str,
     topic: &str,
+    cursor: &mut i64,
+    delivery: Delivery,
     handler: &H,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Option<usize>, sqlx::Error> {
-    let cursor = bus.cursor(group, topic).await?;
-    let batch = bus.batch(topic, cursor).await?;
+    let batch = bus.batch(topic, *cursor).await?;
     for (seq, payload) in &batch {
         match serde_json::from_str::<Envelope>(payload) {
             Ok(event) => {
@@ -150,7 +153,10 @@ async fn drain<H: Handler>(
             }
             Err(e) => tracing::error!(topic, seq, error = %e, "skipping malformed event"),
         }
-        bus.commit(group, topic, *seq).await?;
+        if delivery == Delivery::Group {
+            bus.commit(group, topic, *seq).await?;
+        }
+        *cursor = *seq;
     }
     Ok(Some(batch.len()))
 }

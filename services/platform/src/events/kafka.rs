@@ -14,7 +14,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::watch;
 
-use super::{BusError, Envelope, Handler, deliver};
+use super::{BusError, Delivery, Envelope, Handler, deliver};
 use crate::http::ReadinessCheck;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -42,9 +42,10 @@ pub struct KafkaBus {
 
 impl KafkaBus {
     pub fn new(config: &KafkaConfig) -> Result<Self, BusError> {
-        let brokers = config.kafka_brokers.clone().ok_or_else(|| {
-            BusError::Other("no Kafka brokers configured: set WW_KAFKA_BROKERS".to_owned())
-        })?;
+        let brokers = config
+            .kafka_brokers
+            .clone()
+            .ok_or_else(|| BusError::Other("no Kafka brokers configured: set WW_KAFKA_BROKERS".to_owned()))?;
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", &brokers)
             .set("client.id", "weatherwise")
@@ -53,36 +54,23 @@ impl KafkaBus {
             .set("linger.ms", "1")
             .set("message.timeout.ms", "10000")
             .create()?;
-        Ok(Self {
-            config: config.clone(),
-            brokers,
-            producer,
-        })
+        Ok(Self { config: config.clone(), brokers, producer })
     }
 
     fn topic(&self, name: &str) -> String {
         format!("{}{name}", self.config.kafka_prefix)
     }
 
-    pub(super) async fn publish(
-        &self,
-        topic: &str,
-        key: &str,
-        payload: &[u8],
-    ) -> Result<(), BusError> {
+    pub(super) async fn publish(&self, topic: &str, key: &str, payload: &[u8]) -> Result<(), BusError> {
         let topic = self.topic(topic);
         let record = FutureRecord::to(&topic).key(key).payload(payload);
-        self.producer
-            .send(record, Duration::from_secs(5))
-            .await
-            .map_err(|(e, _)| BusError::Kafka(e))?;
+        self.producer.send(record, Duration::from_secs(5)).await.map_err(|(e, _)| BusError::Kafka(e))?;
         Ok(())
     }
 
     pub(super) async fn ensure_topics(&self, topics: &[&str]) -> Result<(), BusError> {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.brokers)
-            .create()?;
+        let admin: AdminClient<DefaultClientContext> =
+            ClientConfig::new().set("bootstrap.servers", &self.brokers).create()?;
         let names: Vec<String> = topics.iter().map(|t| self.topic(t)).collect();
         let new: Vec<NewTopic<'_>> = names
             .iter()
@@ -100,9 +88,7 @@ impl KafkaBus {
                 Ok(name) => tracing::info!(topic = %name, "created topic"),
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((name, code)) => {
-                    return Err(BusError::Other(format!(
-                        "cannot create topic {name}: {code}"
-                    )));
+                    return Err(BusError::Other(format!("cannot create topic {name}: {code}")));
                 }
             }
         }
@@ -115,10 +101,7 @@ impl KafkaBus {
             let producer = producer.clone();
             async move {
                 tokio::task::spawn_blocking(move || {
-                    producer
-                        .client()
-                        .fetch_metadata(None, Duration::from_secs(2))
-                        .map(|_| ())
+                    producer.client().fetch_metadata(None, Duration::from_secs(2)).map(|_| ())
                 })
                 .await
                 .map_err(|e| e.to_string())?
@@ -127,15 +110,16 @@ impl KafkaBus {
         })
     }
 
-    fn consumer(&self, group: &str) -> Result<StreamConsumer, KafkaError> {
+    fn consumer(&self, group: &str, delivery: Delivery) -> Result<StreamConsumer, KafkaError> {
+        let durable = delivery == Delivery::Group;
         ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .set("group.id", format!("{}{group}", self.config.kafka_prefix))
             .set("client.id", format!("weatherwise-{group}"))
-            .set("enable.auto.commit", "true")
+            .set("enable.auto.commit", if durable { "true" } else { "false" })
             .set("auto.commit.interval.ms", "500")
             .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
+            .set("auto.offset.reset", if durable { "earliest" } else { "latest" })
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             .create()
@@ -148,9 +132,10 @@ pub(super) async fn consume<H: Handler>(
     topics: Vec<String>,
     handler: Arc<H>,
     mut stop: watch::Receiver<bool>,
+    delivery: Delivery,
 ) {
     let consumer = loop {
-        match bus.consumer(&group) {
+        match bus.consumer(&group, delivery) {
             Ok(c) => break c,
             Err(e) => {
                 tracing::error!(group = %group, error = %e, "cannot create Kafka consumer; retrying");
@@ -188,16 +173,19 @@ pub(super) async fn consume<H: Handler>(
             // A message that is not an envelope can never succeed: log it and move on
             // instead of blocking the partition forever.
             Some(Err(e)) => {
-                metrics::counter!("events_malformed_total", "topic" => message.topic().to_owned())
-                    .increment(1);
+                metrics::counter!("events_malformed_total", "topic" => message.topic().to_owned()).increment(1);
                 tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(), error = %e, "skipping malformed event");
             }
         }
-        if let Err(e) = consumer.store_offset_from_message(&message) {
+        if delivery == Delivery::Group
+            && let Err(e) = consumer.store_offset_from_message(&message)
+        {
             tracing::warn!(group = %group, error = %e, "cannot store offset");
         }
     }
-    if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+    if delivery == Delivery::Group
+        && let Err(e) = consumer.commit_consumer_state(CommitMode::Sync)
+    {
         // Nothing stored since the last automatic commit is also reported as an error.
         tracing::debug!(group = %group, error = %e, "final commit");
     }

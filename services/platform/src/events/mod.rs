@@ -75,7 +75,8 @@ impl EventBus {
     }
 
     /// Runs `handler` for every event on `topics` delivered to consumer `group`, until
-    /// `stop` turns true.
+    /// `stop` turns true. The group's position is durable: a restarted consumer resumes
+    /// after the last event its handler completed.
     pub fn spawn_consumer<H: Handler>(
         &self,
         group: &str,
@@ -83,16 +84,35 @@ impl EventBus {
         handler: H,
         stop: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
+        self.spawn(group.to_owned(), topics, handler, stop, Delivery::Group)
+    }
+
+    /// Runs `handler` in this process for every event published on `topics` from now on
+    /// (every replica gets every event; nothing is committed). For local caches.
+    pub fn spawn_broadcast<H: Handler>(
+        &self,
+        name: &str,
+        topics: &[&str],
+        handler: H,
+        stop: watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
+        let group = format!("{name}.{}", uuid::Uuid::new_v4().simple());
+        self.spawn(group, topics, handler, stop, Delivery::Broadcast)
+    }
+
+    fn spawn<H: Handler>(
+        &self,
+        group: String,
+        topics: &[&str],
+        handler: H,
+        stop: watch::Receiver<bool>,
+        delivery: Delivery,
+    ) -> JoinHandle<()> {
         let handler = Arc::new(handler);
         let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
-        let group = group.to_owned();
         match self {
-            EventBus::Kafka(k) => {
-                tokio::spawn(kafka::consume(k.clone(), group, topics, handler, stop))
-            }
-            EventBus::Embedded(e) => {
-                tokio::spawn(embedded::consume(e.clone(), group, topics, handler, stop))
-            }
+            EventBus::Kafka(k) => tokio::spawn(kafka::consume(k.clone(), group, topics, handler, stop, delivery)),
+            EventBus::Embedded(e) => tokio::spawn(embedded::consume(e.clone(), group, topics, handler, stop, delivery)),
         }
     }
 
@@ -104,20 +124,24 @@ impl EventBus {
     }
 }
 
+/// How a consumer takes part in its topics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// A durable consumer group: one member gets each event; progress is committed.
+    Group,
+    /// This process alone, from the end of the log, committing nothing.
+    Broadcast,
+}
+
 /// Delivers one event, retrying with capped exponential backoff until the handler
 /// succeeds. Returns false when asked to stop first (the event stays uncommitted).
-async fn deliver<H: Handler>(
-    handler: &H,
-    event: &Envelope,
-    stop: &mut watch::Receiver<bool>,
-) -> bool {
+async fn deliver<H: Handler>(handler: &H, event: &Envelope, stop: &mut watch::Receiver<bool>) -> bool {
     let mut backoff = Duration::from_millis(50);
     loop {
         match handler.handle(event).await {
             Ok(()) => return true,
             Err(e) => {
-                metrics::counter!("events_handler_failures_total", "type" => event.kind.clone())
-                    .increment(1);
+                metrics::counter!("events_handler_failures_total", "type" => event.kind.clone()).increment(1);
                 tracing::warn!(event_id = %event.id, event_type = %event.kind, error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "event handler failed; retrying");
             }
         }

@@ -32,20 +32,11 @@ impl std::fmt::Debug for Outbox {
 
 impl Outbox {
     pub fn new(db: Database, bus: EventBus) -> Self {
-        Self {
-            db,
-            bus,
-            wake: Arc::new(Notify::new()),
-        }
+        Self { db, bus, wake: Arc::new(Notify::new()) }
     }
 
     /// Adds `event` to the outbox inside the caller's transaction.
-    pub async fn enqueue(
-        conn: &mut AnyConnection,
-        topic: &str,
-        key: &str,
-        event: &Envelope,
-    ) -> anyhow::Result<()> {
+    pub async fn enqueue(conn: &mut AnyConnection, topic: &str, key: &str, event: &Envelope) -> anyhow::Result<()> {
         let payload = serde_json::to_string(event)?;
         sqlx::query("INSERT INTO outbox (id, topic, msg_key, payload, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(event.id.to_string())
@@ -91,11 +82,9 @@ impl Outbox {
 
     /// Publishes up to 100 of the oldest pending events; returns how many went out.
     pub async fn relay_batch(&self) -> anyhow::Result<usize> {
-        let rows = sqlx::query(
-            "SELECT id, topic, msg_key, payload FROM outbox ORDER BY created_at, id LIMIT 100",
-        )
-        .fetch_all(&self.db.pool)
-        .await?;
+        let rows = sqlx::query("SELECT id, topic, msg_key, payload FROM outbox ORDER BY created_at, id LIMIT 100")
+            .fetch_all(&self.db.pool)
+            .await?;
         for row in &rows {
             let id: String = row.get(0);
             let topic: String = row.get(1);
@@ -103,10 +92,7 @@ impl Outbox {
             let payload: String = row.get(3);
             let event: Envelope = serde_json::from_str(&payload)?;
             self.bus.publish(&topic, &key, &event).await?;
-            sqlx::query("DELETE FROM outbox WHERE id = $1")
-                .bind(&id)
-                .execute(&self.db.pool)
-                .await?;
+            sqlx::query("DELETE FROM outbox WHERE id = $1").bind(&id).execute(&self.db.pool).await?;
             metrics::counter!("outbox_published_total", "service" => self.db.service).increment(1);
         }
         Ok(rows.len())
@@ -114,9 +100,6 @@ impl Outbox {
 
     /// Events committed but not yet published.
     pub async fn pending(&self) -> anyhow::Result<i64> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM outbox")
-            .fetch_one(&self.db.pool)
-            .await?
-            .get::<i64, _>(0))
+        Ok(sqlx::query("SELECT COUNT(*) FROM outbox").fetch_one(&self.db.pool).await?.get::<i64, _>(0))
     }
 }

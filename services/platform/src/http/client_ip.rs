@@ -19,8 +19,7 @@ pub struct ClientIp(pub Option<IpAddr>);
 
 impl ClientIp {
     pub fn key(&self) -> String {
-        self.0
-            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+        self.0.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
     }
 }
 
@@ -44,10 +43,7 @@ where
                 return Ok(ClientIp(forwarded));
             }
         }
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip());
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
         Ok(ClientIp(peer))
     }
 }

@@ -43,20 +43,14 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             "unsupported-media-type",
             "The request body must be JSON sent with `Content-Type: application/json`.",
         ),
-        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
-            "malformed-json",
-            format!("The body is not valid JSON: {}", source_text(&e)),
-        ),
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::bad_request("malformed-json", format!("The body is not valid JSON: {}", source_text(&e)))
+        }
         JsonRejection::JsonDataError(e) => ApiError::unprocessable(
             "invalid-body",
-            format!(
-                "The body does not match the expected shape: {}",
-                source_text(&e)
-            ),
+            format!("The body does not match the expected shape: {}", source_text(&e)),
         ),
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            body_too_large()
-        }
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => body_too_large(),
         other => ApiError::bad_request(
             "unreadable-body",
             format!("The request body could not be read: {}", other.body_text()),
@@ -95,10 +89,9 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Query(value)),
-            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::bad_request(
-                "invalid-query",
-                format!("The query string is invalid: {}", source_text(&e)),
-            )),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                Err(ApiError::bad_request("invalid-query", format!("The query string is invalid: {}", source_text(&e))))
+            }
             Err(other) => Err(ApiError::bad_request("invalid-query", other.body_text())),
         }
     }
@@ -118,14 +111,10 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Path(value)),
-            Err(PathRejection::FailedToDeserializePathParams(e)) => Err(ApiError::bad_request(
-                "invalid-path",
-                format!("A path parameter is invalid: {}", e.body_text()),
-            )),
-            Err(other) => Err(ApiError::internal(anyhow::anyhow!(
-                "path extraction: {}",
-                other.body_text()
-            ))),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                Err(ApiError::bad_request("invalid-path", format!("A path parameter is invalid: {}", e.body_text())))
+            }
+            Err(other) => Err(ApiError::internal(anyhow::anyhow!("path extraction: {}", other.body_text()))),
         }
     }
 }

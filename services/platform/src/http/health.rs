@@ -28,10 +28,7 @@ impl ReadinessCheck {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
-        Self {
-            name: name.into(),
-            check: Arc::new(move || Box::pin(check())),
-        }
+        Self { name: name.into(), check: Arc::new(move || Box::pin(check())) }
     }
 }
 
@@ -99,14 +96,7 @@ pub(crate) async fn healthz() -> impl IntoResponse {
 
 pub(crate) async fn readyz(State(readiness): State<Readiness>) -> impl IntoResponse {
     let (ok, checks) = readiness.report().await;
-    let status = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let report = ReadyReport {
-        status: if ok { "ready" } else { "not-ready" },
-        checks,
-    };
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let report = ReadyReport { status: if ok { "ready" } else { "not-ready" }, checks };
     (status, axum::Json(report))
 }

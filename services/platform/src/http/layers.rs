@@ -25,18 +25,11 @@ pub(crate) struct Limits {
 pub(crate) async fn protect(State(limits): State<Limits>, req: Request, next: Next) -> Response {
     let Ok(_permit) = limits.in_flight.clone().try_acquire_owned() else {
         metrics::counter!("http_requests_shed_total").increment(1);
-        return ApiError::too_many_requests(
-            "overloaded",
-            "The service is at capacity; retry shortly.",
-            1,
-        )
-        .into_response();
+        return ApiError::too_many_requests("overloaded", "The service is at capacity; retry shortly.", 1)
+            .into_response();
     };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > limits.max_body_bytes) {
         return body_too_large().into_response();
     }
@@ -57,9 +50,5 @@ pub(crate) async fn not_found() -> ApiError {
 }
 
 pub(crate) async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
-        "This path does not accept that method.",
-    )
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "This path does not accept that method.")
 }

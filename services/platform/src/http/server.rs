@@ -49,12 +49,7 @@ pub struct Server {
 
 impl Server {
     /// Wraps `api` (already holding its state) with the shared endpoints and layers.
-    pub fn new(
-        api: Router,
-        openapi: serde_json::Value,
-        readiness: Readiness,
-        settings: &HttpSettings,
-    ) -> Self {
+    pub fn new(api: Router, openapi: serde_json::Value, readiness: Readiness, settings: &HttpSettings) -> Self {
         let limits = Limits {
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             max_body_bytes: settings.max_body_bytes,
@@ -62,10 +57,7 @@ impl Server {
         };
         let api = api
             .layer(DefaultBodyLimit::max(settings.max_body_bytes))
-            .layer(axum::middleware::from_fn_with_state(
-                limits,
-                layers::protect,
-            ));
+            .layer(axum::middleware::from_fn_with_state(limits, layers::protect));
         let openapi = Arc::new(openapi);
         let ops = Router::new()
             .route("/healthz", axum::routing::get(health::healthz))
@@ -92,11 +84,7 @@ impl Server {
                 tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
             }))
             .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid));
-        Self {
-            router,
-            readiness,
-            shutdown_grace: settings.shutdown_grace,
-        }
+        Self { router, readiness, shutdown_grace: settings.shutdown_grace }
     }
 
     /// The whole router, for `oneshot` tests.
@@ -106,26 +94,17 @@ impl Server {
 
     /// Serves on `listener` until `stop` turns true (or SIGTERM/SIGINT when `stop` is
     /// [`shutdown_signal`]), then drains in-flight requests for at most the grace period.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        mut stop: watch::Receiver<bool>,
-    ) -> std::io::Result<()> {
+    pub async fn serve(self, listener: TcpListener, mut stop: watch::Receiver<bool>) -> std::io::Result<()> {
         let readiness = self.readiness.clone();
         let grace = self.shutdown_grace;
         let (drained_tx, mut drained_rx) = watch::channel(false);
         let signal = async move {
             let _ = stop.wait_for(|s| *s).await;
             readiness.set_draining();
-            tracing::info!(
-                grace_seconds = grace.as_secs(),
-                "shutting down: draining in-flight requests"
-            );
+            tracing::info!(grace_seconds = grace.as_secs(), "shutting down: draining in-flight requests");
             let _ = drained_tx.send(true);
         };
-        let app = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let app = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let server = axum::serve(listener, app).with_graceful_shutdown(signal);
         tokio::select! {
             result = server => result,

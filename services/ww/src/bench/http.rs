@@ -28,17 +28,9 @@ pub struct HttpBenchArgs {
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub users: u64,
     /// PostgreSQL database of the service under test (created when missing).
-    #[arg(
-        long,
-        env = "WW_BENCH_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/ww_bench"
-    )]
+    #[arg(long, env = "WW_BENCH_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/ww_bench")]
     pub database_url: String,
-    #[arg(
-        long,
-        env = "WW_BENCH_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379/"
-    )]
+    #[arg(long, env = "WW_BENCH_REDIS_URL", default_value = "redis://127.0.0.1:6379/")]
     pub redis_url: String,
     #[arg(long, env = "WW_BENCH_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     pub kafka_brokers: String,
@@ -51,12 +43,7 @@ pub async fn run(args: HttpBenchArgs) -> anyhow::Result<()> {
     let duration = Duration::from_secs(args.duration_seconds);
     platform::db::create_postgres_database(&args.database_url)
         .await
-        .with_context(|| {
-            format!(
-                "cannot prepare the benchmark database {}",
-                args.database_url
-            )
-        })?;
+        .with_context(|| format!("cannot prepare the benchmark database {}", args.database_url))?;
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let mut secret = [0u8; 48];
     rand::rngs::OsRng.fill_bytes(&mut secret);
@@ -76,19 +63,11 @@ pub async fn run(args: HttpBenchArgs) -> anyhow::Result<()> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
-    let serve_args = [
-        "serve",
-        "auth",
-        "user",
-        "--listen",
-        &service_addr.to_string(),
-    ]
-    .map(str::to_owned);
+    let serve_args = ["serve", "auth", "user", "--listen", &service_addr.to_string()].map(str::to_owned);
     eprintln!("starting `ww serve auth user` on {service_addr} (PostgreSQL, Redis, Kafka)…");
     let service = ChildProc::start(&serve_args, &env, service_addr, "/readyz").await?;
     let ceiling_addr = free_addr()?;
-    let ceiling_args =
-        ["internal", "ceiling", "--listen", &ceiling_addr.to_string()].map(str::to_owned);
+    let ceiling_args = ["internal", "ceiling", "--listen", &ceiling_addr.to_string()].map(str::to_owned);
     let ceiling = ChildProc::start(&ceiling_args, &[], ceiling_addr, super::ceiling::PATH).await?;
 
     let password = "bench-password-rainy-day";
@@ -99,48 +78,19 @@ pub async fn run(args: HttpBenchArgs) -> anyhow::Result<()> {
     let concurrency = usize::try_from(args.concurrency)?;
     eprintln!("warming up…");
     let warm = Duration::from_secs(2);
-    let _ = load::run(
-        ceiling_addr,
-        concurrency,
-        warm,
-        get_maker(ceiling_addr, super::ceiling::PATH, None),
-    )
-    .await;
-    let _ = load::run(
-        service_addr,
-        concurrency,
-        warm,
-        get_maker(service_addr, "/api/users/me", Some(tokens.clone())),
-    )
-    .await;
+    let _ = load::run(ceiling_addr, concurrency, warm, get_maker(ceiling_addr, super::ceiling::PATH, None)).await;
+    let _ = load::run(service_addr, concurrency, warm, get_maker(service_addr, "/api/users/me", Some(tokens.clone())))
+        .await;
 
-    eprintln!(
-        "measuring the ceiling for {}s at concurrency {concurrency}…",
-        duration.as_secs()
-    );
-    let ceiling_stats = load::run(
-        ceiling_addr,
-        concurrency,
-        duration,
-        get_maker(ceiling_addr, super::ceiling::PATH, None),
-    )
-    .await;
-    eprintln!(
-        "measuring GET /api/users/me for {}s at concurrency {concurrency}…",
-        duration.as_secs()
-    );
-    let me_stats = load::run(
-        service_addr,
-        concurrency,
-        duration,
-        get_maker(service_addr, "/api/users/me", Some(tokens.clone())),
-    )
-    .await;
+    eprintln!("measuring the ceiling for {}s at concurrency {concurrency}…", duration.as_secs());
+    let ceiling_stats =
+        load::run(ceiling_addr, concurrency, duration, get_maker(ceiling_addr, super::ceiling::PATH, None)).await;
+    eprintln!("measuring GET /api/users/me for {}s at concurrency {concurrency}…", duration.as_secs());
+    let me_stats =
+        load::run(service_addr, concurrency, duration, get_maker(service_addr, "/api/users/me", Some(tokens.clone())))
+            .await;
     let login_concurrency = usize::try_from(args.login_concurrency)?;
-    eprintln!(
-        "measuring POST /api/auth/login for {}s at concurrency {login_concurrency}…",
-        duration.as_secs()
-    );
+    eprintln!("measuring POST /api/auth/login for {}s at concurrency {login_concurrency}…", duration.as_secs());
     let login_stats = load::run(service_addr, login_concurrency, duration, {
         let emails = emails.clone();
         Arc::new(move |w, n| {
@@ -171,10 +121,7 @@ pub async fn run(args: HttpBenchArgs) -> anyhow::Result<()> {
     print_row("GET /api/users/me", &me_stats);
     print_row("POST /api/auth/login", &login_stats);
     println!("ratio /me ÷ ceiling (200s per second): {ratio:.3}   (target ≥ 0.5)");
-    println!(
-        "login cost: {} (OWASP minimum; slow by design)",
-        auth::describe_hash_cost(&auth_defaults)
-    );
+    println!("login cost: {} (OWASP minimum; slow by design)", auth::describe_hash_cost(&auth_defaults));
     let healthy = me_stats.count(200) == me_stats.answered() && me_stats.errors == 0;
     if !healthy {
         println!(
@@ -224,15 +171,9 @@ fn print_row(name: &str, s: &Stats) {
     );
 }
 
-fn get_maker(
-    addr: std::net::SocketAddr,
-    path: &'static str,
-    tokens: Option<Arc<Vec<String>>>,
-) -> load::MakeRequest {
+fn get_maker(addr: std::net::SocketAddr, path: &'static str, tokens: Option<Arc<Vec<String>>>) -> load::MakeRequest {
     Arc::new(move |w, n| {
-        let token = tokens
-            .as_ref()
-            .map(|t| t[(w + n as usize) % t.len()].as_str());
+        let token = tokens.as_ref().map(|t| t[(w + n as usize) % t.len()].as_str());
         load::request("GET", addr, path, token, None)
     })
 }
@@ -256,17 +197,10 @@ async fn prepare_users(
         )
         .await?;
         anyhow::ensure!(status == 201, "signup answered {status}: {body}");
-        let (status, body) = load::post_once(
-            addr,
-            "/api/auth/login",
-            &json!({"email": email, "password": password}),
-        )
-        .await?;
+        let (status, body) =
+            load::post_once(addr, "/api/auth/login", &json!({"email": email, "password": password})).await?;
         anyhow::ensure!(status == 200, "login answered {status}: {body}");
-        let token = body["accessToken"]
-            .as_str()
-            .context("no accessToken")?
-            .to_owned();
+        let token = body["accessToken"].as_str().context("no accessToken")?.to_owned();
         users.push((email, token));
     }
     let started = Instant::now();
@@ -283,9 +217,6 @@ async fn prepare_users(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    eprintln!(
-        "profiles of {count} users created through Kafka in {:?}",
-        started.elapsed()
-    );
+    eprintln!("profiles of {count} users created through Kafka in {:?}", started.elapsed());
     Ok(users)
 }

@@ -31,8 +31,7 @@ impl Stats {
         Self {
             statuses: BTreeMap::new(),
             errors: 0,
-            latency_us: Histogram::new_with_bounds(1, 120_000_000, 3)
-                .expect("constant bounds are valid"),
+            latency_us: Histogram::new_with_bounds(1, 120_000_000, 3).expect("constant bounds are valid"),
             elapsed: Duration::ZERO,
         }
     }
@@ -64,17 +63,10 @@ impl Stats {
 }
 
 /// Runs the closed loop for `duration` and returns the merged figures.
-pub async fn run(
-    addr: SocketAddr,
-    concurrency: usize,
-    duration: Duration,
-    make: MakeRequest,
-) -> Stats {
+pub async fn run(addr: SocketAddr, concurrency: usize, duration: Duration, make: MakeRequest) -> Stats {
     let started = Instant::now();
     let deadline = started + duration;
-    let workers: Vec<_> = (0..concurrency)
-        .map(|w| tokio::spawn(worker(addr, w, deadline, make.clone())))
-        .collect();
+    let workers: Vec<_> = (0..concurrency).map(|w| tokio::spawn(worker(addr, w, deadline, make.clone()))).collect();
     let mut total = Stats::new();
     for w in workers {
         if let Ok(stats) = w.await {
@@ -95,9 +87,7 @@ async fn worker(addr: SocketAddr, w: usize, deadline: Instant, make: MakeRequest
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let Ok((mut sender, conn)) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
-        else {
+        let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await else {
             stats.errors += 1;
             continue;
         };
@@ -114,9 +104,7 @@ async fn worker(addr: SocketAddr, w: usize, deadline: Instant, make: MakeRequest
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let _ = resp.into_body().collect().await;
-                    let us = u64::try_from(sent.elapsed().as_micros())
-                        .unwrap_or(u64::MAX)
-                        .max(1);
+                    let us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
                     let _ = stats.latency_us.record(us);
                     *stats.statuses.entry(status).or_default() += 1;
                 }
@@ -138,10 +126,7 @@ pub fn request(
     token: Option<&str>,
     body: Option<&serde_json::Value>,
 ) -> Request<Full<Bytes>> {
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string());
+    let mut builder = Request::builder().method(method).uri(path).header("host", addr.to_string());
     if let Some(t) = token {
         builder = builder.header("authorization", format!("Bearer {t}"));
     }
@@ -152,33 +137,21 @@ pub fn request(
         }
         None => Full::new(Bytes::new()),
     };
-    builder
-        .body(body)
-        .unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
+    builder.body(body).unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
 }
 
 /// One request on a fresh connection; returns the status and the JSON body (or Null).
-pub async fn send_once(
-    addr: SocketAddr,
-    req: Request<Full<Bytes>>,
-) -> anyhow::Result<(u16, serde_json::Value)> {
+pub async fn send_once(addr: SocketAddr, req: Request<Full<Bytes>>) -> anyhow::Result<(u16, serde_json::Value)> {
     let stream = TcpStream::connect(addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
     let resp = sender.send_request(req).await?;
     let status = resp.status().as_u16();
     let body = resp.into_body().collect().await?.to_bytes();
-    Ok((
-        status,
-        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
-    ))
+    Ok((status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null)))
 }
 
-pub async fn get_once(
-    addr: SocketAddr,
-    path: &str,
-    token: Option<&str>,
-) -> anyhow::Result<(u16, serde_json::Value)> {
+pub async fn get_once(addr: SocketAddr, path: &str, token: Option<&str>) -> anyhow::Result<(u16, serde_json::Value)> {
     send_once(addr, request("GET", addr, path, token, None)).await
 }
 

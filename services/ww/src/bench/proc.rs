@@ -28,9 +28,7 @@ impl ChildProc {
     ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe()?;
         let mut cmd = Command::new(exe);
-        cmd.args(args)
-            .kill_on_drop(true)
-            .stdin(std::process::Stdio::null());
+        cmd.args(args).kill_on_drop(true).stdin(std::process::Stdio::null());
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -21,7 +21,7 @@ use platform::service::Context;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tower::ServiceExt;
-use ww::cli::ServiceName;
+use ww::cli::{ServiceConfig, ServiceName};
 
 pub const PASSWORD: &str = "rainy-day-umbrella";
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
@@ -44,16 +44,8 @@ impl RealEnv {
     /// configured. Under `WW_TEST_REQUIRE_BACKENDS` a missing backend fails the test.
     pub fn get() -> Option<Self> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        match (
-            var("WW_TEST_POSTGRES_URL"),
-            var("WW_TEST_REDIS_URL"),
-            var("WW_TEST_KAFKA_BROKERS"),
-        ) {
-            (Some(postgres), Some(redis), Some(kafka)) => Some(Self {
-                postgres,
-                redis,
-                kafka,
-            }),
+        match (var("WW_TEST_POSTGRES_URL"), var("WW_TEST_REDIS_URL"), var("WW_TEST_KAFKA_BROKERS")) {
+            (Some(postgres), Some(redis), Some(kafka)) => Some(Self { postgres, redis, kafka }),
             _ => {
                 let msg = "real-backend test skipped: set WW_TEST_POSTGRES_URL, WW_TEST_REDIS_URL and WW_TEST_KAFKA_BROKERS (scripts/test.sh does)";
                 assert!(std::env::var("WW_TEST_REQUIRE_BACKENDS").is_err(), "{msg}");
@@ -93,47 +85,36 @@ impl Resp {
     }
 
     pub fn content_type(&self) -> &str {
-        self.headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
+        self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default()
     }
 }
 
-/// Auth settings for tests: cheap hashing, default limits.
-pub fn fast_auth() -> auth::AuthConfig {
-    auth::AuthConfig {
-        argon2_memory_kib: 1024,
-        argon2_iterations: 1,
-        ..auth::AuthConfig::default()
+/// Service settings for tests: cheap hashing, default limits.
+pub fn fast_config() -> ServiceConfig {
+    ServiceConfig {
+        auth: auth::AuthConfig { argon2_memory_kib: 1024, argon2_iterations: 1, ..auth::AuthConfig::default() },
+        ..ServiceConfig::default()
     }
 }
 
 pub fn test_keys() -> JwtKeys {
-    JwtKeys::new(
-        &KeyRing(vec![("test".to_owned(), SECRET.as_bytes().to_vec())]),
-        None,
-        "weatherwise",
-    )
-    .expect("keys")
+    JwtKeys::new(&KeyRing(vec![("test".to_owned(), SECRET.as_bytes().to_vec())]), None, "weatherwise").expect("keys")
 }
 
 impl TestApp {
     pub async fn embedded() -> Self {
-        Self::start(Backend::Embedded, fast_auth())
-            .await
-            .expect("embedded backends always exist")
+        Self::start(Backend::Embedded, fast_config()).await.expect("embedded backends always exist")
     }
 
     pub async fn real() -> Option<Self> {
-        Self::start(Backend::Real, fast_auth()).await
+        Self::start(Backend::Real, fast_config()).await
     }
 
     pub async fn on(backend: Backend) -> Option<Self> {
-        Self::start(backend, fast_auth()).await
+        Self::start(backend, fast_config()).await
     }
 
-    pub async fn start(backend: Backend, auth: auth::AuthConfig) -> Option<Self> {
+    pub async fn start(backend: Backend, config: ServiceConfig) -> Option<Self> {
         if std::env::var_os("RUST_LOG").is_some() {
             platform::telemetry::init(platform::telemetry::LogFormat::Pretty);
         }
@@ -159,9 +140,7 @@ impl TestApp {
             Backend::Real => {
                 let env = RealEnv::get()?;
                 let db_url = format!("{}/ww_test_{id}", env.postgres);
-                platform::db::create_postgres_database(&db_url)
-                    .await
-                    .expect("create test database");
+                platform::db::create_postgres_database(&db_url).await.expect("create test database");
                 let prefix = format!("test-{id}.");
                 let kafka = KafkaConfig {
                     kafka_brokers: Some(env.kafka.clone()),
@@ -172,9 +151,7 @@ impl TestApp {
                 let ctx = Context {
                     database: DatabaseUrl::Postgres(db_url),
                     db_max_connections: 8,
-                    counters: Counters::redis(&env.redis, &format!("ww-test:{id}:"))
-                        .await
-                        .expect("redis"),
+                    counters: Counters::redis(&env.redis, &format!("ww-test:{id}:")).await.expect("redis"),
                     bus: EventBus::Kafka(Arc::new(KafkaBus::new(&kafka).expect("kafka"))),
                     keys: keys.clone(),
                     clock: Clock::System,
@@ -184,31 +161,23 @@ impl TestApp {
                 (ctx, None, prefix)
             }
         };
-        let settings = HttpSettings {
-            max_body_bytes: 16 * 1024,
-            ..HttpSettings::default()
-        };
-        let app = ww::app::build(&ServiceName::all(), &ctx, &auth, &settings)
-            .await
-            .expect("app starts");
-        Some(Self {
-            router: app.server.router(),
-            keys,
-            ctx,
-            backend,
-            kafka_prefix,
-            stop: stop_tx,
-            _dir: dir,
-        })
+        let settings = HttpSettings { max_body_bytes: 16 * 1024, ..HttpSettings::default() };
+        let app = ww::app::build(&ServiceName::all(), &ctx, &config, &settings).await.expect("app starts");
+        Some(Self { router: app.server.router(), keys, ctx, backend, kafka_prefix, stop: stop_tx, _dir: dir })
+    }
+
+    /// A second replica of every service on the same backends (database, bus, Redis).
+    pub async fn replica(&self, config: &ServiceConfig) -> Router {
+        let app = ww::app::build(&ServiceName::all(), &self.ctx, config, &HttpSettings::default()).await.expect("replica starts");
+        app.server.router()
     }
 
     pub async fn send(&self, req: Request<Body>) -> Resp {
-        let resp = self
-            .router
-            .clone()
-            .oneshot(req)
-            .await
-            .expect("router never fails");
+        Self::send_to(&self.router, req).await
+    }
+
+    pub async fn send_to(router: &Router, req: Request<Body>) -> Resp {
+        let resp = router.clone().oneshot(req).await.expect("router never fails");
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.expect("body").to_bytes();
@@ -218,28 +187,16 @@ impl TestApp {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        Resp {
-            status,
-            headers,
-            body,
-        }
+        Resp { status, headers, body }
     }
 
-    pub async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Resp {
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
         let req = match body {
-            Some(b) => req
-                .header("content-type", "application/json")
-                .body(Body::from(b.to_string())),
+            Some(b) => req.header("content-type", "application/json").body(Body::from(b.to_string())),
             None => req.body(Body::empty()),
         };
         self.send(req.expect("request")).await
@@ -256,13 +213,7 @@ impl TestApp {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Resp {
-        self.call(
-            "POST",
-            "/api/auth/login",
-            None,
-            Some(json!({"email": email, "password": password})),
-        )
-        .await
+        self.call("POST", "/api/auth/login", None, Some(json!({"email": email, "password": password}))).await
     }
 
     /// Signs up and logs in; returns (user id, access token, refresh token).
@@ -273,14 +224,8 @@ impl TestApp {
         assert_eq!(logged.status, StatusCode::OK, "{:?}", logged.body);
         (
             signed.body["userId"].as_str().expect("userId").to_owned(),
-            logged.body["accessToken"]
-                .as_str()
-                .expect("accessToken")
-                .to_owned(),
-            logged.body["refreshToken"]
-                .as_str()
-                .expect("refreshToken")
-                .to_owned(),
+            logged.body["accessToken"].as_str().expect("accessToken").to_owned(),
+            logged.body["refreshToken"].as_str().expect("refreshToken").to_owned(),
         )
     }
 
