@@ -168,7 +168,9 @@ impl TestApp {
 
     /// A second replica of every service on the same backends (database, bus, Redis).
     pub async fn replica(&self, config: &ServiceConfig) -> Router {
-        let app = ww::app::build(&ServiceName::all(), &self.ctx, config, &HttpSettings::default()).await.expect("replica starts");
+        let app = ww::app::build(&ServiceName::all(), &self.ctx, config, &HttpSettings::default())
+            .await
+            .expect("replica starts");
         app.server.router()
     }
 
