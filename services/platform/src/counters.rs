@@ -102,6 +102,15 @@ impl Counters {
         }
     }
 
+    /// The Redis connection and key prefix, for services that keep their own scripts
+    /// there; `None` in the embedded mode.
+    pub fn redis_connection(&self) -> Option<(ConnectionManager, String)> {
+        match self {
+            Counters::Redis(r) => Some((r.conn.clone(), r.prefix.clone())),
+            Counters::Memory(_) => None,
+        }
+    }
+
     pub fn readiness(&self) -> Option<ReadinessCheck> {
         let Counters::Redis(r) = self else {
             return None;

@@ -116,6 +116,7 @@ async fn kafka_delivers_at_least_once_and_commits_only_after_success() {
         kafka_prefix: format!("bus-{}.", Uuid::new_v4().simple()),
         kafka_partitions: 1,
         kafka_replication_factor: 1,
+        kafka_message_timeout_ms: 3000,
     };
     contract(move || {
         let config = config.clone();

@@ -47,11 +47,21 @@ pub enum ServiceName {
     Auth,
     /// Profiles (`/api/users/me`), built from signup events.
     User,
+    /// Coupon catalog, wallet, redemption and the persister of issued coupons.
+    Coupon,
+    /// The first-come issuer of one campaign (`--campaign NAME`): the per-event workload.
+    CouponIssuer,
+    /// Development helpers (`ww dev` only).
+    #[value(skip)]
+    DevTools,
 }
 
 impl ServiceName {
+    /// Everything `ww dev` runs.
     pub fn all() -> Vec<ServiceName> {
-        ServiceName::value_variants().to_vec()
+        let mut all = ServiceName::value_variants().to_vec();
+        all.push(ServiceName::DevTools);
+        all
     }
 }
 
@@ -104,6 +114,8 @@ pub struct ServiceConfig {
     pub auth: auth::AuthConfig,
     #[command(flatten)]
     pub user: user::UserConfig,
+    #[command(flatten)]
+    pub issuer: coupon::IssuerConfig,
 }
 
 #[derive(Debug, Subcommand)]

@@ -26,7 +26,20 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     platform::telemetry::init(args.log_format);
     let stop = shutdown_signal();
     let ctx = context(&args.data_dir, stop.clone()).await?;
-    let app = app::build(&ServiceName::all(), &ctx, &args.services_config, &args.http.settings()).await?;
+    let mut services = ServiceName::all();
+    // Campaigns come from YAML in dev: announce them as their owner would, then issue them.
+    match coupon::load_campaigns(&args.services_config.issuer) {
+        Ok(campaigns) => {
+            coupon::publish_definitions(&ctx.bus, &campaigns, chrono::Utc::now().timestamp_millis()).await?;
+            let names: Vec<&str> = campaigns.iter().map(|c| c.name()).collect();
+            tracing::info!(campaigns = ?names, "loaded campaigns from {}", args.services_config.issuer.campaigns_dir.display());
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "no campaigns loaded; coupon issuing is off");
+            services.retain(|s| *s != ServiceName::CouponIssuer);
+        }
+    }
+    let app = app::build(&services, &ctx, &args.services_config, &args.http.settings()).await?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     println!("{}", banner(&format!("http://{addr}"), &args.data_dir));
@@ -87,6 +100,12 @@ Try it:
   curl -s -X POST {base}/api/auth/login -H 'content-type: application/json' \
        -d '{{"email":"minji@example.com","password":"rainy-day-umbrella"}}'
   curl -s {base}/api/users/me -H "authorization: Bearer $ACCESS_TOKEN"
+
+Coupons (campaigns from config/samples):
+  curl -s {base}/api/coupons/campaigns
+  curl -s -X POST {base}/api/dev/missions/verify -H "authorization: Bearer $ACCESS_TOKEN"   # dev only
+  curl -s -X POST {base}/api/campaigns/rainy-day-pass/issue -H "authorization: Bearer $ACCESS_TOKEN"
+  curl -s {base}/api/coupons/me -H "authorization: Bearer $ACCESS_TOKEN"
 
 Stop with Ctrl-C.
 "#,

@@ -16,6 +16,9 @@ use crate::cli::{ServeArgs, ServiceName};
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     platform::telemetry::init(args.log_format);
+    if args.services.contains(&ServiceName::CouponIssuer) && args.services_config.issuer.campaign.is_none() {
+        anyhow::bail!("the coupon-issuer role serves one campaign: set --campaign or WW_CAMPAIGN");
+    }
     let stop = shutdown_signal();
     let ctx = context(&args, stop.clone()).await?;
     let app = app::build(&args.services, &ctx, &args.services_config, &args.http.settings()).await?;
@@ -29,9 +32,12 @@ pub async fn context(args: &ServeArgs, stop: tokio::sync::watch::Receiver<bool>)
     let database =
         args.database.database_url.clone().context("no database configured: set WW_DATABASE_URL (postgres://…)")?;
     let keys = JwtKeys::from_config(&args.jwt)?;
-    let counters = if args.services.contains(&ServiceName::Auth) {
-        let url =
-            args.redis.redis_url.as_deref().context("the auth service needs Redis: set WW_REDIS_URL (redis://…)")?;
+    let counters = if args.services.iter().any(|s| matches!(s, ServiceName::Auth | ServiceName::CouponIssuer)) {
+        let url = args
+            .redis
+            .redis_url
+            .as_deref()
+            .context("auth and coupon-issuer need Redis: set WW_REDIS_URL (redis://…)")?;
         Counters::redis(url, &args.redis.redis_key_prefix)
             .await
             .with_context(|| format!("cannot connect to Redis at {url}"))?

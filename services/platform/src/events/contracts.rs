@@ -11,6 +11,63 @@ pub mod topics {
     pub const IDENTITY: &str = "identity.users";
     /// Profile changes, keyed by user id (published by user).
     pub const PROFILES: &str = "profiles.users";
+    /// Verified missions, keyed by user id (published by the mission services).
+    pub const MISSIONS_VERIFIED: &str = "missions.verified";
+    /// Coupon issuance, keyed by user id (published by coupon issuers; the log of record
+    /// the persister writes to SQL and issuers rebuild from).
+    pub const COUPONS_ISSUED: &str = "coupons.issued";
+    /// Campaign definitions, keyed by campaign name (published by whoever owns them:
+    /// the YAML loader in dev, the operator in a cluster).
+    pub const CAMPAIGNS: &str = "campaigns.definitions";
+}
+
+pub const MISSION_VERIFIED: &str = "MissionVerified";
+pub const COUPON_ISSUED: &str = "CouponIssued";
+pub const CAMPAIGN_DEFINED: &str = "CampaignDefined";
+pub const CAMPAIGN_REMOVED: &str = "CampaignRemoved";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MissionVerified {
+    pub user_id: Uuid,
+    pub mission_id: String,
+    pub verified_at: DateTime<Utc>,
+}
+
+/// One coupon handed out. `(campaign, user_id, seq)` is unique; a re-sent event for the
+/// same coupon carries the same `coupon_id`, `code` and `seq`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CouponIssued {
+    pub coupon_id: Uuid,
+    pub code: String,
+    pub campaign: String,
+    pub user_id: Uuid,
+    /// 1 for a person's first coupon of this campaign, 2 for the second, …
+    pub seq: u32,
+    /// The campaign-local date the unit counted against.
+    pub day: chrono::NaiveDate,
+    pub title: String,
+    pub benefit: String,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A campaign's definition as its owner published it; `version` orders redefinitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CampaignDefined {
+    pub name: String,
+    pub version: i64,
+    /// The `CouponCampaign` spec as JSON (see the `campaign` crate).
+    pub spec: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CampaignRemoved {
+    pub name: String,
+    pub version: i64,
 }
 
 pub const USER_REGISTERED: &str = "UserRegistered";

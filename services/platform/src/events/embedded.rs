@@ -132,6 +132,48 @@ pub(super) async fn consume<H: Handler>(
     }
 }
 
+pub(super) async fn replay<H: Handler>(
+    bus: Arc<EmbeddedBus>,
+    topics: Vec<String>,
+    handler: Arc<H>,
+    mut stop: watch::Receiver<bool>,
+    caught_up: watch::Sender<bool>,
+) {
+    let mut appended = bus.appended.subscribe();
+    let mut ends = Vec::with_capacity(topics.len());
+    for topic in &topics {
+        match bus.end(topic).await {
+            Ok(end) => ends.push(end),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the event log");
+                return;
+            }
+        }
+    }
+    let mut cursors = vec![0i64; topics.len()];
+    loop {
+        let mut progressed = false;
+        for (topic, cursor) in topics.iter().zip(cursors.iter_mut()) {
+            match drain(&bus, "", topic, cursor, Delivery::Broadcast, handler.as_ref(), &mut stop).await {
+                Ok(Some(n)) => progressed |= n > 0,
+                Ok(None) => return,
+                Err(e) => tracing::warn!(error = %e, "event log read failed; retrying"),
+            }
+        }
+        if !*caught_up.borrow() && cursors.iter().zip(&ends).all(|(c, e)| c >= e) {
+            let _ = caught_up.send(true);
+        }
+        if progressed {
+            continue;
+        }
+        tokio::select! {
+            _ = appended.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
 /// Delivers every pending event of one topic after `cursor`, advancing it (and, for a
 /// group, committing it); `None` when stopped midway.
 async fn drain<H: Handler>(

@@ -1,6 +1,7 @@
 //! Kafka through rdkafka: an idempotent producer (acks=all) and consumer groups that
 //! store an offset only after the handler succeeded (at-least-once).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::watch;
@@ -32,6 +34,10 @@ pub struct KafkaConfig {
     /// Replication factor of topics this process creates.
     #[arg(long, env = "WW_KAFKA_REPLICATION_FACTOR", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=16))]
     pub kafka_replication_factor: i32,
+    /// How long the producer keeps trying to deliver one event before giving up; after it,
+    /// an event is either in the log or never will be.
+    #[arg(long, env = "WW_KAFKA_MESSAGE_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1000..=300_000))]
+    pub kafka_message_timeout_ms: u64,
 }
 
 pub struct KafkaBus {
@@ -52,9 +58,13 @@ impl KafkaBus {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "1")
-            .set("message.timeout.ms", "10000")
+            .set("message.timeout.ms", config.kafka_message_timeout_ms.to_string())
             .create()?;
         Ok(Self { config: config.clone(), brokers, producer })
+    }
+
+    pub(super) fn message_timeout_ms(&self) -> u64 {
+        self.config.kafka_message_timeout_ms
     }
 
     fn topic(&self, name: &str) -> String {
@@ -123,6 +133,86 @@ impl KafkaBus {
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             .create()
+    }
+}
+
+/// Assigns every partition of `topics` from the beginning, tracks the high watermarks
+/// seen at the start, and signals `caught_up` once each partition reached its mark.
+pub(super) async fn replay<H: Handler>(
+    bus: Arc<KafkaBus>,
+    group: String,
+    topics: Vec<String>,
+    handler: Arc<H>,
+    mut stop: watch::Receiver<bool>,
+    caught_up: watch::Sender<bool>,
+) {
+    let names: Vec<String> = topics.iter().map(|t| bus.topic(t)).collect();
+    let setup = {
+        let bus = bus.clone();
+        let group = group.clone();
+        let names = names.clone();
+        tokio::task::spawn_blocking(move || -> Result<(StreamConsumer, HashMap<(String, i32), i64>), KafkaError> {
+            let consumer = bus.consumer(&group, Delivery::Broadcast)?;
+            let mut assignment = TopicPartitionList::new();
+            let mut targets = HashMap::new();
+            for topic in &names {
+                let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+                for t in metadata.topics() {
+                    for p in t.partitions() {
+                        let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
+                        assignment.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+                        if high > low {
+                            targets.insert((topic.clone(), p.id()), high);
+                        }
+                    }
+                }
+            }
+            consumer.assign(&assignment)?;
+            Ok((consumer, targets))
+        })
+        .await
+    };
+    let (consumer, mut targets) = match setup {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            tracing::error!(group = %group, error = %e, "cannot start replay");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(group = %group, error = %e, "replay setup panicked");
+            return;
+        }
+    };
+    if targets.is_empty() {
+        let _ = caught_up.send(true);
+    }
+    loop {
+        let message = tokio::select! {
+            m = consumer.recv() => m,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(group = %group, error = %e, "replay consumer error");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        match message.payload().map(serde_json::from_slice::<Envelope>) {
+            Some(Ok(event)) if !deliver(handler.as_ref(), &event, &mut stop).await => return,
+            Some(Err(e)) => tracing::error!(topic = message.topic(), offset = message.offset(), error = %e, "skipping malformed event"),
+            _ => {}
+        }
+        if !targets.is_empty() {
+            let key = (message.topic().to_owned(), message.partition());
+            if targets.get(&key).is_some_and(|high| message.offset() + 1 >= *high) {
+                targets.remove(&key);
+                if targets.is_empty() {
+                    let _ = caught_up.send(true);
+                }
+            }
+        }
     }
 }
 

@@ -34,6 +34,21 @@ pub enum BusError {
     Other(String),
 }
 
+impl BusError {
+    /// True when the event certainly did not reach the log (so an action taken for it
+    /// may be undone); false when it may have (a timeout after sending, for instance).
+    pub fn certainly_unpublished(&self) -> bool {
+        use rdkafka::types::RDKafkaErrorCode as Code;
+        match self {
+            BusError::Kafka(rdkafka::error::KafkaError::MessageProduction(code)) => {
+                matches!(code, Code::QueueFull | Code::MessageSizeTooLarge | Code::InvalidMessageSize | Code::UnknownTopic)
+            }
+            BusError::Kafka(_) => false,
+            BusError::Log(_) | BusError::Encoding(_) | BusError::Other(_) => true,
+        }
+    }
+}
+
 /// Something that handles events delivered to a consumer group. Returning an error
 /// leaves the event uncommitted: it is retried (with backoff) until it succeeds.
 pub trait Handler: Send + Sync + 'static {
@@ -100,6 +115,28 @@ impl EventBus {
         self.spawn(group, topics, handler, stop, Delivery::Broadcast)
     }
 
+    /// Replays `topics` from their beginning into `handler` in this process, then keeps
+    /// following them live; commits nothing. The returned flag turns true once every
+    /// event that existed when the replay started has been handled — the point from
+    /// which state rebuilt from the log is complete.
+    pub fn spawn_replay<H: Handler>(
+        &self,
+        name: &str,
+        topics: &[&str],
+        handler: H,
+        stop: watch::Receiver<bool>,
+    ) -> (JoinHandle<()>, watch::Receiver<bool>) {
+        let (caught_up_tx, caught_up) = watch::channel(false);
+        let handler = Arc::new(handler);
+        let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
+        let group = format!("{name}.{}", uuid::Uuid::new_v4().simple());
+        let task = match self {
+            EventBus::Kafka(k) => tokio::spawn(kafka::replay(k.clone(), group, topics, handler, stop, caught_up_tx)),
+            EventBus::Embedded(e) => tokio::spawn(embedded::replay(e.clone(), topics, handler, stop, caught_up_tx)),
+        };
+        (task, caught_up)
+    }
+
     fn spawn<H: Handler>(
         &self,
         group: String,
@@ -113,6 +150,15 @@ impl EventBus {
         match self {
             EventBus::Kafka(k) => tokio::spawn(kafka::consume(k.clone(), group, topics, handler, stop, delivery)),
             EventBus::Embedded(e) => tokio::spawn(embedded::consume(e.clone(), group, topics, handler, stop, delivery)),
+        }
+    }
+
+    /// The longest a `publish` can take before it fails; once this long has passed, an
+    /// event whose publish was under way is either in the log or never will be.
+    pub fn max_publish_time(&self) -> Duration {
+        match self {
+            EventBus::Kafka(k) => Duration::from_millis(k.message_timeout_ms()),
+            EventBus::Embedded(_) => Duration::ZERO,
         }
     }
 

@@ -147,6 +147,7 @@ impl TestApp {
                     kafka_prefix: prefix.clone(),
                     kafka_partitions: 1,
                     kafka_replication_factor: 1,
+                    kafka_message_timeout_ms: 3000,
                 };
                 let ctx = Context {
                     database: DatabaseUrl::Postgres(db_url),

@@ -1,0 +1,39 @@
+//! Eligibility from `MissionVerified` events: a person is eligible on the campaign-local
+//! day their mission was verified. Events are read from the log (never by calling the
+//! mission service), replayed from the beginning at start and after a state loss.
+
+use platform::clock::Clock;
+use platform::events::contracts::{MISSION_VERIFIED, MissionVerified};
+use platform::events::{Envelope, Handler};
+
+use super::engine::Engine;
+use crate::CampaignRef;
+
+pub(super) struct Eligibility {
+    campaign: CampaignRef,
+    engine: Engine,
+    clock: Clock,
+}
+
+impl Eligibility {
+    pub(super) fn new(campaign: CampaignRef, engine: Engine, clock: Clock) -> Self {
+        Self { campaign, engine, clock }
+    }
+}
+
+impl Handler for Eligibility {
+    async fn handle(&self, event: &Envelope) -> anyhow::Result<()> {
+        if event.kind != MISSION_VERIFIED {
+            return Ok(());
+        }
+        let verified: MissionVerified = event.decode()?;
+        let day = self.campaign.day_of(verified.verified_at);
+        let schedule = &self.campaign.spec().schedule;
+        // Only days that can still matter: in the period, and not before yesterday.
+        let yesterday = self.campaign.day_of(self.clock.now()).pred_opt().unwrap_or(day);
+        if day < schedule.start_date || day > schedule.end_date || day < yesterday {
+            return Ok(());
+        }
+        self.engine.add_eligible(day, verified.user_id).await
+    }
+}

@@ -1,0 +1,309 @@
+//! The per-event issuing workload (`ww serve coupon-issuer --campaign NAME`): answers
+//! `POST /api/campaigns/{campaign}/issue` first come, first served, never overselling,
+//! never issuing twice, never telling anyone "issued" before the issuance is durable.
+//!
+//! One request: the schedule says whether the window is open (pure rules, the issuer's
+//! clock); a local sold-out flag answers the crowd after the last unit without touching
+//! Redis; a bounded number of requests at a time go on (the rest get 429 at once); one
+//! atomic engine step takes a unit; the `CouponIssued` event is published (acks=all)
+//! before the 201. If publishing certainly failed the unit is given back; if it may
+//! have succeeded the unit stays taken and the person's retry re-sends the same coupon.
+
+mod eligibility;
+pub mod engine;
+pub mod http;
+mod rebuild;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use campaign::{Campaign, Phase};
+use chrono::{DateTime, NaiveDate, Utc};
+use platform::ApiError;
+use platform::clock::Clock;
+use platform::db::Database;
+use platform::events::contracts::{COUPON_ISSUED, CouponIssued, topics};
+use platform::events::{Envelope, EventBus};
+use tokio::sync::{Semaphore, watch};
+use uuid::Uuid;
+
+use self::engine::{Engine, Record, Take, TakeRequest};
+use crate::CampaignRef;
+use crate::model::{Coupon, new_code};
+
+pub use http::{IssuerState, router};
+
+pub const SOURCE: &str = "coupon-issuer";
+
+/// Settings of the issuing workload.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Coupon issuer")]
+pub struct IssuerConfig {
+    /// The campaign this issuer serves (its `metadata.name`).
+    #[arg(long, env = "WW_CAMPAIGN")]
+    pub campaign: Option<String>,
+    /// A CouponCampaign YAML file holding the campaign's rules.
+    #[arg(long, env = "WW_CAMPAIGN_FILE")]
+    pub campaign_file: Option<std::path::PathBuf>,
+    /// A folder of CouponCampaign YAML files (used when no file is given).
+    #[arg(long, env = "WW_CAMPAIGNS_DIR", default_value = "config/samples")]
+    pub campaigns_dir: std::path::PathBuf,
+    /// Issue requests handled at once per campaign; beyond it requests get 429 at once.
+    #[arg(long, env = "WW_ISSUE_MAX_IN_FLIGHT", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub issue_max_in_flight: u64,
+}
+
+impl Default for IssuerConfig {
+    fn default() -> Self {
+        Self { campaign: None, campaign_file: None, campaigns_dir: "config/samples".into(), issue_max_in_flight: 512 }
+    }
+}
+
+/// What an issue request ended in.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A new coupon, durable in the log.
+    Issued(Coupon),
+    /// The person already has their coupon(s); this is (the latest of) it.
+    AlreadyIssued(Coupon),
+}
+
+/// The issuer of one campaign.
+pub struct Issuer {
+    campaign: CampaignRef,
+    engine: Engine,
+    bus: EventBus,
+    db: Database,
+    clock: Clock,
+    permits: Arc<Semaphore>,
+    /// The campaign-local day (days since CE) found sold out, or `i64::MIN`.
+    sold_out_day: AtomicI64,
+    sold_out_total: AtomicBool,
+    /// The engine state is known complete (false until rebuilt after a loss).
+    ready: AtomicBool,
+    rebuild: rebuild::Rebuilder,
+    stop: watch::Receiver<bool>,
+}
+
+fn day_number(day: NaiveDate) -> i64 {
+    i64::from(chrono::Datelike::num_days_from_ce(&day))
+}
+
+impl Issuer {
+    pub fn new(campaign: CampaignRef, engine: Engine, bus: EventBus, db: Database, clock: Clock, config: &IssuerConfig, stop: watch::Receiver<bool>) -> Arc<Self> {
+        Arc::new(Self {
+            campaign,
+            engine,
+            bus,
+            db,
+            clock,
+            permits: Arc::new(Semaphore::new(usize::try_from(config.issue_max_in_flight).unwrap_or(512))),
+            sold_out_day: AtomicI64::new(i64::MIN),
+            sold_out_total: AtomicBool::new(false),
+            ready: AtomicBool::new(false),
+            rebuild: rebuild::Rebuilder::default(),
+            stop,
+        })
+    }
+
+    pub fn campaign(&self) -> &Campaign {
+        &self.campaign
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Starts following the mission log and makes sure the engine state is complete.
+    pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
+        self.restart_eligibility().await;
+        if self.engine.is_ready().await? {
+            self.ready.store(true, Ordering::SeqCst);
+        } else {
+            self.trigger_rebuild();
+        }
+        Ok(())
+    }
+
+    /// Handles one request of `user`.
+    pub async fn issue(self: &Arc<Self>, user: Uuid, idempotency_key: Option<&str>) -> Result<Outcome, ApiError> {
+        let now = self.clock.now();
+        let status = self.campaign.status_at(now);
+        match status.phase {
+            Phase::Open => {}
+            Phase::Ended => return Err(ApiError::new(axum::http::StatusCode::GONE, "campaign-ended", "This campaign has ended.")),
+            Phase::Scheduled | Phase::Waiting | Phase::Closed => return Err(self.not_open(now, status.next_transition)),
+        }
+        let day = status.day;
+        if self.sold_out_total.load(Ordering::Relaxed) {
+            return Err(self.sold_out(now, true));
+        }
+        if self.sold_out_day.load(Ordering::Relaxed) == day_number(day) {
+            metrics::counter!("coupon_issue_total", "outcome" => "sold-out-local").increment(1);
+            return Err(self.sold_out(now, false));
+        }
+        let Ok(_permit) = self.permits.clone().try_acquire_owned() else {
+            metrics::counter!("coupon_issue_total", "outcome" => "shed").increment(1);
+            return Err(ApiError::too_many_requests("overloaded", "Too many requests for this campaign right now; retry in a moment.", 1));
+        };
+        if !self.is_ready() {
+            self.trigger_rebuild();
+            return Err(rebuilding());
+        }
+        let spec = self.campaign.spec();
+        let candidate = Record {
+            coupon_id: Uuid::now_v7(),
+            code: new_code(),
+            day,
+            issued_at: now,
+            expires_at: self.campaign.coupon_expiry(now),
+            pending: true,
+        };
+        let request = TakeRequest {
+            day,
+            user,
+            per_user: spec.quota.per_user,
+            require_eligible: spec.eligibility.mission == campaign::MissionRequirement::VerifiedSameDay,
+            total_limit: spec.quota.total_quantity,
+            idempotency_key,
+            candidate,
+        };
+        let mut seeded = false;
+        loop {
+            let take = self.engine.take(&request).await.map_err(ApiError::internal)?;
+            let label = match &take {
+                Take::Taken { .. } => "issued",
+                Take::Holds { .. } => "already-issued",
+                Take::NotEligible => "not-eligible",
+                Take::SoldOutToday | Take::SoldOutTotal => "sold-out",
+                Take::Rebuild => "rebuilding",
+                Take::Unseeded => "unseeded",
+            };
+            metrics::counter!("coupon_issue_total", "outcome" => label).increment(1);
+            match take {
+                Take::Unseeded if !seeded => {
+                    seeded = true;
+                    if self.engine.seed(day, spec.quota.daily_quantity, spec.quota.total_quantity).await.map_err(ApiError::internal)?.is_none() {
+                        return Err(self.lost_state());
+                    }
+                }
+                Take::Unseeded => return Err(ApiError::internal(anyhow::anyhow!("stock of {day} still unseeded after seeding"))),
+                Take::Rebuild => return Err(self.lost_state()),
+                Take::SoldOutToday => {
+                    self.sold_out_day.store(day_number(day), Ordering::Relaxed);
+                    return Err(self.sold_out(now, false));
+                }
+                Take::SoldOutTotal => {
+                    self.sold_out_total.store(true, Ordering::Relaxed);
+                    return Err(self.sold_out(now, true));
+                }
+                Take::NotEligible => {
+                    return Err(ApiError::forbidden("not-eligible", "Verify today's mission first: this campaign is for people who completed it today."));
+                }
+                Take::Holds { seq, record } if record.pending => {
+                    // A previous attempt took the unit but may not have reached the log:
+                    // send the very same coupon again (the persister keeps one row).
+                    return self.publish(user, seq, &record, idempotency_key, false).await.map(Outcome::Issued);
+                }
+                Take::Holds { seq, record } => return Ok(Outcome::AlreadyIssued(self.coupon(user, seq, &record))),
+                Take::Taken { seq } => {
+                    return self.publish(user, seq, &request.candidate, idempotency_key, true).await.map(Outcome::Issued);
+                }
+            }
+        }
+    }
+
+    async fn publish(&self, user: Uuid, seq: u32, record: &Record, key: Option<&str>, fresh: bool) -> Result<Coupon, ApiError> {
+        let event = self.event(user, seq, record);
+        let envelope = Envelope::new(COUPON_ISSUED, SOURCE, record.issued_at, &event).map_err(ApiError::internal)?;
+        match self.bus.publish(topics::COUPONS_ISSUED, &user.to_string(), &envelope).await {
+            Ok(()) => {
+                if let Err(e) = self.engine.confirm(user, seq).await {
+                    // The event is durable; a pending mark only makes a retry re-send it.
+                    tracing::warn!(error = %e, %user, seq, "could not mark coupon issued");
+                }
+                Ok(self.coupon(user, seq, record))
+            }
+            Err(e) if fresh && e.certainly_unpublished() => {
+                tracing::error!(error = %e, %user, "issuance event not published; giving the unit back");
+                if let Err(release) = self.engine.release(record.day, user, seq, key).await {
+                    tracing::error!(error = %release, %user, "could not give the unit back; it stays held for this person");
+                }
+                Err(ApiError::unavailable("issue-failed", "The coupon could not be issued; nothing was taken. Retry in a moment.", 1))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, %user, "issuance event may not be durable; the unit stays held");
+                Err(ApiError::unavailable(
+                    "issue-pending",
+                    "Your coupon is reserved but not confirmed yet; retry and you will get this same coupon.",
+                    1,
+                ))
+            }
+        }
+    }
+
+    fn event(&self, user: Uuid, seq: u32, r: &Record) -> CouponIssued {
+        let spec = self.campaign.spec();
+        CouponIssued {
+            coupon_id: r.coupon_id,
+            code: r.code.clone(),
+            campaign: self.campaign.name().to_owned(),
+            user_id: user,
+            seq,
+            day: r.day,
+            title: spec.coupon.title.clone(),
+            benefit: spec.coupon.benefit.clone(),
+            issued_at: r.issued_at,
+            expires_at: r.expires_at,
+        }
+    }
+
+    fn coupon(&self, user: Uuid, seq: u32, r: &Record) -> Coupon {
+        Coupon::from_event(&self.event(user, seq, r), self.clock.now())
+    }
+
+    fn lost_state(self: &Arc<Self>) -> ApiError {
+        self.ready.store(false, Ordering::SeqCst);
+        self.trigger_rebuild();
+        rebuilding()
+    }
+
+    fn not_open(&self, now: DateTime<Utc>, opens: Option<DateTime<Utc>>) -> ApiError {
+        let opens = opens.or_else(|| self.campaign.next_opening_after(now));
+        let wait = opens.map_or(60, |t| u64::try_from((t - now).num_seconds()).unwrap_or(0).max(1));
+        let mut err = ApiError::new(axum::http::StatusCode::TOO_EARLY, "not-open", "The campaign is not open right now.").retry_after(wait);
+        if let Some(t) = opens {
+            err = err.with("opensAt", t.to_rfc3339());
+        }
+        err
+    }
+
+    fn sold_out(&self, now: DateTime<Utc>, campaign_total: bool) -> ApiError {
+        let next = if campaign_total { None } else { self.campaign.next_opening_after(now) };
+        let detail = match (campaign_total, next) {
+            (true, _) => "Every coupon of this campaign has been given out.".to_owned(),
+            (false, Some(t)) => format!("Today's coupons are gone. The next opening is at {}.", t.to_rfc3339()),
+            (false, None) => "Today's coupons are gone, and this was the last day.".to_owned(),
+        };
+        ApiError::new(axum::http::StatusCode::GONE, "sold-out", detail)
+            .with("nextOpening", next.map(|t| t.to_rfc3339()))
+            .with("hint", "If you already received a coupon, it is in GET /api/coupons/me.")
+    }
+}
+
+fn rebuilding() -> ApiError {
+    ApiError::unavailable("rebuilding", "The issuer is restoring its state; retry in a moment.", 1)
+}
+
+/// The issuers a process runs, by campaign name.
+pub type Issuers = Arc<HashMap<String, Arc<Issuer>>>;
+
+pub(crate) fn settle_time(bus: &EventBus) -> Duration {
+    bus.max_publish_time() + Duration::from_millis(500)
+}

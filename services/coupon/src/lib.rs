@@ -1,0 +1,135 @@
+//! First-come coupon campaigns, in two roles:
+//! - `coupon-issuer` ([`issuer`]): the per-event workload the operator deploys for one
+//!   campaign; answers the burst at `POST /api/campaigns/{campaign}/issue`.
+//! - `coupon` ([`start`]): steady state — the catalog, your wallet, redemption, and the
+//!   persister that writes `CouponIssued` events to SQL.
+//!
+//! Campaign rules come from the `campaign` crate; definitions arrive as events from
+//! whoever owns them (the YAML loader in dev, the operator in a cluster), eligibility as
+//! `MissionVerified` events — never from a synchronous call.
+
+pub mod catalog;
+pub mod dev;
+pub mod issuer;
+pub mod model;
+mod persister;
+mod store;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use campaign::Campaign;
+use platform::db::Database;
+use platform::events::contracts::{CAMPAIGN_DEFINED, CampaignDefined, topics};
+use platform::events::{Envelope, EventBus};
+use platform::service::{Context, Started};
+use utoipa::OpenApi;
+
+pub use issuer::IssuerConfig;
+
+pub const SERVICE: &str = "coupon";
+
+/// Campaign rules shared by the tasks of one issuer.
+pub type CampaignRef = Arc<Campaign>;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(catalog::campaigns, catalog::my_coupons, catalog::redeem),
+    tags((name = "coupons", description = "Campaigns, your coupons, redemption"))
+)]
+struct CatalogDoc;
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(issuer::http::issue, issuer::http::counters),
+    tags((name = "coupon-issuer", description = "First-come issuance of one campaign (a per-event workload)"))
+)]
+struct IssuerDoc;
+
+const TOPICS: &[&str] = &[topics::COUPONS_ISSUED, topics::CAMPAIGNS, topics::MISSIONS_VERIFIED];
+
+/// The steady-state `coupon` role.
+pub async fn start(ctx: &Context) -> anyhow::Result<Started> {
+    let db = Database::open(&ctx.database, SERVICE, ctx.db_max_connections, &MIGRATOR).await?;
+    ctx.bus.ensure_topics(TOPICS).await?;
+    let persister = ctx.bus.spawn_consumer("coupon.persister", &[topics::COUPONS_ISSUED], persister::Persister { db: db.clone() }, ctx.stop.clone());
+    let definitions = ctx.bus.spawn_consumer("coupon.campaigns", &[topics::CAMPAIGNS], persister::Definitions { db: db.clone() }, ctx.stop.clone());
+    let state = catalog::CatalogState { db: db.clone(), keys: ctx.keys.clone(), clock: ctx.clock.clone() };
+    Ok(Started {
+        name: SERVICE,
+        router: catalog::router(state),
+        openapi: CatalogDoc::openapi(),
+        readiness: vec![db.readiness(), ctx.bus.readiness()],
+        tasks: vec![persister, definitions],
+    })
+}
+
+/// The `coupon-issuer` role for `campaigns` (one in production; every sample in dev).
+pub async fn start_issuers(ctx: &Context, campaigns: Vec<Campaign>, config: &IssuerConfig) -> anyhow::Result<(Started, issuer::Issuers)> {
+    let db = Database::open(&ctx.database, SERVICE, ctx.db_max_connections, &MIGRATOR).await?;
+    ctx.bus.ensure_topics(TOPICS).await?;
+    let mut issuers = HashMap::new();
+    let mut readiness = vec![db.readiness(), ctx.bus.readiness()];
+    readiness.extend(ctx.counters.readiness());
+    for campaign in campaigns {
+        let name = campaign.name().to_owned();
+        let engine = match ctx.counters.redis_connection() {
+            Some((conn, prefix)) => issuer::engine::Engine::redis(conn, &prefix, &name),
+            None => issuer::engine::Engine::memory(),
+        };
+        let issuer = issuer::Issuer::new(Arc::new(campaign), engine, ctx.bus.clone(), db.clone(), ctx.clock.clone(), config, ctx.stop.clone());
+        issuer.start().await?;
+        let check = issuer.clone();
+        readiness.push(platform::http::ReadinessCheck::new(format!("issuer:{name}"), move || {
+            let issuer = check.clone();
+            async move {
+                match (issuer.is_ready(), issuer.eligibility_caught_up()) {
+                    (true, true) => Ok(()),
+                    (false, _) => Err("rebuilding state".to_owned()),
+                    (true, false) => Err("replaying the mission log".to_owned()),
+                }
+            }
+        }));
+        tracing::info!(campaign = %name, "issuer started");
+        issuers.insert(name, issuer);
+    }
+    let issuers: issuer::Issuers = Arc::new(issuers);
+    let router = issuer::router(issuer::IssuerState { issuers: issuers.clone(), keys: ctx.keys.clone() });
+    Ok((Started { name: "coupon-issuer", router, openapi: IssuerDoc::openapi(), readiness, tasks: Vec::new() }, issuers))
+}
+
+/// The campaign rules an issuer serves, from `--campaign-file` or `--campaigns-dir`,
+/// narrowed to `--campaign` when given.
+pub fn load_campaigns(config: &IssuerConfig) -> anyhow::Result<Vec<Campaign>> {
+    let all = match &config.campaign_file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+            campaign::parse_yaml(&text).with_context(|| format!("in {}", file.display()))?
+        }
+        None => campaign::load_dir(&config.campaigns_dir).with_context(|| format!("in {}", config.campaigns_dir.display()))?,
+    };
+    match &config.campaign {
+        None => Ok(all),
+        Some(name) => {
+            let names: Vec<String> = all.iter().map(|c| c.name().to_owned()).collect();
+            let found: Vec<Campaign> = all.into_iter().filter(|c| c.name() == name).collect();
+            anyhow::ensure!(!found.is_empty(), "campaign `{name}` not found (have: {})", names.join(", "));
+            Ok(found)
+        }
+    }
+}
+
+/// Announces campaign definitions (what the operator does in a cluster; the YAML loader
+/// in dev). `version` orders redefinitions: the highest wins.
+pub async fn publish_definitions(bus: &EventBus, campaigns: &[Campaign], version: i64) -> anyhow::Result<()> {
+    bus.ensure_topics(&[topics::CAMPAIGNS]).await?;
+    for c in campaigns {
+        let defined = CampaignDefined { name: c.name().to_owned(), version, spec: serde_json::to_value(c.spec())? };
+        let event = Envelope::new(CAMPAIGN_DEFINED, "campaign-loader", chrono::Utc::now(), &defined)?;
+        bus.publish(topics::CAMPAIGNS, c.name(), &event).await?;
+    }
+    Ok(())
+}

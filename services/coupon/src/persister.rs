@@ -1,0 +1,63 @@
+//! Consumers of the coupon service: the persister that writes `CouponIssued` to SQL
+//! under its unique keys (so redeliveries and re-sent events never make a second row),
+//! and the store of campaign definitions.
+
+use platform::db::Database;
+use platform::events::contracts::{CAMPAIGN_DEFINED, CAMPAIGN_REMOVED, COUPON_ISSUED, CampaignDefined, CampaignRemoved, CouponIssued};
+use platform::events::{Envelope, Handler};
+
+use crate::store;
+
+pub struct Persister {
+    pub db: Database,
+}
+
+impl Handler for Persister {
+    async fn handle(&self, event: &Envelope) -> anyhow::Result<()> {
+        if event.kind != COUPON_ISSUED {
+            return Ok(());
+        }
+        let issued: CouponIssued = event.decode()?;
+        let written = store::insert_coupon(&self.db.pool, &issued).await?;
+        if written {
+            metrics::counter!("coupon_persisted_total").increment(1);
+        } else {
+            // Either a redelivery of this very coupon (fine) or a different coupon under
+            // the same (campaign, user, seq), which the unique key refuses.
+            let stored = store::coupon_at(&self.db.pool, &issued.campaign, issued.user_id, issued.seq).await?;
+            if stored.is_some_and(|id| id != issued.coupon_id) {
+                metrics::counter!("coupon_persist_conflicts_total").increment(1);
+                tracing::error!(coupon_id = %issued.coupon_id, campaign = %issued.campaign, user = %issued.user_id, seq = issued.seq, "a second coupon for the same person and seq was refused");
+            } else {
+                metrics::counter!("coupon_persist_duplicates_total").increment(1);
+            }
+        }
+        Ok(())
+    }
+}
+
+pub struct Definitions {
+    pub db: Database,
+}
+
+impl Handler for Definitions {
+    async fn handle(&self, event: &Envelope) -> anyhow::Result<()> {
+        match event.kind.as_str() {
+            CAMPAIGN_DEFINED => {
+                let defined: CampaignDefined = event.decode()?;
+                // A definition that does not validate is logged and skipped: it can never succeed.
+                let spec: Result<campaign::CampaignSpec, _> = serde_json::from_value(defined.spec.clone());
+                match spec.map_err(|e| e.to_string()).and_then(|s| campaign::Campaign::new(&defined.name, s).map_err(|e| e.to_string())) {
+                    Ok(_) => store::upsert_campaign(&self.db.pool, &defined.name, defined.version, &defined.spec.to_string()).await?,
+                    Err(e) => tracing::error!(campaign = %defined.name, error = %e, "ignoring an invalid campaign definition"),
+                }
+            }
+            CAMPAIGN_REMOVED => {
+                let removed: CampaignRemoved = event.decode()?;
+                store::remove_campaign(&self.db.pool, &removed.name, removed.version).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,186 @@
+//! SQL of the coupon service: campaign definitions and coupons.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use platform::events::contracts::CouponIssued;
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+use uuid::Uuid;
+
+use crate::model::{Coupon, CouponStatus};
+
+/// Stores a coupon; a redelivered event (same coupon, or same campaign/user/seq) is a
+/// no-op. Returns whether a row was written.
+pub async fn insert_coupon(pool: &AnyPool, e: &CouponIssued) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO coupons (coupon_id, code, campaign, user_id, seq, day, title, benefit, issued_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+    )
+    .bind(e.coupon_id.to_string())
+    .bind(&e.code)
+    .bind(&e.campaign)
+    .bind(e.user_id.to_string())
+    .bind(i64::from(e.seq))
+    .bind(e.day.to_string())
+    .bind(&e.title)
+    .bind(&e.benefit)
+    .bind(e.issued_at.timestamp_millis())
+    .bind(e.expires_at.timestamp_millis())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The coupon stored under (campaign, user, seq), if any.
+pub async fn coupon_at(pool: &AnyPool, campaign: &str, user_id: Uuid, seq: u32) -> sqlx::Result<Option<Uuid>> {
+    let row = sqlx::query("SELECT coupon_id FROM coupons WHERE campaign = $1 AND user_id = $2 AND seq = $3")
+        .bind(campaign)
+        .bind(user_id.to_string())
+        .bind(i64::from(seq))
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.and_then(|r| Uuid::parse_str(&r.get::<String, _>(0)).ok()))
+}
+
+const COLUMNS: &str = "coupon_id, code, campaign, user_id, seq, day, title, benefit, issued_at, expires_at, redeemed_at";
+
+pub async fn coupons_of_user(pool: &AnyPool, user_id: Uuid, now: DateTime<Utc>) -> sqlx::Result<Vec<Coupon>> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM coupons WHERE user_id = $1 ORDER BY issued_at DESC LIMIT 500"))
+        .bind(user_id.to_string())
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(|r| decode(r, now)).collect()
+}
+
+/// Every coupon of a campaign, as issuance events (for rebuilding issuer state).
+pub async fn issued_in_campaign(pool: &AnyPool, campaign: &str) -> sqlx::Result<Vec<CouponIssued>> {
+    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM coupons WHERE campaign = $1"))
+        .bind(campaign)
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let c = decode(r, Utc::now())?;
+            Ok(CouponIssued {
+                coupon_id: c.coupon_id,
+                code: c.code,
+                campaign: c.campaign,
+                user_id: r.try_get::<String, _>(3).ok().and_then(|u| Uuid::parse_str(&u).ok()).unwrap_or_default(),
+                seq: c.seq,
+                day: c.day,
+                title: c.title,
+                benefit: c.benefit,
+                issued_at: c.issued_at,
+                expires_at: c.expires_at,
+            })
+        })
+        .collect()
+}
+
+/// Coupons counted against `day` per campaign (for the catalog's "remaining today").
+pub async fn issued_on(pool: &AnyPool, campaign: &str, day: NaiveDate) -> sqlx::Result<i64> {
+    let row = sqlx::query("SELECT COUNT(*) FROM coupons WHERE campaign = $1 AND day = $2")
+        .bind(campaign)
+        .bind(day.to_string())
+        .fetch_one(pool)
+        .await?;
+    row.try_get(0)
+}
+
+pub async fn issued_total(pool: &AnyPool, campaign: &str) -> sqlx::Result<i64> {
+    sqlx::query("SELECT COUNT(*) FROM coupons WHERE campaign = $1").bind(campaign).fetch_one(pool).await?.try_get(0)
+}
+
+pub enum Redeemed {
+    Now(Coupon),
+    Already(Coupon),
+    Expired(Coupon),
+    NotFound,
+}
+
+/// Marks a coupon of `user_id` redeemed, once, if it has not expired.
+pub async fn redeem(pool: &AnyPool, user_id: Uuid, coupon_id: Uuid, now: DateTime<Utc>) -> sqlx::Result<Redeemed> {
+    let done = sqlx::query(
+        "UPDATE coupons SET redeemed_at = $1 WHERE coupon_id = $2 AND user_id = $3 AND redeemed_at IS NULL AND expires_at > $1",
+    )
+    .bind(now.timestamp_millis())
+    .bind(coupon_id.to_string())
+    .bind(user_id.to_string())
+    .execute(pool)
+    .await?;
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM coupons WHERE coupon_id = $1 AND user_id = $2"))
+        .bind(coupon_id.to_string())
+        .bind(user_id.to_string())
+        .fetch_optional(pool)
+        .await?;
+    let Some(row) = row else { return Ok(Redeemed::NotFound) };
+    let coupon = decode(&row, now)?;
+    Ok(if done.rows_affected() == 1 {
+        Redeemed::Now(coupon)
+    } else if coupon.status == CouponStatus::Expired {
+        Redeemed::Expired(coupon)
+    } else {
+        Redeemed::Already(coupon)
+    })
+}
+
+fn decode(r: &AnyRow, now: DateTime<Utc>) -> sqlx::Result<Coupon> {
+    let bad = |e: String| sqlx::Error::Decode(e.into());
+    let id: String = r.try_get(0)?;
+    let day: String = r.try_get(5)?;
+    let seq: i64 = r.try_get(4)?;
+    let issued: i64 = r.try_get(8)?;
+    let expires: i64 = r.try_get(9)?;
+    let redeemed: Option<i64> = r.try_get(10)?;
+    let expires_at = DateTime::from_timestamp_millis(expires).ok_or_else(|| bad("expires_at".into()))?;
+    let redeemed_at = redeemed.and_then(DateTime::from_timestamp_millis);
+    let status = if redeemed_at.is_some() {
+        CouponStatus::Redeemed
+    } else if expires_at <= now {
+        CouponStatus::Expired
+    } else {
+        CouponStatus::Active
+    };
+    Ok(Coupon {
+        coupon_id: Uuid::parse_str(&id).map_err(|e| bad(e.to_string()))?,
+        code: r.try_get(1)?,
+        campaign: r.try_get(2)?,
+        seq: u32::try_from(seq).map_err(|e| bad(e.to_string()))?,
+        day: day.parse().map_err(|e: chrono::ParseError| bad(e.to_string()))?,
+        title: r.try_get(6)?,
+        benefit: r.try_get(7)?,
+        issued_at: DateTime::from_timestamp_millis(issued).ok_or_else(|| bad("issued_at".into()))?,
+        expires_at,
+        redeemed_at,
+        status,
+    })
+}
+
+/// Stores a campaign definition unless a newer version is already stored.
+pub async fn upsert_campaign(pool: &AnyPool, name: &str, version: i64, spec: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO campaigns (name, version, spec, removed) VALUES ($1, $2, $3, 0) \
+         ON CONFLICT (name) DO UPDATE SET version = excluded.version, spec = excluded.spec, removed = 0 \
+         WHERE campaigns.version < excluded.version",
+    )
+    .bind(name)
+    .bind(version)
+    .bind(spec)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn remove_campaign(pool: &AnyPool, name: &str, version: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE campaigns SET removed = 1, version = $2 WHERE name = $1 AND version < $2")
+        .bind(name)
+        .bind(version)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// (name, spec JSON) of every campaign not removed.
+pub async fn campaigns(pool: &AnyPool) -> sqlx::Result<Vec<(String, String)>> {
+    let rows = sqlx::query("SELECT name, spec FROM campaigns WHERE removed = 0 ORDER BY name").fetch_all(pool).await?;
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+}
