@@ -88,11 +88,17 @@ fn phase_name(p: Phase) -> &'static str {
 
 #[utoipa::path(get, path = "/api/coupons/campaigns", tag = "coupons", params(CampaignFilter),
     responses((status = 200, description = "Campaigns by name.", body = Vec<CampaignSummary>)))]
-pub async fn campaigns(State(state): State<CatalogState>, Query(filter): Query<CampaignFilter>) -> Result<Json<Vec<CampaignSummary>>, ApiError> {
+pub async fn campaigns(
+    State(state): State<CatalogState>,
+    Query(filter): Query<CampaignFilter>,
+) -> Result<Json<Vec<CampaignSummary>>, ApiError> {
     if let Some(p) = &filter.phase
         && !["scheduled", "waiting", "open", "closed", "ended"].contains(&p.as_str())
     {
-        return Err(ApiError::bad_request("invalid-query", "phase must be one of scheduled, waiting, open, closed, ended."));
+        return Err(ApiError::bad_request(
+            "invalid-query",
+            "phase must be one of scheduled, waiting, open, closed, ended.",
+        ));
     }
     let now = state.clock.now();
     let mut out = Vec::new();
@@ -162,14 +168,19 @@ pub async fn my_coupons(State(state): State<CatalogState>, user: AuthUser) -> Re
         (status = 409, description = "Already redeemed.", body = platform::error::Problem, content_type = "application/problem+json"),
         (status = 410, description = "Expired.", body = platform::error::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn redeem(State(state): State<CatalogState>, user: AuthUser, Path(id): Path<Uuid>) -> Result<Json<Coupon>, ApiError> {
+pub async fn redeem(
+    State(state): State<CatalogState>,
+    user: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Coupon>, ApiError> {
     match store::redeem(&state.db.pool, user.user_id, id, state.clock.now()).await? {
         Redeemed::Now(c) => Ok(Json(c)),
         Redeemed::Already(c) => Err(ApiError::conflict("already-redeemed", "This coupon was already redeemed.")
             .with("redeemedAt", c.redeemed_at.map(|t| t.to_rfc3339()))),
-        Redeemed::Expired(c) => Err(ApiError::new(axum::http::StatusCode::GONE, "coupon-expired", "This coupon has expired.")
-            .with("expiredAt", c.expires_at.to_rfc3339())),
+        Redeemed::Expired(c) => {
+            Err(ApiError::new(axum::http::StatusCode::GONE, "coupon-expired", "This coupon has expired.")
+                .with("expiredAt", c.expires_at.to_rfc3339()))
+        }
         Redeemed::NotFound => Err(ApiError::not_found("unknown-coupon", "You have no coupon with this id.")),
     }
 }
-

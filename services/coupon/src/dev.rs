@@ -49,9 +49,24 @@ pub fn router(state: DevState) -> Router {
 /// DEV ONLY: records that you verified a mission now (publishes `MissionVerified`).
 #[utoipa::path(post, path = "/api/dev/missions/verify", tag = "dev-only", security(("bearer" = [])),
     responses((status = 202, description = "The MissionVerified event was published; eligibility follows within moments.", body = VerifiedMission)))]
-pub async fn verify_mission(State(state): State<DevState>, user: AuthUser) -> Result<(StatusCode, Json<VerifiedMission>), ApiError> {
-    let verified = MissionVerified { user_id: user.user_id, mission_id: format!("dev-{}", uuid::Uuid::now_v7()), verified_at: state.clock.now() };
-    let event = Envelope::new(MISSION_VERIFIED, "dev-tools", verified.verified_at, &verified).map_err(ApiError::internal)?;
-    state.bus.publish(topics::MISSIONS_VERIFIED, &user.user_id.to_string(), &event).await.map_err(ApiError::internal)?;
-    Ok((StatusCode::ACCEPTED, Json(VerifiedMission { mission_id: verified.mission_id, verified_at: verified.verified_at })))
+pub async fn verify_mission(
+    State(state): State<DevState>,
+    user: AuthUser,
+) -> Result<(StatusCode, Json<VerifiedMission>), ApiError> {
+    let verified = MissionVerified {
+        user_id: user.user_id,
+        mission_id: format!("dev-{}", uuid::Uuid::now_v7()),
+        verified_at: state.clock.now(),
+    };
+    let event =
+        Envelope::new(MISSION_VERIFIED, "dev-tools", verified.verified_at, &verified).map_err(ApiError::internal)?;
+    state
+        .bus
+        .publish(topics::MISSIONS_VERIFIED, &user.user_id.to_string(), &event)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(VerifiedMission { mission_id: verified.mission_id, verified_at: verified.verified_at }),
+    ))
 }

@@ -55,8 +55,18 @@ const TOPICS: &[&str] = &[topics::COUPONS_ISSUED, topics::CAMPAIGNS, topics::MIS
 pub async fn start(ctx: &Context) -> anyhow::Result<Started> {
     let db = Database::open(&ctx.database, SERVICE, ctx.db_max_connections, &MIGRATOR).await?;
     ctx.bus.ensure_topics(TOPICS).await?;
-    let persister = ctx.bus.spawn_consumer("coupon.persister", &[topics::COUPONS_ISSUED], persister::Persister { db: db.clone() }, ctx.stop.clone());
-    let definitions = ctx.bus.spawn_consumer("coupon.campaigns", &[topics::CAMPAIGNS], persister::Definitions { db: db.clone() }, ctx.stop.clone());
+    let persister = ctx.bus.spawn_consumer(
+        "coupon.persister",
+        &[topics::COUPONS_ISSUED],
+        persister::Persister { db: db.clone() },
+        ctx.stop.clone(),
+    );
+    let definitions = ctx.bus.spawn_consumer(
+        "coupon.campaigns",
+        &[topics::CAMPAIGNS],
+        persister::Definitions { db: db.clone() },
+        ctx.stop.clone(),
+    );
     let state = catalog::CatalogState { db: db.clone(), keys: ctx.keys.clone(), clock: ctx.clock.clone() };
     Ok(Started {
         name: SERVICE,
@@ -68,7 +78,11 @@ pub async fn start(ctx: &Context) -> anyhow::Result<Started> {
 }
 
 /// The `coupon-issuer` role for `campaigns` (one in production; every sample in dev).
-pub async fn start_issuers(ctx: &Context, campaigns: Vec<Campaign>, config: &IssuerConfig) -> anyhow::Result<(Started, issuer::Issuers)> {
+pub async fn start_issuers(
+    ctx: &Context,
+    campaigns: Vec<Campaign>,
+    config: &IssuerConfig,
+) -> anyhow::Result<(Started, issuer::Issuers)> {
     let db = Database::open(&ctx.database, SERVICE, ctx.db_max_connections, &MIGRATOR).await?;
     ctx.bus.ensure_topics(TOPICS).await?;
     let mut issuers = HashMap::new();
@@ -80,7 +94,15 @@ pub async fn start_issuers(ctx: &Context, campaigns: Vec<Campaign>, config: &Iss
             Some((conn, prefix)) => issuer::engine::Engine::redis(conn, &prefix, &name),
             None => issuer::engine::Engine::memory(),
         };
-        let issuer = issuer::Issuer::new(Arc::new(campaign), engine, ctx.bus.clone(), db.clone(), ctx.clock.clone(), config, ctx.stop.clone());
+        let issuer = issuer::Issuer::new(
+            Arc::new(campaign),
+            engine,
+            ctx.bus.clone(),
+            db.clone(),
+            ctx.clock.clone(),
+            config,
+            ctx.stop.clone(),
+        );
         issuer.start().await?;
         let check = issuer.clone();
         readiness.push(platform::http::ReadinessCheck::new(format!("issuer:{name}"), move || {
@@ -98,7 +120,10 @@ pub async fn start_issuers(ctx: &Context, campaigns: Vec<Campaign>, config: &Iss
     }
     let issuers: issuer::Issuers = Arc::new(issuers);
     let router = issuer::router(issuer::IssuerState { issuers: issuers.clone(), keys: ctx.keys.clone() });
-    Ok((Started { name: "coupon-issuer", router, openapi: IssuerDoc::openapi(), readiness, tasks: Vec::new() }, issuers))
+    Ok((
+        Started { name: "coupon-issuer", router, openapi: IssuerDoc::openapi(), readiness, tasks: Vec::new() },
+        issuers,
+    ))
 }
 
 /// The campaign rules an issuer serves, from `--campaign-file` or `--campaigns-dir`,
@@ -109,7 +134,8 @@ pub fn load_campaigns(config: &IssuerConfig) -> anyhow::Result<Vec<Campaign>> {
             let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
             campaign::parse_yaml(&text).with_context(|| format!("in {}", file.display()))?
         }
-        None => campaign::load_dir(&config.campaigns_dir).with_context(|| format!("in {}", config.campaigns_dir.display()))?,
+        None => campaign::load_dir(&config.campaigns_dir)
+            .with_context(|| format!("in {}", config.campaigns_dir.display()))?,
     };
     match &config.campaign {
         None => Ok(all),

@@ -3,7 +3,9 @@
 //! and the store of campaign definitions.
 
 use platform::db::Database;
-use platform::events::contracts::{CAMPAIGN_DEFINED, CAMPAIGN_REMOVED, COUPON_ISSUED, CampaignDefined, CampaignRemoved, CouponIssued};
+use platform::events::contracts::{
+    CAMPAIGN_DEFINED, CAMPAIGN_REMOVED, COUPON_ISSUED, CampaignDefined, CampaignRemoved, CouponIssued,
+};
 use platform::events::{Envelope, Handler};
 
 use crate::store;
@@ -47,9 +49,17 @@ impl Handler for Definitions {
                 let defined: CampaignDefined = event.decode()?;
                 // A definition that does not validate is logged and skipped: it can never succeed.
                 let spec: Result<campaign::CampaignSpec, _> = serde_json::from_value(defined.spec.clone());
-                match spec.map_err(|e| e.to_string()).and_then(|s| campaign::Campaign::new(&defined.name, s).map_err(|e| e.to_string())) {
-                    Ok(_) => store::upsert_campaign(&self.db.pool, &defined.name, defined.version, &defined.spec.to_string()).await?,
-                    Err(e) => tracing::error!(campaign = %defined.name, error = %e, "ignoring an invalid campaign definition"),
+                match spec
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| campaign::Campaign::new(&defined.name, s).map_err(|e| e.to_string()))
+                {
+                    Ok(_) => {
+                        store::upsert_campaign(&self.db.pool, &defined.name, defined.version, &defined.spec.to_string())
+                            .await?
+                    }
+                    Err(e) => {
+                        tracing::error!(campaign = %defined.name, error = %e, "ignoring an invalid campaign definition")
+                    }
                 }
             }
             CAMPAIGN_REMOVED => {

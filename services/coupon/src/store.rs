@@ -41,13 +41,15 @@ pub async fn coupon_at(pool: &AnyPool, campaign: &str, user_id: Uuid, seq: u32) 
     Ok(row.and_then(|r| Uuid::parse_str(&r.get::<String, _>(0)).ok()))
 }
 
-const COLUMNS: &str = "coupon_id, code, campaign, user_id, seq, day, title, benefit, issued_at, expires_at, redeemed_at";
+const COLUMNS: &str =
+    "coupon_id, code, campaign, user_id, seq, day, title, benefit, issued_at, expires_at, redeemed_at";
 
 pub async fn coupons_of_user(pool: &AnyPool, user_id: Uuid, now: DateTime<Utc>) -> sqlx::Result<Vec<Coupon>> {
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM coupons WHERE user_id = $1 ORDER BY issued_at DESC LIMIT 500"))
-        .bind(user_id.to_string())
-        .fetch_all(pool)
-        .await?;
+    let rows =
+        sqlx::query(&format!("SELECT {COLUMNS} FROM coupons WHERE user_id = $1 ORDER BY issued_at DESC LIMIT 500"))
+            .bind(user_id.to_string())
+            .fetch_all(pool)
+            .await?;
     rows.iter().map(|r| decode(r, now)).collect()
 }
 

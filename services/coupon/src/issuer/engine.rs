@@ -79,8 +79,13 @@ pub enum Take {
     SoldOutTotal,
     NotEligible,
     /// The person already holds their limit (or used this idempotency key): their coupon.
-    Holds { seq: u32, record: Record },
-    Taken { seq: u32 },
+    Holds {
+        seq: u32,
+        record: Record,
+    },
+    Taken {
+        seq: u32,
+    },
 }
 
 /// Live counters of one campaign day.
@@ -569,7 +574,8 @@ impl RedisEngine {
 
     async fn unlock_rebuild(&self, owner: &str) -> anyhow::Result<()> {
         let mut conn = self.conn.clone();
-        let script = Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0");
+        let script =
+            Script::new("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0");
         let _: i64 = script.key(self.key("rebuild-lock")).arg(owner).invoke_async(&mut conn).await?;
         Ok(())
     }
@@ -581,8 +587,14 @@ impl RedisEngine {
         let mut cursor: u64 = 0;
         let mut keys = Vec::new();
         loop {
-            let (next, batch): (u64, Vec<String>) =
-                redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000).query_async(&mut conn).await?;
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
             keys.extend(batch.into_iter().filter(|k| !k.ends_with("rebuild-lock")));
             if next == 0 {
                 return Ok(keys);
@@ -594,7 +606,8 @@ impl RedisEngine {
     async fn apply(&self, snapshot: &Snapshot) -> anyhow::Result<()> {
         let mut conn = self.conn.clone();
         // Eligibility sets are rebuilt by the mission-log replay; keep them.
-        let stale: Vec<String> = self.campaign_keys().await?.into_iter().filter(|k| !k.contains(":eligible:")).collect();
+        let stale: Vec<String> =
+            self.campaign_keys().await?.into_iter().filter(|k| !k.contains(":eligible:")).collect();
         for chunk in stale.chunks(500) {
             redis::cmd("DEL").arg(chunk).query_async::<()>(&mut conn).await?;
         }
@@ -648,7 +661,5 @@ impl RedisEngine {
 }
 
 fn escape_glob(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| if matches!(c, '*' | '?' | '[' | ']' | '\\') { vec!['\\', c] } else { vec![c] })
-        .collect()
+    s.chars().flat_map(|c| if matches!(c, '*' | '?' | '[' | ']' | '\\') { vec!['\\', c] } else { vec![c] }).collect()
 }

@@ -37,11 +37,9 @@ pub fn router(state: IssuerState) -> Router {
 }
 
 fn find(state: &IssuerState, name: &str) -> Result<Arc<Issuer>, ApiError> {
-    state
-        .issuers
-        .get(name)
-        .cloned()
-        .ok_or_else(|| ApiError::not_found("unknown-campaign", format!("No campaign named `{}` is issued here.", truncate(name))))
+    state.issuers.get(name).cloned().ok_or_else(|| {
+        ApiError::not_found("unknown-campaign", format!("No campaign named `{}` is issued here.", truncate(name)))
+    })
 }
 
 fn truncate(s: &str) -> String {
@@ -51,7 +49,11 @@ fn truncate(s: &str) -> String {
 /// The optional `Idempotency-Key`: retries with the same key get the same coupon.
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
-    let key = v.to_str().ok().map(str::trim).filter(|k| !k.is_empty() && k.len() <= 64 && k.chars().all(|c| c.is_ascii_graphic()));
+    let key = v
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 64 && k.chars().all(|c| c.is_ascii_graphic()));
     key.map(|k| Some(k.to_owned())).ok_or_else(|| {
         ApiError::bad_request("invalid-idempotency-key", "Idempotency-Key must be 1 to 64 visible ASCII characters.")
     })
@@ -80,8 +82,10 @@ pub async fn issue(
     let key = idempotency_key(&headers)?;
     match issuer.issue(user.user_id, key.as_deref()).await? {
         Outcome::Issued(coupon) => Ok((StatusCode::CREATED, Json(coupon))),
-        Outcome::AlreadyIssued(coupon) => Err(ApiError::conflict("already-issued", "You already have this campaign's coupon.")
-            .with("coupon", serde_json::to_value(&coupon).map_err(ApiError::internal)?)),
+        Outcome::AlreadyIssued(coupon) => {
+            Err(ApiError::conflict("already-issued", "You already have this campaign's coupon.")
+                .with("coupon", serde_json::to_value(&coupon).map_err(ApiError::internal)?))
+        }
     }
 }
 
@@ -111,7 +115,10 @@ pub struct CampaignCounters {
         (status = 200, description = "Live counters.", body = CampaignCounters),
         (status = 404, description = "No such campaign here.", body = platform::error::Problem, content_type = "application/problem+json"),
     ))]
-pub async fn counters(State(state): State<IssuerState>, Path(name): Path<String>) -> Result<Json<CampaignCounters>, ApiError> {
+pub async fn counters(
+    State(state): State<IssuerState>,
+    Path(name): Path<String>,
+) -> Result<Json<CampaignCounters>, ApiError> {
     let issuer = find(&state, &name)?;
     let status = issuer.campaign.status_at(issuer.clock.now());
     let c = issuer.engine.counters(status.day).await.map_err(|e| {

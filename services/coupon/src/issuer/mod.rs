@@ -92,7 +92,15 @@ fn day_number(day: NaiveDate) -> i64 {
 }
 
 impl Issuer {
-    pub fn new(campaign: CampaignRef, engine: Engine, bus: EventBus, db: Database, clock: Clock, config: &IssuerConfig, stop: watch::Receiver<bool>) -> Arc<Self> {
+    pub fn new(
+        campaign: CampaignRef,
+        engine: Engine,
+        bus: EventBus,
+        db: Database,
+        clock: Clock,
+        config: &IssuerConfig,
+        stop: watch::Receiver<bool>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             campaign,
             engine,
@@ -137,7 +145,9 @@ impl Issuer {
         let status = self.campaign.status_at(now);
         match status.phase {
             Phase::Open => {}
-            Phase::Ended => return Err(ApiError::new(axum::http::StatusCode::GONE, "campaign-ended", "This campaign has ended.")),
+            Phase::Ended => {
+                return Err(ApiError::new(axum::http::StatusCode::GONE, "campaign-ended", "This campaign has ended."));
+            }
             Phase::Scheduled | Phase::Waiting | Phase::Closed => return Err(self.not_open(now, status.next_transition)),
         }
         let day = status.day;
@@ -150,7 +160,11 @@ impl Issuer {
         }
         let Ok(_permit) = self.permits.clone().try_acquire_owned() else {
             metrics::counter!("coupon_issue_total", "outcome" => "shed").increment(1);
-            return Err(ApiError::too_many_requests("overloaded", "Too many requests for this campaign right now; retry in a moment.", 1));
+            return Err(ApiError::too_many_requests(
+                "overloaded",
+                "Too many requests for this campaign right now; retry in a moment.",
+                1,
+            ));
         };
         if !self.is_ready() {
             self.trigger_rebuild();
@@ -189,11 +203,19 @@ impl Issuer {
             match take {
                 Take::Unseeded if !seeded => {
                     seeded = true;
-                    if self.engine.seed(day, spec.quota.daily_quantity, spec.quota.total_quantity).await.map_err(ApiError::internal)?.is_none() {
+                    if self
+                        .engine
+                        .seed(day, spec.quota.daily_quantity, spec.quota.total_quantity)
+                        .await
+                        .map_err(ApiError::internal)?
+                        .is_none()
+                    {
                         return Err(self.lost_state());
                     }
                 }
-                Take::Unseeded => return Err(ApiError::internal(anyhow::anyhow!("stock of {day} still unseeded after seeding"))),
+                Take::Unseeded => {
+                    return Err(ApiError::internal(anyhow::anyhow!("stock of {day} still unseeded after seeding")));
+                }
                 Take::Rebuild => return Err(self.lost_state()),
                 Take::SoldOutToday => {
                     self.sold_out_day.store(day_number(day), Ordering::Relaxed);
@@ -204,7 +226,10 @@ impl Issuer {
                     return Err(self.sold_out(now, true));
                 }
                 Take::NotEligible => {
-                    return Err(ApiError::forbidden("not-eligible", "Verify today's mission first: this campaign is for people who completed it today."));
+                    return Err(ApiError::forbidden(
+                        "not-eligible",
+                        "Verify today's mission first: this campaign is for people who completed it today.",
+                    ));
                 }
                 Take::Holds { seq, record } if record.pending => {
                     // A previous attempt took the unit but may not have reached the log:
@@ -213,13 +238,23 @@ impl Issuer {
                 }
                 Take::Holds { seq, record } => return Ok(Outcome::AlreadyIssued(self.coupon(user, seq, &record))),
                 Take::Taken { seq } => {
-                    return self.publish(user, seq, &request.candidate, idempotency_key, true).await.map(Outcome::Issued);
+                    return self
+                        .publish(user, seq, &request.candidate, idempotency_key, true)
+                        .await
+                        .map(Outcome::Issued);
                 }
             }
         }
     }
 
-    async fn publish(&self, user: Uuid, seq: u32, record: &Record, key: Option<&str>, fresh: bool) -> Result<Coupon, ApiError> {
+    async fn publish(
+        &self,
+        user: Uuid,
+        seq: u32,
+        record: &Record,
+        key: Option<&str>,
+        fresh: bool,
+    ) -> Result<Coupon, ApiError> {
         let event = self.event(user, seq, record);
         let envelope = Envelope::new(COUPON_ISSUED, SOURCE, record.issued_at, &event).map_err(ApiError::internal)?;
         match self.bus.publish(topics::COUPONS_ISSUED, &user.to_string(), &envelope).await {
@@ -235,7 +270,11 @@ impl Issuer {
                 if let Err(release) = self.engine.release(record.day, user, seq, key).await {
                     tracing::error!(error = %release, %user, "could not give the unit back; it stays held for this person");
                 }
-                Err(ApiError::unavailable("issue-failed", "The coupon could not be issued; nothing was taken. Retry in a moment.", 1))
+                Err(ApiError::unavailable(
+                    "issue-failed",
+                    "The coupon could not be issued; nothing was taken. Retry in a moment.",
+                    1,
+                ))
             }
             Err(e) => {
                 tracing::error!(error = %e, %user, "issuance event may not be durable; the unit stays held");
@@ -277,7 +316,9 @@ impl Issuer {
     fn not_open(&self, now: DateTime<Utc>, opens: Option<DateTime<Utc>>) -> ApiError {
         let opens = opens.or_else(|| self.campaign.next_opening_after(now));
         let wait = opens.map_or(60, |t| u64::try_from((t - now).num_seconds()).unwrap_or(0).max(1));
-        let mut err = ApiError::new(axum::http::StatusCode::TOO_EARLY, "not-open", "The campaign is not open right now.").retry_after(wait);
+        let mut err =
+            ApiError::new(axum::http::StatusCode::TOO_EARLY, "not-open", "The campaign is not open right now.")
+                .retry_after(wait);
         if let Some(t) = opens {
             err = err.with("opensAt", t.to_rfc3339());
         }

@@ -17,8 +17,8 @@ use platform::events::{Envelope, Handler};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::engine::{Record, Snapshot};
 use super::eligibility::Eligibility;
+use super::engine::{Record, Snapshot};
 use super::{Issuer, settle_time};
 use crate::store;
 
@@ -86,7 +86,10 @@ impl Issuer {
             return Ok(());
         }
         let started = Instant::now();
-        tracing::warn!(campaign = self.campaign.name(), "issuer state missing: rebuilding from the database and the log");
+        tracing::warn!(
+            campaign = self.campaign.name(),
+            "issuer state missing: rebuilding from the database and the log"
+        );
         tokio::time::sleep(settle_time(&self.bus)).await;
 
         let mut durable: HashMap<Uuid, CouponIssued> = store::issued_in_campaign(&self.db.pool, self.campaign.name())
@@ -102,7 +105,13 @@ impl Issuer {
         self.engine.apply(&snapshot).await?;
 
         self.restart_eligibility().await;
-        let caught_up = self.rebuild.eligibility.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().map(|r| r.caught_up.clone());
+        let caught_up = self
+            .rebuild
+            .eligibility
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .map(|r| r.caught_up.clone());
         if let Some(mut caught_up) = caught_up {
             tokio::time::timeout(CATCH_UP_LIMIT, caught_up.wait_for(|c| *c))
                 .await
@@ -116,7 +125,13 @@ impl Issuer {
         self.ready.store(true, Ordering::SeqCst);
         let holders = snapshot.holders.len();
         metrics::counter!("coupon_issuer_rebuilds_total").increment(1);
-        tracing::warn!(campaign = self.campaign.name(), holders, from_db, took_ms = started.elapsed().as_millis() as u64, "issuer state rebuilt");
+        tracing::warn!(
+            campaign = self.campaign.name(),
+            holders,
+            from_db,
+            took_ms = started.elapsed().as_millis() as u64,
+            "issuer state rebuilt"
+        );
         Ok(())
     }
 
@@ -124,7 +139,8 @@ impl Issuer {
     async fn replay_issued(&self) -> anyhow::Result<Vec<CouponIssued>> {
         let collector = Collector { campaign: self.campaign.name().to_owned(), seen: Arc::new(Mutex::new(Vec::new())) };
         let (stop_tx, stop) = watch::channel(false);
-        let (task, mut caught_up) = self.bus.spawn_replay("coupon-issuer.rebuild", &[topics::COUPONS_ISSUED], collector.clone(), stop);
+        let (task, mut caught_up) =
+            self.bus.spawn_replay("coupon-issuer.rebuild", &[topics::COUPONS_ISSUED], collector.clone(), stop);
         let waited = tokio::time::timeout(CATCH_UP_LIMIT, caught_up.wait_for(|c| *c)).await.map(|r| r.map(|_| ()));
         let _ = stop_tx.send(true);
         let _ = task.await;
@@ -147,7 +163,12 @@ impl Issuer {
         let handler = Eligibility::new(self.campaign.clone(), self.engine.clone(), self.clock.clone());
         let name = format!("coupon-issuer.{}.eligibility", self.campaign.name());
         let (_task, caught_up) = self.bus.spawn_replay(&name, &[topics::MISSIONS_VERIFIED], handler, stop);
-        let previous = self.rebuild.eligibility.lock().unwrap_or_else(std::sync::PoisonError::into_inner).replace(Replay { stop: stop_tx, caught_up });
+        let previous = self
+            .rebuild
+            .eligibility
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .replace(Replay { stop: stop_tx, caught_up });
         if let Some(previous) = previous {
             let _ = previous.stop.send(true);
         }

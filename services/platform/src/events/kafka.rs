@@ -11,9 +11,9 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use super::{BusError, Delivery, Envelope, Handler, deliver};
@@ -201,7 +201,9 @@ pub(super) async fn replay<H: Handler>(
         };
         match message.payload().map(serde_json::from_slice::<Envelope>) {
             Some(Ok(event)) if !deliver(handler.as_ref(), &event, &mut stop).await => return,
-            Some(Err(e)) => tracing::error!(topic = message.topic(), offset = message.offset(), error = %e, "skipping malformed event"),
+            Some(Err(e)) => {
+                tracing::error!(topic = message.topic(), offset = message.offset(), error = %e, "skipping malformed event")
+            }
             _ => {}
         }
         if !targets.is_empty() {

@@ -41,7 +41,10 @@ impl BusError {
         use rdkafka::types::RDKafkaErrorCode as Code;
         match self {
             BusError::Kafka(rdkafka::error::KafkaError::MessageProduction(code)) => {
-                matches!(code, Code::QueueFull | Code::MessageSizeTooLarge | Code::InvalidMessageSize | Code::UnknownTopic)
+                matches!(
+                    code,
+                    Code::QueueFull | Code::MessageSizeTooLarge | Code::InvalidMessageSize | Code::UnknownTopic
+                )
             }
             BusError::Kafka(_) => false,
             BusError::Log(_) | BusError::Encoding(_) | BusError::Other(_) => true,
