@@ -8,6 +8,7 @@
 //! whoever owns them (the YAML loader in dev, the operator in a cluster), eligibility as
 //! `MissionVerified` events — never from a synchronous call.
 
+pub mod audit;
 pub mod catalog;
 pub mod dev;
 pub mod issuer;
@@ -124,6 +125,11 @@ pub async fn start_issuers(
         Started { name: "coupon-issuer", router, openapi: IssuerDoc::openapi(), readiness, tasks: Vec::new() },
         issuers,
     ))
+}
+
+/// The coupon service's database (tests, audits and benchmarks read it).
+pub async fn open_db(ctx: &Context) -> anyhow::Result<Database> {
+    Database::open(&ctx.database, SERVICE, ctx.db_max_connections, &MIGRATOR).await
 }
 
 /// The campaign rules an issuer serves, from `--campaign-file` or `--campaigns-dir`,

@@ -29,6 +29,13 @@ impl Clock {
         self.now().timestamp_millis()
     }
 
+    /// Sets a manual clock; the system clock ignores it.
+    pub fn set(&self, to: DateTime<Utc>) {
+        if let Clock::Manual(t) = self {
+            *t.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = to;
+        }
+    }
+
     /// Moves a manual clock forward; the system clock ignores it.
     pub fn advance(&self, by: TimeDelta) {
         if let Clock::Manual(t) = self {

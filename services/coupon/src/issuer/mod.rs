@@ -148,7 +148,7 @@ impl Issuer {
             Phase::Ended => {
                 return Err(ApiError::new(axum::http::StatusCode::GONE, "campaign-ended", "This campaign has ended."));
             }
-            Phase::Scheduled | Phase::Waiting | Phase::Closed => return Err(self.not_open(now, status.next_transition)),
+            Phase::Scheduled | Phase::Waiting | Phase::Closed => return Err(self.not_open(now)),
         }
         let day = status.day;
         if self.sold_out_total.load(Ordering::Relaxed) {
@@ -231,9 +231,18 @@ impl Issuer {
                         "Verify today's mission first: this campaign is for people who completed it today.",
                     ));
                 }
+                Take::Holds { record, .. } if record.pending && now - record.issued_at < self.in_flight_limit() => {
+                    // Another request of this person is publishing this coupon right now.
+                    return Err(ApiError::unavailable(
+                        "issue-in-progress",
+                        "Your coupon is being issued by another request; retry in a moment to receive it.",
+                        1,
+                    ));
+                }
                 Take::Holds { seq, record } if record.pending => {
-                    // A previous attempt took the unit but may not have reached the log:
-                    // send the very same coupon again (the persister keeps one row).
+                    // An earlier attempt took the unit but its publish failed or was cut
+                    // off, so the event may or may not be in the log: send the very same
+                    // coupon again (the persister keeps one row).
                     return self.publish(user, seq, &record, idempotency_key, false).await.map(Outcome::Issued);
                 }
                 Take::Holds { seq, record } => return Ok(Outcome::AlreadyIssued(self.coupon(user, seq, &record))),
@@ -313,8 +322,13 @@ impl Issuer {
         rebuilding()
     }
 
-    fn not_open(&self, now: DateTime<Utc>, opens: Option<DateTime<Utc>>) -> ApiError {
-        let opens = opens.or_else(|| self.campaign.next_opening_after(now));
+    /// How long a pending coupon may belong to a publish still under way.
+    fn in_flight_limit(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::from_std(settle_time(&self.bus)).unwrap_or(chrono::TimeDelta::seconds(15))
+    }
+
+    fn not_open(&self, now: DateTime<Utc>) -> ApiError {
+        let opens = self.campaign.next_opening_after(now);
         let wait = opens.map_or(60, |t| u64::try_from((t - now).num_seconds()).unwrap_or(0).max(1));
         let mut err =
             ApiError::new(axum::http::StatusCode::TOO_EARLY, "not-open", "The campaign is not open right now.")

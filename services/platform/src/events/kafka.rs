@@ -136,6 +136,9 @@ impl KafkaBus {
     }
 }
 
+/// The end offset a replay must reach, per (topic, partition).
+type Watermarks = HashMap<(String, i32), i64>;
+
 /// Assigns every partition of `topics` from the beginning, tracks the high watermarks
 /// seen at the start, and signals `caught_up` once each partition reached its mark.
 pub(super) async fn replay<H: Handler>(
@@ -151,7 +154,7 @@ pub(super) async fn replay<H: Handler>(
         let bus = bus.clone();
         let group = group.clone();
         let names = names.clone();
-        tokio::task::spawn_blocking(move || -> Result<(StreamConsumer, HashMap<(String, i32), i64>), KafkaError> {
+        tokio::task::spawn_blocking(move || -> Result<(StreamConsumer, Watermarks), KafkaError> {
             let consumer = bus.consumer(&group, Delivery::Broadcast)?;
             let mut assignment = TopicPartitionList::new();
             let mut targets = HashMap::new();

@@ -115,6 +115,15 @@ impl TestApp {
     }
 
     pub async fn start(backend: Backend, config: ServiceConfig) -> Option<Self> {
+        Self::start_with(backend, config, Clock::System).await
+    }
+
+    /// Every steady-state service (issuers are started per test with [`TestApp::issuer`]).
+    pub fn services() -> Vec<ServiceName> {
+        vec![ServiceName::Auth, ServiceName::User, ServiceName::Coupon, ServiceName::DevTools]
+    }
+
+    pub async fn start_with(backend: Backend, config: ServiceConfig, clock: Clock) -> Option<Self> {
         if std::env::var_os("RUST_LOG").is_some() {
             platform::telemetry::init(platform::telemetry::LogFormat::Pretty);
         }
@@ -131,7 +140,7 @@ impl TestApp {
                     counters: Counters::memory(),
                     bus: EventBus::Embedded(Arc::new(bus)),
                     keys: keys.clone(),
-                    clock: Clock::System,
+                    clock: clock.clone(),
                     forwarded: Arc::new(ForwardedPolicy::default()),
                     stop,
                 };
@@ -155,7 +164,7 @@ impl TestApp {
                     counters: Counters::redis(&env.redis, &format!("ww-test:{id}:")).await.expect("redis"),
                     bus: EventBus::Kafka(Arc::new(KafkaBus::new(&kafka).expect("kafka"))),
                     keys: keys.clone(),
-                    clock: Clock::System,
+                    clock: clock.clone(),
                     forwarded: Arc::new(ForwardedPolicy::default()),
                     stop,
                 };
@@ -163,16 +172,31 @@ impl TestApp {
             }
         };
         let settings = HttpSettings { max_body_bytes: 16 * 1024, ..HttpSettings::default() };
-        let app = ww::app::build(&ServiceName::all(), &ctx, &config, &settings).await.expect("app starts");
+        let app = ww::app::build(&Self::services(), &ctx, &config, &settings).await.expect("app starts");
         Some(Self { router: app.server.router(), keys, ctx, backend, kafka_prefix, stop: stop_tx, _dir: dir })
     }
 
     /// A second replica of every service on the same backends (database, bus, Redis).
     pub async fn replica(&self, config: &ServiceConfig) -> Router {
-        let app = ww::app::build(&ServiceName::all(), &self.ctx, config, &HttpSettings::default())
+        let app = ww::app::build(&Self::services(), &self.ctx, config, &HttpSettings::default())
             .await
             .expect("replica starts");
         app.server.router()
+    }
+
+    /// An issuer for `campaign` on this app's backends, behind the shared HTTP stack.
+    pub async fn issuer(&self, campaign: campaign::Campaign) -> (Router, Arc<coupon::issuer::Issuer>) {
+        let config = coupon::IssuerConfig::default();
+        let (started, issuers) =
+            coupon::start_issuers(&self.ctx, vec![campaign], &config).await.expect("issuer starts");
+        let issuer = issuers.values().next().expect("one issuer").clone();
+        let server = platform::http::Server::new(
+            started.router,
+            serde_json::json!({}),
+            platform::http::Readiness::default(),
+            &HttpSettings::default(),
+        );
+        (server.router(), issuer)
     }
 
     pub async fn send(&self, req: Request<Body>) -> Resp {

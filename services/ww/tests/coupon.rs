@@ -1,0 +1,453 @@
+//! First-come issuance, on both backends: the invariants under concurrency (checked
+//! against the database), the window and day rollover with a fake clock, state loss,
+//! the catalog, wallet and redemption, and bad input.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use campaign::{Campaign, CampaignSpec, CouponTemplate, Eligibility, MissionRequirement, Quota, Schedule};
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
+use common::{Backend, Resp, TestApp};
+use futures::StreamExt;
+use platform::clock::Clock;
+use platform::events::Envelope;
+use platform::events::contracts::{MISSION_VERIFIED, MissionVerified, topics};
+use uuid::Uuid;
+
+struct Rules {
+    daily: u32,
+    per_user: u32,
+    total: Option<u64>,
+    closes: Option<&'static str>,
+    mission: bool,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self { daily: 10, per_user: 1, total: None, closes: Some("12:00"), mission: true }
+    }
+}
+
+fn day(d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 12, d).unwrap()
+}
+
+/// A KST wall-clock instant on 2026-12-`d`.
+fn kst(d: u32, h: u32, m: u32) -> DateTime<Utc> {
+    chrono_tz::Asia::Seoul.with_ymd_and_hms(2026, 12, d, h, m, 0).single().unwrap().with_timezone(&Utc)
+}
+
+fn campaign(rules: Rules) -> Campaign {
+    let name = format!("t-{}", &Uuid::new_v4().simple().to_string()[..10]);
+    let spec = CampaignSpec {
+        display_name: "Test campaign".into(),
+        coupon: CouponTemplate { title: "Free pass".into(), benefit: "One free pass".into(), validity_days: 7 },
+        schedule: Schedule {
+            time_zone: "Asia/Seoul".into(),
+            start_date: day(7),
+            end_date: day(13),
+            opens_at: NaiveTime::from_hms_opt(10, 0, 0).unwrap(),
+            closes_at: rules.closes.map(|c| NaiveTime::parse_from_str(c, "%H:%M").unwrap()),
+        },
+        quota: Quota { daily_quantity: rules.daily, total_quantity: rules.total, per_user: rules.per_user },
+        eligibility: Eligibility {
+            mission: if rules.mission { MissionRequirement::VerifiedSameDay } else { MissionRequirement::None },
+        },
+    };
+    Campaign::new(&name, spec).unwrap()
+}
+
+async fn app_at(backend: Backend, t: DateTime<Utc>) -> Option<TestApp> {
+    TestApp::start_with(backend, common::fast_config(), Clock::manual(t)).await
+}
+
+fn token(app: &TestApp, user: Uuid) -> String {
+    app.keys.sign(user, Uuid::new_v4(), Utc::now(), Duration::from_secs(3600)).unwrap()
+}
+
+async fn verify_mission(app: &TestApp, user: Uuid, at: DateTime<Utc>) {
+    let event = Envelope::new(
+        MISSION_VERIFIED,
+        "test",
+        at,
+        &MissionVerified { user_id: user, mission_id: "m".into(), verified_at: at },
+    )
+    .unwrap();
+    app.ctx.bus.publish(topics::MISSIONS_VERIFIED, &user.to_string(), &event).await.unwrap();
+}
+
+async fn wait_ready(issuer: &coupon::issuer::Issuer) {
+    let started = Instant::now();
+    while !(issuer.is_ready() && issuer.eligibility_caught_up()) {
+        assert!(started.elapsed() < Duration::from_secs(60), "issuer not ready after 60s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn issue(router: &Router, campaign: &str, token: &str, key: Option<&str>) -> Resp {
+    let mut req =
+        Request::post(format!("/api/campaigns/{campaign}/issue")).header("authorization", format!("Bearer {token}"));
+    if let Some(k) = key {
+        req = req.header("idempotency-key", k);
+    }
+    TestApp::send_to(router, req.body(Body::empty()).unwrap()).await
+}
+
+fn coupon_id(r: &Resp) -> Option<Uuid> {
+    let v = if r.status == StatusCode::CREATED { &r.body["couponId"] } else { &r.body["coupon"]["couponId"] };
+    v.as_str().and_then(|s| Uuid::parse_str(s).ok())
+}
+
+/// Waits until the persister wrote `n` rows, then returns the invariant violations.
+async fn audit(
+    app: &TestApp,
+    c: &Campaign,
+    told: &HashSet<Uuid>,
+    eligible: &HashMap<NaiveDate, HashSet<Uuid>>,
+    n: i64,
+) -> Vec<String> {
+    let db = coupon::open_db(&app.ctx).await.unwrap();
+    let started = Instant::now();
+    loop {
+        let stored = coupon::audit::stored_count(&db, c.name()).await.unwrap();
+        if stored >= n {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "persister wrote {stored} of {n} rows in 60s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Give a straggler (which would be a violation) a moment to show up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let told = coupon::audit::Told { coupons: told.clone() };
+    coupon::audit::violations(&db, c, &told, Some(eligible)).await.unwrap()
+}
+
+on_both_backends!(
+    thousands_of_concurrent_attempts_never_oversell_duplicate_or_reach_the_ineligible,
+    the_window_and_the_day_roll_over_with_the_campaign_clock,
+    a_person_gets_the_same_coupon_back_and_idempotency_keys_hold,
+    losing_the_issuer_state_rebuilds_it_without_overselling,
+    the_catalog_wallet_and_redemption_work,
+    bad_issue_requests_are_clear_4xx_problems,
+);
+
+async fn thousands_of_concurrent_attempts_never_oversell_duplicate_or_reach_the_ineligible(backend: TestApp) {
+    let backend_kind = backend.backend;
+    drop(backend);
+    let now = kst(8, 10, 30);
+    let app = app_at(backend_kind, now).await.unwrap();
+    let c = campaign(Rules { daily: 40, ..Rules::default() });
+    let users: Vec<Uuid> = (0..300).map(|_| Uuid::new_v4()).collect();
+    let eligible: HashSet<Uuid> = users[..150].iter().copied().collect();
+    for u in &eligible {
+        verify_mission(&app, *u, now - chrono::TimeDelta::minutes(20)).await;
+    }
+    let (router, issuer) = app.issuer(c.clone()).await;
+    wait_ready(&issuer).await;
+
+    // Each person tries 5 times, all mixed together, 64 at once.
+    let tokens: HashMap<Uuid, String> = users.iter().map(|u| (*u, token(&app, *u))).collect();
+    let mut attempts: Vec<Uuid> = users.iter().flat_map(|u| std::iter::repeat_n(*u, 5)).collect();
+    attempts.sort_by_key(|u| u.as_u128() ^ 0x9e37_79b9_7f4a_7c15);
+    let name = c.name().to_owned();
+    let answers: Vec<(Uuid, Resp)> = futures::stream::iter(attempts)
+        .map(|u| {
+            let (router, name, token) = (router.clone(), name.clone(), tokens[&u].clone());
+            async move { (u, issue(&router, &name, &token, None).await) }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+
+    let mut by_status: HashMap<u16, usize> = HashMap::new();
+    let mut winners = HashSet::new();
+    let mut issued = HashSet::new();
+    let mut told = HashSet::new();
+    for (user, r) in &answers {
+        *by_status.entry(r.status.as_u16()).or_default() += 1;
+        assert!(r.status.is_success() || r.content_type() == "application/problem+json", "{:?}", r.body);
+        match r.status {
+            StatusCode::CREATED => {
+                assert!(winners.insert(*user), "{user} got two 201s");
+                issued.insert(coupon_id(r).unwrap());
+            }
+            StatusCode::CONFLICT => {}
+            StatusCode::FORBIDDEN => assert!(!eligible.contains(user), "eligible {user} refused"),
+            StatusCode::GONE => assert_eq!(r.code(), "sold-out"),
+            // The same person's concurrent attempt while their coupon is being published.
+            StatusCode::SERVICE_UNAVAILABLE => assert_eq!(r.code(), "issue-in-progress"),
+            other => panic!("unexpected {other}: {:?}", r.body),
+        }
+        told.extend(coupon_id(r));
+    }
+    assert_eq!(issued.len(), 40, "exactly the daily quantity was issued: {by_status:?}");
+    assert!(winners.iter().all(|u| eligible.contains(u)));
+    assert!(told.is_subset(&issued), "every 409 hands back a coupon that was issued");
+    // Ineligible people hear 403 — or 410 once the day is sold out, which is answered
+    // from the local flag before anything else is looked at.
+    let ineligible_answers: HashSet<u16> =
+        answers.iter().filter(|(u, _)| !eligible.contains(u)).map(|(_, r)| r.status.as_u16()).collect();
+    assert!(ineligible_answers.is_subset(&HashSet::from([403, 410])), "{ineligible_answers:?}");
+    assert!(by_status.get(&403).copied().unwrap_or(0) > 0, "{by_status:?}");
+
+    let mut eligible_by_day = HashMap::new();
+    eligible_by_day.insert(day(8), eligible.clone());
+    let violations = audit(&app, &c, &told, &eligible_by_day, 40).await;
+    assert!(violations.is_empty(), "{violations:#?}");
+
+    let counters =
+        TestApp::send_to(&router, Request::get(format!("/api/campaigns/{name}/counters")).body(Body::empty()).unwrap())
+            .await;
+    assert_eq!(counters.body["issuedToday"], 40);
+    assert_eq!(counters.body["remainingToday"], 0);
+}
+
+async fn the_window_and_the_day_roll_over_with_the_campaign_clock(backend: TestApp) {
+    let kind = backend.backend;
+    drop(backend);
+    let app = app_at(kind, kst(7, 9, 0)).await.unwrap();
+    let c = campaign(Rules { daily: 1, ..Rules::default() });
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    verify_mission(&app, a, kst(7, 8, 0)).await;
+    verify_mission(&app, b, kst(7, 8, 30)).await;
+    let (router, issuer) = app.issuer(c.clone()).await;
+    wait_ready(&issuer).await;
+    let (ta, tb) = (token(&app, a), token(&app, b));
+
+    // Before the opening: 425 with when it opens.
+    let early = issue(&router, c.name(), &ta, None).await;
+    assert_eq!((early.status, early.code()), (StatusCode::TOO_EARLY, "not-open"));
+    assert_eq!(early.headers["retry-after"], "3600");
+    assert_eq!(early.body["opensAt"], kst(7, 10, 0).to_rfc3339());
+
+    app.ctx.clock.set(kst(7, 10, 0));
+    assert_eq!(issue(&router, c.name(), &ta, None).await.status, StatusCode::CREATED);
+    let sold = issue(&router, c.name(), &tb, None).await;
+    assert_eq!((sold.status, sold.code()), (StatusCode::GONE, "sold-out"));
+    assert_eq!(sold.body["nextOpening"], kst(8, 10, 0).to_rfc3339());
+
+    // After closing: 425 pointing at tomorrow's opening.
+    app.ctx.clock.set(kst(7, 12, 0));
+    let closed = issue(&router, c.name(), &tb, None).await;
+    assert_eq!((closed.status, closed.code()), (StatusCode::TOO_EARLY, "not-open"));
+    assert_eq!(closed.body["opensAt"], kst(8, 10, 0).to_rfc3339());
+
+    // Next day: fresh stock, but yesterday's mission does not count today.
+    app.ctx.clock.set(kst(8, 10, 5));
+    let stale = issue(&router, c.name(), &tb, None).await;
+    assert_eq!((stale.status, stale.code()), (StatusCode::FORBIDDEN, "not-eligible"));
+    verify_mission(&app, b, kst(8, 10, 1)).await;
+    let started = Instant::now();
+    let won = loop {
+        let r = issue(&router, c.name(), &tb, None).await;
+        if r.status != StatusCode::FORBIDDEN || started.elapsed() > Duration::from_secs(30) {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(won.status, StatusCode::CREATED, "{:?}", won.body);
+    assert_eq!(won.body["day"], "2026-12-08");
+    // The per-person limit spans the campaign: a's second day is a 409 with day 1's coupon.
+    verify_mission(&app, a, kst(8, 10, 2)).await;
+    let again = issue(&router, c.name(), &ta, None).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.body["coupon"]["day"], "2026-12-07");
+
+    // After the last day's closing: ended.
+    app.ctx.clock.set(kst(13, 12, 0));
+    let ended = issue(&router, c.name(), &ta, None).await;
+    assert_eq!((ended.status, ended.code()), (StatusCode::GONE, "campaign-ended"));
+}
+
+async fn a_person_gets_the_same_coupon_back_and_idempotency_keys_hold(backend: TestApp) {
+    let kind = backend.backend;
+    drop(backend);
+    let app = app_at(kind, kst(9, 11, 0)).await.unwrap();
+    let c = campaign(Rules { daily: 100, per_user: 2, mission: false, ..Rules::default() });
+    let (router, issuer) = app.issuer(c.clone()).await;
+    wait_ready(&issuer).await;
+    let u = Uuid::new_v4();
+    let t = token(&app, u);
+    let first = issue(&router, c.name(), &t, Some("tap-1")).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    // The answer was "lost": the retry with the same key is the same coupon.
+    let retry = issue(&router, c.name(), &t, Some("tap-1")).await;
+    assert_eq!(retry.status, StatusCode::CONFLICT);
+    assert_eq!(coupon_id(&retry), coupon_id(&first));
+    let second = issue(&router, c.name(), &t, Some("tap-2")).await;
+    assert_eq!(second.status, StatusCode::CREATED);
+    assert_eq!(second.body["seq"], 2);
+    // At the limit, any further attempt hands back the latest coupon.
+    let third = issue(&router, c.name(), &t, Some("tap-3")).await;
+    assert_eq!(third.status, StatusCode::CONFLICT);
+    assert_eq!(coupon_id(&third), coupon_id(&second));
+    let told: HashSet<Uuid> = [coupon_id(&first).unwrap(), coupon_id(&second).unwrap()].into();
+    let violations = audit(&app, &c, &told, &HashMap::from([(day(9), HashSet::from([u]))]), 2).await;
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+async fn losing_the_issuer_state_rebuilds_it_without_overselling(backend: TestApp) {
+    let kind = backend.backend;
+    drop(backend);
+    let app = app_at(kind, kst(10, 10, 30)).await.unwrap();
+    let c = campaign(Rules { daily: 20, mission: false, ..Rules::default() });
+    let (router, issuer) = app.issuer(c.clone()).await;
+    wait_ready(&issuer).await;
+    let users: Vec<Uuid> = (0..60).map(|_| Uuid::new_v4()).collect();
+    let mut told = HashSet::new();
+    let mut first_coupon = HashMap::new();
+    for u in &users[..12] {
+        let r = issue(&router, c.name(), &token(&app, *u), None).await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        told.insert(coupon_id(&r).unwrap());
+        first_coupon.insert(*u, coupon_id(&r).unwrap());
+    }
+    // Redis is flushed (or restarted empty) mid-campaign.
+    issuer.engine().wipe().await.unwrap();
+    let lost = issue(&router, c.name(), &token(&app, users[20]), None).await;
+    assert_eq!((lost.status, lost.code()), (StatusCode::SERVICE_UNAVAILABLE, "rebuilding"), "{:?}", lost.body);
+    assert!(lost.headers.contains_key("retry-after"));
+    wait_ready(&issuer).await;
+
+    // Holders get their same coupon back; the rest compete for what is really left.
+    for u in &users[..12] {
+        let r = issue(&router, c.name(), &token(&app, *u), None).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+        assert_eq!(coupon_id(&r), first_coupon.get(u).copied());
+    }
+    let mut created = 0;
+    for u in &users[12..] {
+        let r = issue(&router, c.name(), &token(&app, *u), None).await;
+        if r.status == StatusCode::CREATED {
+            created += 1;
+            told.insert(coupon_id(&r).unwrap());
+        } else {
+            assert_eq!(r.code(), "sold-out");
+        }
+    }
+    assert_eq!(created, 8, "20 per day: 12 before the loss, 8 after");
+    let everyone: HashSet<Uuid> = users.iter().copied().collect();
+    let violations = audit(&app, &c, &told, &HashMap::from([(day(10), everyone)]), 20).await;
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+async fn the_catalog_wallet_and_redemption_work(backend: TestApp) {
+    let kind = backend.backend;
+    drop(backend);
+    let app = app_at(kind, kst(11, 10, 30)).await.unwrap();
+    let c = campaign(Rules { daily: 5, mission: false, ..Rules::default() });
+    coupon::publish_definitions(&app.ctx.bus, std::slice::from_ref(&c), 1).await.unwrap();
+    let (router, issuer) = app.issuer(c.clone()).await;
+    wait_ready(&issuer).await;
+    let u = Uuid::new_v4();
+    let t = token(&app, u);
+    let issued = issue(&router, c.name(), &t, None).await;
+    assert_eq!(issued.status, StatusCode::CREATED);
+    let id = coupon_id(&issued).unwrap();
+
+    let started = Instant::now();
+    let listed = loop {
+        let r = app.call("GET", "/api/coupons/campaigns?phase=open", None, None).await;
+        let mine = r.body.as_array().and_then(|a| a.iter().find(|x| x["name"] == c.name()).cloned());
+        if let Some(m) = mine.filter(|m| m["remainingToday"] == 4) {
+            break m;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "catalog never showed the campaign: {:?}", r.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(listed["phase"], "open");
+    assert_eq!(listed["opensAt"], kst(11, 10, 0).to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let wallet = app.call("GET", "/api/coupons/me", Some(&t), None).await;
+    assert_eq!(wallet.body[0]["couponId"], id.to_string());
+    assert_eq!(wallet.body[0]["status"], "active");
+
+    let path = format!("/api/coupons/{id}/redeem");
+    let other = app.call("POST", &path, Some(&token(&app, Uuid::new_v4())), None).await;
+    assert_eq!((other.status, other.code()), (StatusCode::NOT_FOUND, "unknown-coupon"));
+    let redeemed = app.call("POST", &path, Some(&t), None).await;
+    assert_eq!(redeemed.status, StatusCode::OK, "{:?}", redeemed.body);
+    assert_eq!(redeemed.body["status"], "redeemed");
+    let twice = app.call("POST", &path, Some(&t), None).await;
+    assert_eq!((twice.status, twice.code()), (StatusCode::CONFLICT, "already-redeemed"));
+
+    // A coupon past its validity cannot be redeemed.
+    let late = Uuid::new_v4();
+    let tl = token(&app, late);
+    let r = issue(&router, c.name(), &tl, None).await;
+    let late_id = coupon_id(&r).unwrap();
+    let started = Instant::now();
+    while app.call("GET", "/api/coupons/me", Some(&tl), None).await.body.as_array().is_none_or(Vec::is_empty) {
+        assert!(started.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.ctx.clock.advance(chrono::TimeDelta::days(8));
+    let expired = app.call("POST", &format!("/api/coupons/{late_id}/redeem"), Some(&tl), None).await;
+    assert_eq!((expired.status, expired.code()), (StatusCode::GONE, "coupon-expired"));
+}
+
+async fn bad_issue_requests_are_clear_4xx_problems(backend: TestApp) {
+    let kind = backend.backend;
+    drop(backend);
+    let app = app_at(kind, kst(12, 10, 30)).await.unwrap();
+    let c = campaign(Rules::default());
+    let (router, issuer) = app.issuer(c.clone()).await;
+    wait_ready(&issuer).await;
+    let t = token(&app, Uuid::new_v4());
+    let path = format!("/api/campaigns/{}/issue", c.name());
+    let cases: Vec<(Request<Body>, u16, &str)> = vec![
+        (Request::post(&path).body(Body::empty()).unwrap(), 401, "missing-token"),
+        (
+            Request::post(&path).header("authorization", "Bearer nope").body(Body::empty()).unwrap(),
+            401,
+            "invalid-token",
+        ),
+        (
+            Request::post("/api/campaigns/no-such-campaign/issue")
+                .header("authorization", format!("Bearer {t}"))
+                .body(Body::empty())
+                .unwrap(),
+            404,
+            "unknown-campaign",
+        ),
+        (
+            Request::post(&path)
+                .header("authorization", format!("Bearer {t}"))
+                .header("content-length", "10000000")
+                .body(Body::from(vec![b'x'; 10_000_000]))
+                .unwrap(),
+            413,
+            "body-too-large",
+        ),
+        (
+            Request::get(&path).header("authorization", format!("Bearer {t}")).body(Body::empty()).unwrap(),
+            405,
+            "method-not-allowed",
+        ),
+        (
+            Request::post(&path)
+                .header("authorization", format!("Bearer {t}"))
+                .header("idempotency-key", "x".repeat(65))
+                .body(Body::empty())
+                .unwrap(),
+            400,
+            "invalid-idempotency-key",
+        ),
+        (
+            Request::get("/api/campaigns/no-such-campaign/counters").body(Body::empty()).unwrap(),
+            404,
+            "unknown-campaign",
+        ),
+    ];
+    for (req, status, code) in cases {
+        let what = format!("{} {}", req.method(), req.uri());
+        let r = TestApp::send_to(&router, req).await;
+        assert_eq!((r.status.as_u16(), r.code()), (status, code), "{what}: {:?}", r.body);
+        assert_eq!(r.content_type(), "application/problem+json", "{what}");
+    }
+}
