@@ -127,6 +127,11 @@ pub async fn start_issuers(
     ))
 }
 
+/// The coupon service's migrations (the benchmark opens its database directly).
+pub fn migrator() -> &'static sqlx::migrate::Migrator {
+    &MIGRATOR
+}
+
 /// The coupon service's database (tests, audits and benchmarks read it).
 pub async fn open_db(ctx: &Context) -> anyhow::Result<Database> {
     Database::open(&ctx.database, SERVICE, ctx.db_max_connections, &MIGRATOR).await

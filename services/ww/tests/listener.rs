@@ -11,7 +11,6 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use ww::bench::load;
-use ww::cli::ServiceName;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_app_serves_over_a_real_socket_and_stops_cleanly() {
@@ -21,7 +20,7 @@ async fn the_app_serves_over_a_real_socket_and_stops_cleanly() {
     let mut ctx = harness.ctx.clone();
     ctx.stop = stop.clone();
     let app =
-        ww::app::build(&ServiceName::all(), &ctx, &common::fast_config(), &HttpSettings::default()).await.unwrap();
+        ww::app::build(&TestApp::services(), &ctx, &common::fast_config(), &HttpSettings::default()).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(app.run(listener, stop));

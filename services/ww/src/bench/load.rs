@@ -53,6 +53,18 @@ impl Stats {
         self.latency_us.value_at_quantile(q) as f64 / 1000.0
     }
 
+    /// Figures from answers collected elsewhere (an open-loop run).
+    pub fn from_answers(answers: &[(u16, Duration)], errors: u64, elapsed: Duration) -> Self {
+        let mut stats = Stats::new();
+        for (status, took) in answers {
+            *stats.statuses.entry(*status).or_default() += 1;
+            let _ = stats.latency_us.record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1));
+        }
+        stats.errors = errors;
+        stats.elapsed = elapsed;
+        stats
+    }
+
     fn merge(&mut self, other: &Stats) {
         for (s, n) in &other.statuses {
             *self.statuses.entry(*s).or_default() += n;
@@ -118,6 +130,86 @@ async fn worker(addr: SocketAddr, w: usize, deadline: Instant, make: MakeRequest
     stats
 }
 
+/// Sees every answer of [`run_count`]: (request index, status, body, latency).
+pub type Observe = Arc<dyn Fn(u64, u16, &Bytes, Duration) + Send + Sync>;
+
+/// Sends exactly `total` requests (`make(0, i)` for i in 0..total) over `concurrency`
+/// keep-alive connections, as fast as they are answered, and returns the figures.
+pub async fn run_count(addr: SocketAddr, concurrency: usize, total: u64, make: MakeRequest, observe: Observe) -> Stats {
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (next, make, observe) = (next.clone(), make.clone(), observe.clone());
+            tokio::spawn(async move { count_worker(addr, next, total, make, observe).await })
+        })
+        .collect();
+    let mut all = Stats::new();
+    for w in workers {
+        if let Ok(stats) = w.await {
+            all.merge(&stats);
+        }
+    }
+    all.elapsed = started.elapsed();
+    all
+}
+
+async fn count_worker(
+    addr: SocketAddr,
+    next: Arc<std::sync::atomic::AtomicU64>,
+    total: u64,
+    make: MakeRequest,
+    observe: Observe,
+) -> Stats {
+    use std::sync::atomic::Ordering;
+    let mut stats = Stats::new();
+    let mut pending: Option<u64> = None;
+    'connect: loop {
+        let Ok(stream) = TcpStream::connect(addr).await else {
+            stats.errors += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await else {
+            stats.errors += 1;
+            continue;
+        };
+        tokio::spawn(conn);
+        loop {
+            // A request cut off by a broken connection is sent again on a new one.
+            let i = match pending.take() {
+                Some(i) => i,
+                None => next.fetch_add(1, Ordering::Relaxed),
+            };
+            if i >= total {
+                return stats;
+            }
+            if sender.ready().await.is_err() {
+                pending = Some(i);
+                stats.errors += 1;
+                continue 'connect;
+            }
+            let sent = Instant::now();
+            match sender.send_request(make(0, i)).await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    let took = sent.elapsed();
+                    let _ = stats.latency_us.record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1));
+                    *stats.statuses.entry(status).or_default() += 1;
+                    observe(i, status, &body, took);
+                }
+                Err(_) => {
+                    stats.errors += 1;
+                    pending = Some(i);
+                    continue 'connect;
+                }
+            }
+        }
+    }
+}
+
 /// A request with the headers every benchmark request carries.
 pub fn request(
     method: &str,
@@ -140,14 +232,20 @@ pub fn request(
     builder.body(body).unwrap_or_else(|_| Request::new(Full::new(Bytes::new())))
 }
 
-/// One request on a fresh connection; returns the status and the JSON body (or Null).
-pub async fn send_once(addr: SocketAddr, req: Request<Full<Bytes>>) -> anyhow::Result<(u16, serde_json::Value)> {
+/// One request on a fresh connection; returns the status and the raw body.
+pub async fn send_raw(addr: SocketAddr, req: Request<Full<Bytes>>) -> anyhow::Result<(u16, Bytes)> {
     let stream = TcpStream::connect(addr).await?;
+    let _ = stream.set_nodelay(true);
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
     let resp = sender.send_request(req).await?;
     let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await?.to_bytes();
+    Ok((status, resp.into_body().collect().await?.to_bytes()))
+}
+
+/// One request on a fresh connection; returns the status and the JSON body (or Null).
+pub async fn send_once(addr: SocketAddr, req: Request<Full<Bytes>>) -> anyhow::Result<(u16, serde_json::Value)> {
+    let (status, body) = send_raw(addr, req).await?;
     Ok((status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null)))
 }
 
