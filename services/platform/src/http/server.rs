@@ -12,7 +12,7 @@ use axum::http::{HeaderName, Request};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use super::health::{self, Readiness};
 use super::layers::{self, Limits};
@@ -79,10 +79,16 @@ impl Server {
             .method_not_allowed_fallback(layers::method_not_allowed)
             .layer(axum::middleware::from_fn(metrics::track))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-            .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
-                tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
-            }))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|req: &Request<_>| {
+                        let id = req.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+                        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                    })
+                    // A 5xx is already logged where it arises (with its cause); a 503 from
+                    // shedding or readiness is expected and must not flood the logs.
+                    .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
+            )
             .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid));
         Self { router, readiness, shutdown_grace: settings.shutdown_grace }
     }

@@ -469,6 +469,7 @@ async fn direct_rate(
 ) -> anyhow::Result<f64> {
     let (conn, _) =
         platform::counters::Counters::redis(&args.redis_url, "ww-bench:").await?.redis_connection().context("redis")?;
+    bus.ensure_topics(&["bench.direct"]).await?;
     let engine = Engine::redis(conn, "ww-bench:", &format!("direct-{run_id}"));
     engine.mark_ready("direct").await?;
     let day = Utc::now().date_naive();
