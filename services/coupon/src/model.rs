@@ -59,7 +59,9 @@ const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// 20 symbols of 5 random bits each, in four groups: `7KQ2M-XW9DT-P4HZC-R8N3F`.
 pub fn new_code() -> String {
-    let mut rng = rand::rngs::OsRng;
+    // The thread-local generator is a CSPRNG seeded from the OS: unguessable, and no
+    // system call per symbol on the issue path.
+    let mut rng = rand::thread_rng();
     let mut code = String::with_capacity(23);
     for i in 0..20 {
         if i > 0 && i % 5 == 0 {

@@ -8,26 +8,51 @@ use uuid::Uuid;
 
 use crate::model::{Coupon, CouponStatus};
 
-/// Stores a coupon; a redelivered event (same coupon, or same campaign/user/seq) is a
-/// no-op. Returns whether a row was written.
-pub async fn insert_coupon(pool: &AnyPool, e: &CouponIssued) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO coupons (coupon_id, code, campaign, user_id, seq, day, title, benefit, issued_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-    )
-    .bind(e.coupon_id.to_string())
-    .bind(&e.code)
-    .bind(&e.campaign)
-    .bind(e.user_id.to_string())
-    .bind(i64::from(e.seq))
-    .bind(e.day.to_string())
-    .bind(&e.title)
-    .bind(&e.benefit)
-    .bind(e.issued_at.timestamp_millis())
-    .bind(e.expires_at.timestamp_millis())
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
+/// Stores many coupons in one statement; returns the ids actually written (the others
+/// were already stored, or refused by the unique keys).
+pub async fn insert_coupons(pool: &AnyPool, events: &[CouponIssued]) -> sqlx::Result<Vec<Uuid>> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::from(
+        "INSERT INTO coupons (coupon_id, code, campaign, user_id, seq, day, title, benefit, issued_at, expires_at) VALUES ",
+    );
+    for i in 0..events.len() {
+        let b = i * 10;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7,
+            b + 8,
+            b + 9,
+            b + 10
+        ));
+    }
+    sql.push_str(" ON CONFLICT DO NOTHING RETURNING coupon_id");
+    let mut query = sqlx::query(&sql);
+    for e in events {
+        query = query
+            .bind(e.coupon_id.to_string())
+            .bind(e.code.clone())
+            .bind(e.campaign.clone())
+            .bind(e.user_id.to_string())
+            .bind(i64::from(e.seq))
+            .bind(e.day.to_string())
+            .bind(e.title.clone())
+            .bind(e.benefit.clone())
+            .bind(e.issued_at.timestamp_millis())
+            .bind(e.expires_at.timestamp_millis());
+    }
+    let rows = query.fetch_all(pool).await?;
+    Ok(rows.iter().filter_map(|r| r.try_get::<String, _>(0).ok().and_then(|s| Uuid::parse_str(&s).ok())).collect())
 }
 
 /// The coupon stored under (campaign, user, seq), if any.

@@ -69,8 +69,17 @@ async fn contract(bus_for_run: impl Fn() -> futures::future::BoxFuture<'static, 
     a.fail_first.lock().unwrap().push(ids[2]);
     let task = bus.spawn_consumer("group-a", &["things"], a.clone(), stop.clone());
     a.wait_for(&ids).await;
-    assert_eq!(*a.handled.lock().unwrap(), ids, "in order, each once after success");
-    assert_eq!(a.attempts.lock().unwrap()[&ids[2]], 2, "the failed event was retried");
+    // At least once and in order: a failure retries the batch it was in, so events
+    // handled before it in that batch may be seen again (handlers are idempotent).
+    let handled = a.handled.lock().unwrap().clone();
+    let mut first_seen = Vec::new();
+    for id in &handled {
+        if !first_seen.contains(id) {
+            first_seen.push(*id);
+        }
+    }
+    assert_eq!(first_seen, ids, "every event, in order");
+    assert_eq!(a.attempts.lock().unwrap()[&ids[2]], 2, "the failed event was retried until it succeeded");
 
     // Group B sees everything independently.
     let b = Recorder::default();

@@ -85,6 +85,11 @@ pub struct Issuer {
     ready: AtomicBool,
     rebuild: rebuild::Rebuilder,
     stop: watch::Receiver<bool>,
+    /// Coupons whose event is durable, to be marked issued off the request path.
+    confirms: tokio::sync::mpsc::UnboundedSender<(Uuid, u32)>,
+    /// Durable coupons whose pending mark has not flipped in the engine yet.
+    unflushed: Arc<std::sync::Mutex<std::collections::HashSet<(Uuid, u32)>>>,
+    confirms_rx: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(Uuid, u32)>>>,
 }
 
 fn day_number(day: NaiveDate) -> i64 {
@@ -101,6 +106,7 @@ impl Issuer {
         config: &IssuerConfig,
         stop: watch::Receiver<bool>,
     ) -> Arc<Self> {
+        let (confirms, confirms_rx) = tokio::sync::mpsc::unbounded_channel();
         Arc::new(Self {
             campaign,
             engine,
@@ -113,6 +119,9 @@ impl Issuer {
             ready: AtomicBool::new(false),
             rebuild: rebuild::Rebuilder::default(),
             stop,
+            confirms,
+            unflushed: Arc::default(),
+            confirms_rx: std::sync::Mutex::new(Some(confirms_rx)),
         })
     }
 
@@ -130,6 +139,10 @@ impl Issuer {
 
     /// Starts following the mission log and makes sure the engine state is complete.
     pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
+        let confirms = self.confirms_rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(rx) = confirms {
+            tokio::spawn(confirm_loop(self.engine.clone(), rx, self.unflushed.clone()));
+        }
         self.restart_eligibility().await;
         if self.engine.is_ready().await? {
             self.ready.store(true, Ordering::SeqCst);
@@ -189,6 +202,7 @@ impl Issuer {
             candidate,
         };
         let mut seeded = false;
+        let mut reread = false;
         loop {
             let take = self.engine.take(&request).await.map_err(ApiError::internal)?;
             let label = match &take {
@@ -231,6 +245,15 @@ impl Issuer {
                         "Verify today's mission first: this campaign is for people who completed it today.",
                     ));
                 }
+                Take::Holds { seq, record } if record.pending && self.is_unflushed(user, seq) => {
+                    return Ok(Outcome::AlreadyIssued(self.coupon(user, seq, &record)));
+                }
+                Take::Holds { record, .. }
+                    if record.pending && !reread && now - record.issued_at < self.in_flight_limit() =>
+                {
+                    // The mark may have flipped between our read and the local check.
+                    reread = true;
+                }
                 Take::Holds { record, .. } if record.pending && now - record.issued_at < self.in_flight_limit() => {
                     // Another request of this person is publishing this coupon right now.
                     return Err(ApiError::unavailable(
@@ -268,10 +291,10 @@ impl Issuer {
         let envelope = Envelope::new(COUPON_ISSUED, SOURCE, record.issued_at, &event).map_err(ApiError::internal)?;
         match self.bus.publish(topics::COUPONS_ISSUED, &user.to_string(), &envelope).await {
             Ok(()) => {
-                if let Err(e) = self.engine.confirm(user, seq).await {
-                    // The event is durable; a pending mark only makes a retry re-send it.
-                    tracing::warn!(error = %e, %user, seq, "could not mark coupon issued");
-                }
+                // The event is durable: the answer does not wait for the pending mark to
+                // flip (if that is lost, a later retry only re-sends the same coupon).
+                self.unflushed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert((user, seq));
+                let _ = self.confirms.send((user, seq));
                 Ok(self.coupon(user, seq, record))
             }
             Err(e) if fresh && e.certainly_unpublished() => {
@@ -322,6 +345,10 @@ impl Issuer {
         rebuilding()
     }
 
+    fn is_unflushed(&self, user: Uuid, seq: u32) -> bool {
+        self.unflushed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&(user, seq))
+    }
+
     /// How long a pending coupon may belong to a publish still under way.
     fn in_flight_limit(&self) -> chrono::TimeDelta {
         chrono::TimeDelta::from_std(settle_time(&self.bus)).unwrap_or(chrono::TimeDelta::seconds(15))
@@ -349,6 +376,29 @@ impl Issuer {
         ApiError::new(axum::http::StatusCode::GONE, "sold-out", detail)
             .with("nextOpening", next.map(|t| t.to_rfc3339()))
             .with("hint", "If you already received a coupon, it is in GET /api/coupons/me.")
+    }
+}
+
+/// Marks coupons issued in batches; the multiplexed Redis connection pipelines them.
+async fn confirm_loop(
+    engine: Engine,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<(Uuid, u32)>,
+    unflushed: Arc<std::sync::Mutex<std::collections::HashSet<(Uuid, u32)>>>,
+) {
+    let mut batch = Vec::with_capacity(1024);
+    while rx.recv_many(&mut batch, 1024).await > 0 {
+        let results = futures::future::join_all(batch.drain(..).map(|(user, seq)| {
+            let engine = engine.clone();
+            async move { (user, seq, engine.confirm(user, seq).await) }
+        }))
+        .await;
+        let mut pending = unflushed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (user, seq, result) in results {
+            pending.remove(&(user, seq));
+            if let Err(e) = result {
+                tracing::warn!(error = %e, %user, seq, "could not mark coupon issued; a retry will re-send it");
+            }
+        }
     }
 }
 

@@ -186,19 +186,21 @@ async fn drain<H: Handler>(
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Option<usize>, sqlx::Error> {
     let batch = bus.batch(topic, *cursor).await?;
-    for (seq, payload) in &batch {
-        match serde_json::from_str::<Envelope>(payload) {
-            Ok(event) => {
-                if !deliver(handler, &event, stop).await {
-                    return Ok(None);
-                }
-            }
-            Err(e) => tracing::error!(topic, seq, error = %e, "skipping malformed event"),
-        }
-        if delivery == Delivery::Group {
-            bus.commit(group, topic, *seq).await?;
-        }
-        *cursor = *seq;
+    let Some((last, _)) = batch.last() else { return Ok(Some(0)) };
+    let events: Vec<Envelope> = batch
+        .iter()
+        .filter_map(|(seq, payload)| {
+            serde_json::from_str::<Envelope>(payload)
+                .map_err(|e| tracing::error!(topic, seq, error = %e, "skipping malformed event"))
+                .ok()
+        })
+        .collect();
+    if !deliver(handler, &events, stop).await {
+        return Ok(None);
     }
+    if delivery == Delivery::Group {
+        bus.commit(group, topic, *last).await?;
+    }
+    *cursor = *last;
     Ok(Some(batch.len()))
 }

@@ -2,6 +2,8 @@
 //! store an offset only after the handler succeeded (at-least-once).
 
 use std::collections::HashMap;
+
+use futures::FutureExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,6 +138,22 @@ impl KafkaBus {
     }
 }
 
+/// Events handled together at most.
+const MAX_BATCH: usize = 500;
+
+/// The envelope a message carries. A message that is not an envelope can never be
+/// handled: it is logged, counted and skipped instead of blocking its partition.
+fn envelope_of<M: Message>(message: &M) -> Option<Envelope> {
+    match serde_json::from_slice::<Envelope>(message.payload()?) {
+        Ok(event) => Some(event),
+        Err(e) => {
+            metrics::counter!("events_malformed_total", "topic" => message.topic().to_owned()).increment(1);
+            tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(), error = %e, "skipping malformed event");
+            None
+        }
+    }
+}
+
 /// The end offset a replay must reach, per (topic, partition).
 type Watermarks = HashMap<(String, i32), i64>;
 
@@ -202,12 +220,10 @@ pub(super) async fn replay<H: Handler>(
                 continue;
             }
         };
-        match message.payload().map(serde_json::from_slice::<Envelope>) {
-            Some(Ok(event)) if !deliver(handler.as_ref(), &event, &mut stop).await => return,
-            Some(Err(e)) => {
-                tracing::error!(topic = message.topic(), offset = message.offset(), error = %e, "skipping malformed event")
-            }
-            _ => {}
+        if let Some(event) = envelope_of(&message)
+            && !deliver(handler.as_ref(), std::slice::from_ref(&event), &mut stop).await
+        {
+            return;
         }
         if !targets.is_empty() {
             let key = (message.topic().to_owned(), message.partition());
@@ -253,7 +269,7 @@ pub(super) async fn consume<H: Handler>(
             m = consumer.recv() => m,
             _ = stop.wait_for(|s| *s) => break,
         };
-        let message = match message {
+        let first = match message {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(group = %group, error = %e, "consumer error");
@@ -261,21 +277,28 @@ pub(super) async fn consume<H: Handler>(
                 continue;
             }
         };
-        let parsed = message.payload().map(serde_json::from_slice::<Envelope>);
-        match parsed {
-            Some(Ok(event)) if !deliver(handler.as_ref(), &event, &mut stop).await => break,
-            Some(Ok(_)) | None => {}
-            // A message that is not an envelope can never succeed: log it and move on
-            // instead of blocking the partition forever.
-            Some(Err(e)) => {
-                metrics::counter!("events_malformed_total", "topic" => message.topic().to_owned()).increment(1);
-                tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(), error = %e, "skipping malformed event");
+        // Take whatever else is already fetched, so a busy topic is handled in batches.
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match consumer.recv().now_or_never() {
+                Some(Ok(m)) => batch.push(m),
+                Some(Err(e)) => {
+                    tracing::warn!(group = %group, error = %e, "consumer error");
+                    break;
+                }
+                None => break,
             }
         }
-        if delivery == Delivery::Group
-            && let Err(e) = consumer.store_offset_from_message(&message)
-        {
-            tracing::warn!(group = %group, error = %e, "cannot store offset");
+        let events: Vec<Envelope> = batch.iter().filter_map(|m| envelope_of(m)).collect();
+        if !deliver(handler.as_ref(), &events, &mut stop).await {
+            break;
+        }
+        if delivery == Delivery::Group {
+            for message in &batch {
+                if let Err(e) = consumer.store_offset_from_message(message) {
+                    tracing::warn!(group = %group, error = %e, "cannot store offset");
+                }
+            }
         }
     }
     if delivery == Delivery::Group

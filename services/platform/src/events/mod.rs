@@ -56,6 +56,18 @@ impl BusError {
 /// leaves the event uncommitted: it is retried (with backoff) until it succeeds.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, event: &Envelope) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Handles the events that arrived together, in order. All or nothing: an error
+    /// retries the whole batch, so each event must be idempotent. The default handles
+    /// them one by one; a handler that can write many rows in one statement overrides it.
+    fn handle_batch(&self, events: &[Envelope]) -> impl Future<Output = anyhow::Result<()>> + Send {
+        async move {
+            for event in events {
+                self.handle(event).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -184,14 +196,20 @@ enum Delivery {
 
 /// Delivers one event, retrying with capped exponential backoff until the handler
 /// succeeds. Returns false when asked to stop first (the event stays uncommitted).
-async fn deliver<H: Handler>(handler: &H, event: &Envelope, stop: &mut watch::Receiver<bool>) -> bool {
+async fn deliver<H: Handler>(handler: &H, events: &[Envelope], stop: &mut watch::Receiver<bool>) -> bool {
+    if events.is_empty() {
+        return true;
+    }
     let mut backoff = Duration::from_millis(50);
     loop {
-        match handler.handle(event).await {
+        let outcome =
+            if events.len() == 1 { handler.handle(&events[0]).await } else { handler.handle_batch(events).await };
+        match outcome {
             Ok(()) => return true,
             Err(e) => {
-                metrics::counter!("events_handler_failures_total", "type" => event.kind.clone()).increment(1);
-                tracing::warn!(event_id = %event.id, event_type = %event.kind, error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "event handler failed; retrying");
+                let first = &events[0];
+                metrics::counter!("events_handler_failures_total", "type" => first.kind.clone()).increment(1);
+                tracing::warn!(event_id = %first.id, event_type = %first.kind, batch = events.len(), error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64, "event handler failed; retrying");
             }
         }
         tokio::select! {
