@@ -59,9 +59,10 @@ pub struct CouponBenchArgs {
     /// Requests in all (default: burst 200,000; stock = eligible).
     #[arg(long)]
     pub requests: Option<u64>,
-    /// Concurrent connections.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=4096))]
-    pub concurrency: u64,
+    /// Concurrent connections (default: burst 256; stock 48 — the durable path is bound
+    /// by the broker's acknowledgement latency, so more connections only queue).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub concurrency: Option<u64>,
     /// Seconds of the ceiling and direct measurements.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]
     pub side_seconds: u64,
@@ -210,7 +211,8 @@ pub async fn run(args: CouponBenchArgs) -> anyhow::Result<()> {
         ..Seen::default()
     }));
     let opened = Instant::now();
-    let concurrency = usize::try_from(args.concurrency)?;
+    let concurrency =
+        usize::try_from(args.concurrency.unwrap_or(if args.scenario == Scenario::Stock { 48 } else { 256 }))?;
     let stats = match args.scenario {
         Scenario::Burst | Scenario::Stock => {
             let order = request_order(args.scenario, &plan);
