@@ -204,7 +204,7 @@ impl Issuer {
         let mut seeded = false;
         let mut reread = false;
         loop {
-            let take = self.engine.take(&request).await.map_err(ApiError::internal)?;
+            let take = self.engine.take(&request).await.map_err(engine_down)?;
             let label = match &take {
                 Take::Taken { .. } => "issued",
                 Take::Holds { .. } => "already-issued",
@@ -221,7 +221,7 @@ impl Issuer {
                         .engine
                         .seed(day, spec.quota.daily_quantity, spec.quota.total_quantity)
                         .await
-                        .map_err(ApiError::internal)?
+                        .map_err(engine_down)?
                         .is_none()
                     {
                         return Err(self.lost_state());
@@ -400,6 +400,17 @@ async fn confirm_loop(
             }
         }
     }
+}
+
+/// Redis unreachable (or failing): nothing was taken; the client may retry.
+fn engine_down(e: anyhow::Error) -> ApiError {
+    metrics::counter!("coupon_issue_total", "outcome" => "engine-unavailable").increment(1);
+    tracing::error!(error = %format!("{e:#}"), "issuer engine unavailable");
+    ApiError::unavailable(
+        "backend-unavailable",
+        "The issuer cannot reach its state store right now; retry in a moment.",
+        1,
+    )
 }
 
 fn rebuilding() -> ApiError {

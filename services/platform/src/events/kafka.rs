@@ -45,7 +45,20 @@ pub struct KafkaConfig {
 pub struct KafkaBus {
     config: KafkaConfig,
     brokers: String,
-    producer: FutureProducer,
+    /// Replaced when it can no longer produce (see [`KafkaBus::publish`]).
+    producer: std::sync::RwLock<FutureProducer>,
+    last_renewal: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+fn new_producer(brokers: &str, config: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("client.id", "weatherwise")
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "1")
+        .set("message.timeout.ms", config.kafka_message_timeout_ms.to_string())
+        .create()
 }
 
 impl KafkaBus {
@@ -54,15 +67,41 @@ impl KafkaBus {
             .kafka_brokers
             .clone()
             .ok_or_else(|| BusError::Other("no Kafka brokers configured: set WW_KAFKA_BROKERS".to_owned()))?;
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .set("client.id", "weatherwise")
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "1")
-            .set("message.timeout.ms", config.kafka_message_timeout_ms.to_string())
-            .create()?;
-        Ok(Self { config: config.clone(), brokers, producer })
+        let producer = new_producer(&brokers, config)?;
+        Ok(Self {
+            config: config.clone(),
+            brokers,
+            producer: std::sync::RwLock::new(producer),
+            last_renewal: std::sync::Mutex::new(None),
+        })
+    }
+
+    fn producer(&self) -> FutureProducer {
+        self.producer.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// An idempotent producer whose broker lost its producer state (a broker restart on
+    /// some brokers) answers every send with an error from then on. After an error that
+    /// is not a plain timeout or a full queue, start a fresh producer (a new producer id),
+    /// at most once a second. Events of the old one are already failed or delivered.
+    fn renew_after(&self, error: &KafkaError) {
+        use rdkafka::types::RDKafkaErrorCode as Code;
+        if let KafkaError::MessageProduction(Code::MessageTimedOut | Code::QueueFull) = error {
+            return;
+        }
+        let mut last = self.last_renewal.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        match new_producer(&self.brokers, &self.config) {
+            Ok(fresh) => {
+                *self.producer.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+                *last = Some(std::time::Instant::now());
+                metrics::counter!("events_producer_renewals_total").increment(1);
+                tracing::warn!(error = %error, "Kafka producer renewed after a produce error");
+            }
+            Err(e) => tracing::error!(error = %e, "cannot renew the Kafka producer"),
+        }
     }
 
     pub(super) fn message_timeout_ms(&self) -> u64 {
@@ -76,8 +115,13 @@ impl KafkaBus {
     pub(super) async fn publish(&self, topic: &str, key: &str, payload: &[u8]) -> Result<(), BusError> {
         let topic = self.topic(topic);
         let record = FutureRecord::to(&topic).key(key).payload(payload);
-        self.producer.send(record, Duration::from_secs(5)).await.map_err(|(e, _)| BusError::Kafka(e))?;
-        Ok(())
+        match self.producer().send(record, Duration::from_secs(5)).await {
+            Ok(_) => Ok(()),
+            Err((e, _)) => {
+                self.renew_after(&e);
+                Err(BusError::Kafka(e))
+            }
+        }
     }
 
     pub(super) async fn ensure_topics(&self, topics: &[&str]) -> Result<(), BusError> {
@@ -108,7 +152,7 @@ impl KafkaBus {
     }
 
     pub(super) fn readiness(&self) -> ReadinessCheck {
-        let producer = self.producer.clone();
+        let producer = self.producer();
         ReadinessCheck::new("kafka", move || {
             let producer = producer.clone();
             async move {

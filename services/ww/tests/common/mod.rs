@@ -33,6 +33,7 @@ pub enum Backend {
 }
 
 /// Connection settings of the real backends, from the environment `scripts/test.sh` sets.
+#[derive(Clone)]
 pub struct RealEnv {
     pub postgres: String,
     pub redis: String,
@@ -124,6 +125,17 @@ impl TestApp {
     }
 
     pub async fn start_with(backend: Backend, config: ServiceConfig, clock: Clock) -> Option<Self> {
+        Self::start_custom(backend, config, clock, &Self::services(), None).await
+    }
+
+    /// Full control: which services run, and (real backend) which Redis and Kafka.
+    pub async fn start_custom(
+        backend: Backend,
+        config: ServiceConfig,
+        clock: Clock,
+        services: &[ServiceName],
+        env: Option<RealEnv>,
+    ) -> Option<Self> {
         if std::env::var_os("RUST_LOG").is_some() {
             platform::telemetry::init(platform::telemetry::LogFormat::Pretty);
         }
@@ -147,7 +159,10 @@ impl TestApp {
                 (ctx, Some(dir), String::new())
             }
             Backend::Real => {
-                let env = RealEnv::get()?;
+                let env = match env {
+                    Some(env) => env,
+                    None => RealEnv::get()?,
+                };
                 let db_url = format!("{}/ww_test_{id}", env.postgres);
                 platform::db::create_postgres_database(&db_url).await.expect("create test database");
                 let prefix = format!("test-{id}.");
@@ -172,7 +187,7 @@ impl TestApp {
             }
         };
         let settings = HttpSettings { max_body_bytes: 16 * 1024, ..HttpSettings::default() };
-        let app = ww::app::build(&Self::services(), &ctx, &config, &settings).await.expect("app starts");
+        let app = ww::app::build(services, &ctx, &config, &settings).await.expect("app starts");
         Some(Self { router: app.server.router(), keys, ctx, backend, kafka_prefix, stop: stop_tx, _dir: dir })
     }
 
