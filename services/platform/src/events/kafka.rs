@@ -333,7 +333,7 @@ pub(super) async fn consume<H: Handler>(
                 None => break,
             }
         }
-        let events: Vec<Envelope> = batch.iter().filter_map(|m| envelope_of(m)).collect();
+        let events: Vec<Envelope> = batch.iter().filter_map(envelope_of).collect();
         if !deliver(handler.as_ref(), &events, &mut stop).await {
             break;
         }
