@@ -3,7 +3,6 @@
 use platform::ApiError;
 
 pub const EMAIL_MAX: usize = 254;
-pub const NICKNAME_MAX: usize = 32;
 
 /// Trims and lower-cases an email and checks its shape, so one mailbox is one account.
 pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
@@ -27,19 +26,7 @@ pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
     Ok(email)
 }
 
-/// Trims a nickname and checks it is 1–32 printable characters.
-pub fn nickname(raw: &str) -> Result<String, ApiError> {
-    let nick = raw.trim();
-    let count = nick.chars().count();
-    if count == 0 || count > NICKNAME_MAX || nick.chars().any(char::is_control) {
-        return Err(ApiError::unprocessable(
-            "invalid-nickname",
-            format!("The nickname must be 1 to {NICKNAME_MAX} printable characters."),
-        )
-        .with("field", "nickname"));
-    }
-    Ok(nick.to_owned())
-}
+pub use platform::validate::nickname;
 
 #[cfg(test)]
 mod tests {

@@ -167,15 +167,15 @@ spec:
 ";
 
     #[test]
-    fn both_samples_load() {
+    fn every_sample_loads() {
         let campaigns = load_dir(Path::new(SAMPLES)).unwrap();
         let names: Vec<&str> = campaigns.iter().map(Campaign::name).collect();
-        assert_eq!(names, ["first-snow-latte", "rainy-day-pass"]);
-        let full = campaigns[0].spec();
+        assert_eq!(names, ["daily-demo", "first-snow-latte", "rainy-day-pass"]);
+        let full = campaigns[1].spec();
         assert_eq!(full.quota.total_quantity, Some(5000));
         assert!(full.schedule.closes_at.is_some());
         assert_eq!(full.eligibility.mission, MissionRequirement::VerifiedSameDay);
-        let minimal = campaigns[1].spec();
+        let minimal = campaigns[2].spec();
         assert_eq!((minimal.quota.per_user, minimal.schedule.closes_at), (1, None));
     }
 

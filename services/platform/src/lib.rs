@@ -16,5 +16,6 @@ pub mod http;
 pub mod openapi;
 pub mod service;
 pub mod telemetry;
+pub mod validate;
 
 pub use error::ApiError;

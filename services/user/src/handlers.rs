@@ -42,7 +42,7 @@ pub async fn update_me(
     Json(patch): Json<ProfilePatch>,
 ) -> Result<Json<Profile>, ApiError> {
     // Validate everything before touching the database.
-    let nickname = patch.nickname.as_deref().map(model::check_nickname).transpose()?;
+    let nickname = patch.nickname.as_deref().map(platform::validate::nickname).transpose()?;
     if let Some(Some(loc)) = &patch.home_location {
         model::check_location(loc)?;
     }

@@ -175,16 +175,6 @@ pub fn check_language(tag: &str) -> Result<String, ApiError> {
     Ok(tag.to_owned())
 }
 
-pub fn check_nickname(raw: &str) -> Result<String, ApiError> {
-    let nick = raw.trim();
-    let count = nick.chars().count();
-    if count == 0 || count > 32 || nick.chars().any(char::is_control) {
-        return Err(ApiError::unprocessable("invalid-nickname", "The nickname must be 1 to 32 printable characters.")
-            .with("field", "nickname"));
-    }
-    Ok(nick.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

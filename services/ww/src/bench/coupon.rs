@@ -66,12 +66,8 @@ pub struct CouponBenchArgs {
     /// Seconds of the ceiling and direct measurements.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]
     pub side_seconds: u64,
-    #[arg(long, env = "WW_BENCH_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/ww_bench")]
-    pub database_url: String,
-    #[arg(long, env = "WW_BENCH_REDIS_URL", default_value = "redis://127.0.0.1:6379/")]
-    pub redis_url: String,
-    #[arg(long, env = "WW_BENCH_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    pub kafka_brokers: String,
+    #[command(flatten)]
+    pub backends: super::BenchBackends,
     /// Print one JSON object with the figures as the last line.
     #[arg(long)]
     pub json: bool,
@@ -108,7 +104,7 @@ struct Seen {
 
 pub async fn run(args: CouponBenchArgs) -> anyhow::Result<()> {
     let plan = args.plan();
-    platform::db::create_postgres_database(&args.database_url)
+    platform::db::create_postgres_database(&args.backends.database_url)
         .await
         .context("cannot prepare the benchmark database")?;
     let run_id = Uuid::new_v4().simple().to_string()[..8].to_owned();
@@ -119,7 +115,7 @@ pub async fn run(args: CouponBenchArgs) -> anyhow::Result<()> {
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
     let keys = JwtKeys::new(&KeyRing(vec![("bench".into(), secret.clone().into_bytes())]), None, "weatherwise")?;
     let kafka = KafkaConfig {
-        kafka_brokers: Some(args.kafka_brokers.clone()),
+        kafka_brokers: Some(args.backends.kafka_brokers.clone()),
         kafka_prefix: prefix.clone(),
         kafka_partitions: 3,
         kafka_replication_factor: 1,
@@ -153,10 +149,10 @@ pub async fn run(args: CouponBenchArgs) -> anyhow::Result<()> {
     );
 
     let env: Vec<(String, String)> = [
-        ("WW_DATABASE_URL", args.database_url.clone()),
-        ("WW_REDIS_URL", args.redis_url.clone()),
+        ("WW_DATABASE_URL", args.backends.database_url.clone()),
+        ("WW_REDIS_URL", args.backends.redis_url.clone()),
         ("WW_REDIS_KEY_PREFIX", "ww-bench:".to_owned()),
-        ("WW_KAFKA_BROKERS", args.kafka_brokers.clone()),
+        ("WW_KAFKA_BROKERS", args.backends.kafka_brokers.clone()),
         ("WW_KAFKA_PREFIX", prefix.clone()),
         ("WW_JWT_KEYS", format!("bench={secret}")),
         ("WW_CAMPAIGN", name.clone()),
@@ -231,8 +227,13 @@ pub async fn run(args: CouponBenchArgs) -> anyhow::Result<()> {
 
     // Persisted and correct?
     eprintln!("waiting for the persister to write {issued} rows…");
-    let db = Database::open(&DatabaseUrl::Postgres(args.database_url.clone()), coupon::SERVICE, 4, coupon::migrator())
-        .await?;
+    let db = Database::open(
+        &DatabaseUrl::Postgres(args.backends.database_url.clone()),
+        coupon::SERVICE,
+        4,
+        coupon::migrator(),
+    )
+    .await?;
     let drained = wait_rows(&db, &name, issued as i64).await?;
     let campaign = coupon::load_campaigns(&coupon::IssuerConfig {
         campaign: Some(name.clone()),
@@ -469,8 +470,10 @@ async fn direct_rate(
     window: Duration,
     concurrency: usize,
 ) -> anyhow::Result<f64> {
-    let (conn, _) =
-        platform::counters::Counters::redis(&args.redis_url, "ww-bench:").await?.redis_connection().context("redis")?;
+    let (conn, _) = platform::counters::Counters::redis(&args.backends.redis_url, "ww-bench:")
+        .await?
+        .redis_connection()
+        .context("redis")?;
     bus.ensure_topics(&["bench.direct"]).await?;
     let engine = Engine::redis(conn, "ww-bench:", &format!("direct-{run_id}"));
     engine.mark_ready("direct").await?;

@@ -27,13 +27,8 @@ pub struct HttpBenchArgs {
     /// Distinct users whose tokens the `/me` load rotates through.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub users: u64,
-    /// PostgreSQL database of the service under test (created when missing).
-    #[arg(long, env = "WW_BENCH_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/ww_bench")]
-    pub database_url: String,
-    #[arg(long, env = "WW_BENCH_REDIS_URL", default_value = "redis://127.0.0.1:6379/")]
-    pub redis_url: String,
-    #[arg(long, env = "WW_BENCH_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
-    pub kafka_brokers: String,
+    #[command(flatten)]
+    pub backends: super::BenchBackends,
     /// Print one JSON object with the figures as the last line.
     #[arg(long)]
     pub json: bool,
@@ -41,19 +36,19 @@ pub struct HttpBenchArgs {
 
 pub async fn run(args: HttpBenchArgs) -> anyhow::Result<()> {
     let duration = Duration::from_secs(args.duration_seconds);
-    platform::db::create_postgres_database(&args.database_url)
+    platform::db::create_postgres_database(&args.backends.database_url)
         .await
-        .with_context(|| format!("cannot prepare the benchmark database {}", args.database_url))?;
+        .with_context(|| format!("cannot prepare the benchmark database {}", args.backends.database_url))?;
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let mut secret = [0u8; 48];
     rand::rngs::OsRng.fill_bytes(&mut secret);
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
     let service_addr = free_addr()?;
     let env: Vec<(String, String)> = [
-        ("WW_DATABASE_URL", args.database_url.clone()),
-        ("WW_REDIS_URL", args.redis_url.clone()),
+        ("WW_DATABASE_URL", args.backends.database_url.clone()),
+        ("WW_REDIS_URL", args.backends.redis_url.clone()),
         ("WW_REDIS_KEY_PREFIX", format!("ww-bench:{run_id}:")),
-        ("WW_KAFKA_BROKERS", args.kafka_brokers.clone()),
+        ("WW_KAFKA_BROKERS", args.backends.kafka_brokers.clone()),
         ("WW_KAFKA_PREFIX", "bench.".to_owned()),
         ("WW_JWT_KEYS", format!("bench={secret}")),
         ("WW_LOGIN_MAX_PER_ADDRESS", "100000000".to_owned()),

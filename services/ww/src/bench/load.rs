@@ -89,21 +89,24 @@ pub async fn run(addr: SocketAddr, concurrency: usize, duration: Duration, make:
     total
 }
 
+/// A keep-alive HTTP/1.1 connection (its driver runs on its own task).
+async fn connect(addr: SocketAddr) -> Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+    let stream = TcpStream::connect(addr).await.ok()?;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
+    tokio::spawn(conn);
+    Some(sender)
+}
+
 async fn worker(addr: SocketAddr, w: usize, deadline: Instant, make: MakeRequest) -> Stats {
     let mut stats = Stats::new();
     let mut n = 0u64;
     'connect: while Instant::now() < deadline {
-        let Ok(stream) = TcpStream::connect(addr).await else {
+        let Some(mut sender) = connect(addr).await else {
             stats.errors += 1;
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        let _ = stream.set_nodelay(true);
-        let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await else {
-            stats.errors += 1;
-            continue;
-        };
-        tokio::spawn(conn);
         while Instant::now() < deadline {
             let req = make(w, n);
             n += 1;
@@ -165,17 +168,11 @@ async fn count_worker(
     let mut stats = Stats::new();
     let mut pending: Option<u64> = None;
     'connect: loop {
-        let Ok(stream) = TcpStream::connect(addr).await else {
+        let Some(mut sender) = connect(addr).await else {
             stats.errors += 1;
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
-        let _ = stream.set_nodelay(true);
-        let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await else {
-            stats.errors += 1;
-            continue;
-        };
-        tokio::spawn(conn);
         loop {
             // A request cut off by a broken connection is sent again on a new one.
             let i = match pending.take() {

@@ -19,6 +19,18 @@ pub enum BenchCommand {
     Coupon(coupon::CouponBenchArgs),
 }
 
+/// Where the benchmarks' services keep their state: local backends by default.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchBackends {
+    /// PostgreSQL database of the services under test (created when missing).
+    #[arg(long, env = "WW_BENCH_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/ww_bench")]
+    pub database_url: String,
+    #[arg(long, env = "WW_BENCH_REDIS_URL", default_value = "redis://127.0.0.1:6379/")]
+    pub redis_url: String,
+    #[arg(long, env = "WW_BENCH_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+}
+
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Http(args) => http::run(args).await,
