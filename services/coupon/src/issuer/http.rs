@@ -61,7 +61,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 
 #[utoipa::path(post, path = "/api/campaigns/{campaign}/issue", tag = "coupon-issuer", security(("bearer" = [])),
     params(
-        ("campaign" = String, Path, description = "The campaign's name.", max_length = 63),
+        ("campaign" = String, Path, description = "The campaign's name.", max_length = 63, example = "daily-demo"),
         ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the same coupon (needed when a campaign allows several per person).", max_length = 64),
     ),
     responses(
@@ -110,7 +110,7 @@ pub struct CampaignCounters {
 }
 
 #[utoipa::path(get, path = "/api/campaigns/{campaign}/counters", tag = "coupon-issuer",
-    params(("campaign" = String, Path, description = "The campaign's name.", max_length = 63)),
+    params(("campaign" = String, Path, description = "The campaign's name.", max_length = 63, example = "daily-demo")),
     responses(
         (status = 200, description = "Live counters.", body = CampaignCounters),
         (status = 404, description = "No such campaign here.", body = platform::error::Problem, content_type = "application/problem+json"),

@@ -45,6 +45,8 @@ pub enum Scenario {
 
 #[derive(Debug, clap::Args)]
 pub struct CouponBenchArgs {
+    /// `burst`: the opening crowd retrying; `stock`: every unit through the durable path;
+    /// `legacy`: the replaced system's own 90 s open-loop load shape.
     #[arg(long, value_enum, default_value = "burst")]
     pub scenario: Scenario,
     /// People (default: burst 20,000; stock 50,000; legacy 18,000).

@@ -25,8 +25,10 @@ pub struct BenchBackends {
     /// PostgreSQL database of the services under test (created when missing).
     #[arg(long, env = "WW_BENCH_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/ww_bench")]
     pub database_url: String,
+    /// Redis the services under test use (keys are prefixed `ww-bench:`).
     #[arg(long, env = "WW_BENCH_REDIS_URL", default_value = "redis://127.0.0.1:6379/")]
     pub redis_url: String,
+    /// Kafka brokers the services under test use (topics are prefixed per run).
     #[arg(long, env = "WW_BENCH_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     pub kafka_brokers: String,
 }
