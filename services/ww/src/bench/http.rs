@@ -49,7 +49,7 @@ pub async fn run(args: HttpBenchArgs) -> anyhow::Result<()> {
         ("WW_REDIS_URL", args.backends.redis_url.clone()),
         ("WW_REDIS_KEY_PREFIX", format!("ww-bench:{run_id}:")),
         ("WW_KAFKA_BROKERS", args.backends.kafka_brokers.clone()),
-        ("WW_KAFKA_PREFIX", "bench.".to_owned()),
+        ("WW_KAFKA_PREFIX", format!("bench-{}.", &run_id[..8])),
         ("WW_JWT_KEYS", format!("bench={secret}")),
         ("WW_LOGIN_MAX_PER_ADDRESS", "100000000".to_owned()),
         ("WW_LOG_FORMAT", "json".to_owned()),
