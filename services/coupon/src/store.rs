@@ -87,11 +87,12 @@ pub async fn issued_in_campaign(pool: &AnyPool, campaign: &str) -> sqlx::Result<
     rows.iter()
         .map(|r| {
             let c = decode(r, Utc::now())?;
+            let user: String = r.try_get(3)?;
             Ok(CouponIssued {
                 coupon_id: c.coupon_id,
                 code: c.code,
                 campaign: c.campaign,
-                user_id: r.try_get::<String, _>(3).ok().and_then(|u| Uuid::parse_str(&u).ok()).unwrap_or_default(),
+                user_id: Uuid::parse_str(&user).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
                 seq: c.seq,
                 day: c.day,
                 title: c.title,

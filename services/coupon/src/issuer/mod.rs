@@ -144,12 +144,51 @@ impl Issuer {
             tokio::spawn(confirm_loop(self.engine.clone(), rx, self.unflushed.clone()));
         }
         self.restart_eligibility().await;
+        tokio::spawn(self.clone().seed_at_openings());
         if self.engine.is_ready().await? {
             self.ready.store(true, Ordering::SeqCst);
         } else {
             self.trigger_rebuild();
         }
         Ok(())
+    }
+
+    /// Seeds each day's stock at its opening (pre-warm), so the first request of the
+    /// crowd and the live counters find it; requests seed lazily too, idempotently.
+    async fn seed_at_openings(self: Arc<Self>) {
+        let mut stop = self.stop.clone();
+        loop {
+            let now = self.clock.now();
+            let status = self.campaign.status_at(now);
+            if status.phase == Phase::Ended {
+                return;
+            }
+            if status.phase == Phase::Open && self.is_ready() {
+                let quota = &self.campaign.spec().quota;
+                match self.engine.seed(status.day, quota.daily_quantity, quota.total_quantity).await {
+                    Ok(Some(stock)) => {
+                        tracing::debug!(campaign = self.campaign.name(), day = %status.day, stock, "stock seeded")
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(campaign = self.campaign.name(), error = %e, "could not seed today's stock")
+                    }
+                }
+            }
+            // Wake at the next opening; re-check at least every five minutes (a rebuild
+            // clears the stock key) and every second while the state is not ready.
+            let until_opening = self
+                .campaign
+                .next_opening_after(now)
+                .and_then(|t| (t - now).to_std().ok())
+                .unwrap_or(Duration::from_secs(300));
+            let wait =
+                if self.is_ready() { until_opening.min(Duration::from_secs(300)) } else { Duration::from_secs(1) };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
     }
 
     /// Handles one request of `user`.
