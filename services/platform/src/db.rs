@@ -2,7 +2,7 @@
 //! service, so services share a server but not tables), SQLite in the embedded mode (one
 //! file per service under a directory). Each service's numbered migrations run at start.
 //!
-//! Portable SQL only: TEXT ids, BIGINT epoch-millisecond timestamps, `$n` placeholders,
+//! Portable SQL only: TEXT ids, BIGINT epoch-millisecond timestamps, `$n` bind parameters,
 //! `ON CONFLICT`, `RETURNING`.
 
 use std::path::PathBuf;
