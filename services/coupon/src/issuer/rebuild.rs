@@ -86,7 +86,7 @@ impl Issuer {
             return Ok(());
         }
         let started = Instant::now();
-        tracing::warn!(
+        tracing::info!(
             campaign = self.campaign.name(),
             "issuer state missing: rebuilding from the database and the log"
         );
@@ -124,14 +124,19 @@ impl Issuer {
         self.sold_out_total.store(false, Ordering::Relaxed);
         self.ready.store(true, Ordering::SeqCst);
         let holders = snapshot.holders.len();
+        let took_ms = started.elapsed().as_millis() as u64;
         metrics::counter!("coupon_issuer_rebuilds_total").increment(1);
-        tracing::warn!(
-            campaign = self.campaign.name(),
-            holders,
-            from_db,
-            took_ms = started.elapsed().as_millis() as u64,
-            "issuer state rebuilt"
-        );
+        if holders > 0 {
+            tracing::warn!(
+                campaign = self.campaign.name(),
+                holders,
+                from_db,
+                took_ms,
+                "issuer state restored after a loss"
+            );
+        } else {
+            tracing::info!(campaign = self.campaign.name(), took_ms, "issuer state initialised");
+        }
         Ok(())
     }
 
