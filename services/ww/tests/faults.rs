@@ -295,12 +295,13 @@ fn tansu(port: u16, dir: &std::path::Path) -> Proc {
     Proc(child)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_restarting_empty_mid_burst_is_rebuilt_before_any_answer() {
-    let Some(shared) = RealEnv::get() else { return };
-    let port = free_port();
-    let redis = redis_server(port);
-    let env = RealEnv { redis: format!("redis://127.0.0.1:{port}/"), ..shared };
+/// Runs a burst on `env`, lets `fault` strike once `FAULT_AT` coupons are out (it returns
+/// whatever must stay alive, e.g. the restarted process), and audits the outcome.
+async fn burst_with_fault<G, F>(env: RealEnv, fault: F) -> Told
+where
+    G: Send + 'static,
+    F: Future<Output = G> + Send + 'static,
+{
     let app =
         TestApp::start_custom(Backend::Real, common::fast_config(), Clock::System, &TestApp::services(), Some(env))
             .await
@@ -310,17 +311,30 @@ async fn redis_restarting_empty_mid_burst_is_rebuilt_before_any_answer() {
     wait_ready(&issuer).await;
     let progress = Arc::new(AtomicUsize::new(0));
     let watch = progress.clone();
-    let restart = tokio::spawn(async move {
+    let strike = tokio::spawn(async move {
         let at = after_issued(&watch, FAULT_AT).await;
-        drop(redis); // SIGKILL: everything in it is gone
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        (at, redis_server(port))
+        (at, fault.await)
     });
     let told = crowd(Arc::new(RwLock::new(router)), c.name().to_owned(), &app, PEOPLE, CONCURRENCY, progress).await;
-    let (at, _redis) = restart.await.unwrap();
-    assert!(at < DAILY as usize, "the restart happened mid-burst");
-    assert!(told.statuses.get(&503).copied().unwrap_or(0) > 0, "the outage was seen: {:?}", told.statuses);
+    let (at, _alive) = strike.await.unwrap();
+    assert!(at < DAILY as usize, "the fault struck mid-burst");
     audit(&app, &c, &told).await;
+    told
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarting_empty_mid_burst_is_rebuilt_before_any_answer() {
+    let Some(shared) = RealEnv::get() else { return };
+    let port = free_port();
+    let redis = redis_server(port);
+    let env = RealEnv { redis: format!("redis://127.0.0.1:{port}/"), ..shared };
+    let told = burst_with_fault(env, async move {
+        drop(redis); // SIGKILL: everything in it is gone
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        redis_server(port)
+    })
+    .await;
+    assert!(told.statuses.get(&503).copied().unwrap_or(0) > 0, "the outage was seen: {:?}", told.statuses);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,28 +344,15 @@ async fn a_broker_restart_mid_burst_loses_and_duplicates_nothing() {
     let port = free_port();
     let broker = tansu(port, dir.path());
     let env = RealEnv { kafka: format!("127.0.0.1:{port}"), ..shared };
-    let app =
-        TestApp::start_custom(Backend::Real, common::fast_config(), Clock::System, &TestApp::services(), Some(env))
-            .await
-            .unwrap();
-    let c = campaign(DAILY);
-    let (router, issuer) = app.issuer(c.clone()).await;
-    wait_ready(&issuer).await;
     let data = dir.path().to_path_buf();
-    let progress = Arc::new(AtomicUsize::new(0));
-    let watch = progress.clone();
-    let restart = tokio::spawn(async move {
-        let at = after_issued(&watch, FAULT_AT).await;
+    burst_with_fault(env, async move {
         drop(broker); // SIGKILL; the log is on disk
         // Shorter than the producer's 3 s message timeout: publishes in flight wait and
         // go through after the restart. (An outage longer than that leaves tansu 0.6
         // answering every produce with UNKNOWN_SERVER_ERROR, even from a new producer:
         // see docs/decisions/0006-coupon-issuance.md.)
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        (at, tansu(port, &data))
-    });
-    let told = crowd(Arc::new(RwLock::new(router)), c.name().to_owned(), &app, PEOPLE, CONCURRENCY, progress).await;
-    let (at, _broker) = restart.await.unwrap();
-    assert!(at < DAILY as usize, "the restart happened mid-burst");
-    audit(&app, &c, &told).await;
+        tansu(port, &data)
+    })
+    .await;
 }

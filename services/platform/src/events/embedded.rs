@@ -124,10 +124,8 @@ pub(super) async fn consume<H: Handler>(
         if progressed {
             continue;
         }
-        tokio::select! {
-            _ = appended.changed() => {}
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = stop.wait_for(|s| *s) => return,
+        if !more_or_stop(&mut appended, &mut stop).await {
+            return;
         }
     }
 }
@@ -166,11 +164,18 @@ pub(super) async fn replay<H: Handler>(
         if progressed {
             continue;
         }
-        tokio::select! {
-            _ = appended.changed() => {}
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = stop.wait_for(|s| *s) => return,
+        if !more_or_stop(&mut appended, &mut stop).await {
+            return;
         }
+    }
+}
+
+/// Waits for an append (or half a second); false when asked to stop instead.
+async fn more_or_stop(appended: &mut watch::Receiver<u64>, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = appended.changed() => true,
+        _ = tokio::time::sleep(Duration::from_millis(500)) => true,
+        _ = stop.wait_for(|s| *s) => false,
     }
 }
 

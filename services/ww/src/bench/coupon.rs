@@ -18,7 +18,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use base64::Engine as _;
 use bytes::Bytes;
 use chrono::{NaiveDate, Timelike, Utc};
 use coupon::issuer::engine::{Engine, Record, Take, TakeRequest};
@@ -28,7 +27,6 @@ use platform::config::KeyRing;
 use platform::db::{Database, DatabaseUrl};
 use platform::events::contracts::{COUPON_ISSUED, CouponIssued, MISSION_VERIFIED, MissionVerified, topics};
 use platform::events::{Envelope, EventBus, KafkaBus, KafkaConfig};
-use rand::RngCore;
 use rand::seq::SliceRandom;
 use serde_json::json;
 use uuid::Uuid;
@@ -111,14 +109,11 @@ pub async fn run(args: CouponBenchArgs) -> anyhow::Result<()> {
         .context("cannot prepare the benchmark database")?;
     let run_id = Uuid::new_v4().simple().to_string()[..8].to_owned();
     let name = format!("bench-{run_id}");
-    let prefix = format!("bench-{run_id}.");
-    let mut secret = [0u8; 48];
-    rand::rngs::OsRng.fill_bytes(&mut secret);
-    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+    let secret = super::new_secret();
     let keys = JwtKeys::new(&KeyRing(vec![("bench".into(), secret.clone().into_bytes())]), None, "weatherwise")?;
     let kafka = KafkaConfig {
         kafka_brokers: Some(args.backends.kafka_brokers.clone()),
-        kafka_prefix: prefix.clone(),
+        kafka_prefix: super::kafka_prefix(&run_id),
         kafka_partitions: 3,
         kafka_replication_factor: 1,
         kafka_message_timeout_ms: 10_000,
@@ -150,22 +145,15 @@ pub async fn run(args: CouponBenchArgs) -> anyhow::Result<()> {
             .collect::<Result<_, _>>()?,
     );
 
-    let env: Vec<(String, String)> = [
-        ("WW_DATABASE_URL", args.backends.database_url.clone()),
-        ("WW_REDIS_URL", args.backends.redis_url.clone()),
-        ("WW_REDIS_KEY_PREFIX", "ww-bench:".to_owned()),
-        ("WW_KAFKA_BROKERS", args.backends.kafka_brokers.clone()),
-        ("WW_KAFKA_PREFIX", prefix.clone()),
-        ("WW_JWT_KEYS", format!("bench={secret}")),
-        ("WW_CAMPAIGN", name.clone()),
-        ("WW_CAMPAIGN_FILE", file.display().to_string()),
-        ("WW_LOG_FORMAT", "json".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
-        ("WW_MAX_IN_FLIGHT", "100000".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    let env = args.backends.child_env(
+        &run_id,
+        &secret,
+        &[
+            ("WW_CAMPAIGN", name.clone()),
+            ("WW_CAMPAIGN_FILE", file.display().to_string()),
+            ("WW_MAX_IN_FLIGHT", "100000".to_owned()),
+        ],
+    );
     let issuer_addr = free_addr()?;
     eprintln!("starting `ww serve coupon-issuer --campaign {name}` on {issuer_addr}…");
     let issuer = ChildProc::start(

@@ -6,8 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use base64::Engine;
-use rand::RngCore;
 use serde_json::json;
 
 use super::load::{self, Stats};
@@ -39,25 +37,10 @@ pub async fn run(args: HttpBenchArgs) -> anyhow::Result<()> {
     platform::db::create_postgres_database(&args.backends.database_url)
         .await
         .with_context(|| format!("cannot prepare the benchmark database {}", args.backends.database_url))?;
-    let run_id = uuid::Uuid::new_v4().simple().to_string();
-    let mut secret = [0u8; 48];
-    rand::rngs::OsRng.fill_bytes(&mut secret);
-    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+    let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let secret = super::new_secret();
     let service_addr = free_addr()?;
-    let env: Vec<(String, String)> = [
-        ("WW_DATABASE_URL", args.backends.database_url.clone()),
-        ("WW_REDIS_URL", args.backends.redis_url.clone()),
-        ("WW_REDIS_KEY_PREFIX", format!("ww-bench:{run_id}:")),
-        ("WW_KAFKA_BROKERS", args.backends.kafka_brokers.clone()),
-        ("WW_KAFKA_PREFIX", format!("bench-{}.", &run_id[..8])),
-        ("WW_JWT_KEYS", format!("bench={secret}")),
-        ("WW_LOGIN_MAX_PER_ADDRESS", "100000000".to_owned()),
-        ("WW_LOG_FORMAT", "json".to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    let env = args.backends.child_env(&run_id, &secret, &[("WW_LOGIN_MAX_PER_ADDRESS", "100000000".to_owned())]);
     let serve_args = ["serve", "auth", "user", "--listen", &service_addr.to_string()].map(str::to_owned);
     eprintln!("starting `ww serve auth user` on {service_addr} (PostgreSQL, Redis, Kafka)…");
     let service = ChildProc::start(&serve_args, &env, service_addr, "/readyz").await?;

@@ -33,6 +33,39 @@ pub struct BenchBackends {
     pub kafka_brokers: String,
 }
 
+impl BenchBackends {
+    /// The environment of a `ww serve` child on these backends, with this run's own Redis
+    /// key prefix and Kafka topic/group prefix, quiet logs, and `extra` on top.
+    pub fn child_env(&self, run_id: &str, jwt_secret: &str, extra: &[(&str, String)]) -> Vec<(String, String)> {
+        let base = [
+            ("WW_DATABASE_URL", self.database_url.clone()),
+            ("WW_REDIS_URL", self.redis_url.clone()),
+            ("WW_REDIS_KEY_PREFIX", format!("ww-bench:{run_id}:")),
+            ("WW_KAFKA_BROKERS", self.kafka_brokers.clone()),
+            ("WW_KAFKA_PREFIX", kafka_prefix(run_id)),
+            ("WW_JWT_KEYS", format!("bench={jwt_secret}")),
+            ("WW_LOG_FORMAT", "json".to_owned()),
+            ("RUST_LOG", "warn".to_owned()),
+        ];
+        base.iter().chain(extra).map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+    }
+}
+
+/// Topics and consumer groups of one run: a group reused after its member was killed can
+/// stay unassigned on tansu, so every run starts fresh ones.
+pub fn kafka_prefix(run_id: &str) -> String {
+    format!("bench-{run_id}.")
+}
+
+/// A random signing secret for one run's tokens.
+pub fn new_secret() -> String {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut secret = [0u8; 48];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+}
+
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Http(args) => http::run(args).await,
