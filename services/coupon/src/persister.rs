@@ -38,7 +38,7 @@ impl Handler for Persister {
     /// both PostgreSQL's and SQLite's limits).
     async fn handle_batch(&self, events: &[Envelope]) -> anyhow::Result<()> {
         let issued: Vec<CouponIssued> =
-            events.iter().filter(|e| e.kind == COUPON_ISSUED).map(Envelope::decode).collect::<Result<_, _>>()?;
+            events.iter().filter(|e| e.kind == COUPON_ISSUED).filter_map(Envelope::decode_or_skip).collect();
         // The same coupon twice in one batch (a re-sent event) would make one statement
         // touch a row twice; keep the first.
         let mut seen = std::collections::HashSet::new();
@@ -63,7 +63,7 @@ impl Handler for Definitions {
     async fn handle(&self, event: &Envelope) -> anyhow::Result<()> {
         match event.kind.as_str() {
             CAMPAIGN_DEFINED => {
-                let defined: CampaignDefined = event.decode()?;
+                let Some(defined) = event.decode_or_skip::<CampaignDefined>() else { return Ok(()) };
                 // A definition that does not validate is logged and skipped: it can never succeed.
                 let spec: Result<campaign::CampaignSpec, _> = serde_json::from_value(defined.spec.clone());
                 match spec
@@ -80,7 +80,7 @@ impl Handler for Definitions {
                 }
             }
             CAMPAIGN_REMOVED => {
-                let removed: CampaignRemoved = event.decode()?;
+                let Some(removed) = event.decode_or_skip::<CampaignRemoved>() else { return Ok(()) };
                 store::remove_campaign(&self.db.pool, &removed.name, removed.version).await?;
             }
             _ => {}

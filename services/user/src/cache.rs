@@ -67,7 +67,7 @@ pub struct Evictor(pub std::sync::Arc<ProfileCache>);
 impl Handler for Evictor {
     async fn handle(&self, event: &Envelope) -> anyhow::Result<()> {
         if event.kind == USER_PROFILE_UPDATED {
-            let updated: UserProfileUpdated = event.decode()?;
+            let Some(updated) = event.decode_or_skip::<UserProfileUpdated>() else { return Ok(()) };
             self.0.evict(&updated.user_id);
         }
         Ok(())

@@ -80,7 +80,7 @@ impl Handler for ProfileBuilder {
         if event.kind != USER_REGISTERED {
             return Ok(());
         }
-        let registered: UserRegistered = event.decode()?;
+        let Some(registered) = event.decode_or_skip::<UserRegistered>() else { return Ok(()) };
         let created = store::create_from_signup(&self.db.pool, &registered, self.clock.now_millis()).await?;
         tracing::debug!(user_id = %registered.user_id, created, "profile from signup");
         Ok(())

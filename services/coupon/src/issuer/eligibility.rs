@@ -26,7 +26,7 @@ impl Handler for Eligibility {
         if event.kind != MISSION_VERIFIED {
             return Ok(());
         }
-        let verified: MissionVerified = event.decode()?;
+        let Some(verified) = event.decode_or_skip::<MissionVerified>() else { return Ok(()) };
         let day = self.campaign.day_of(verified.verified_at);
         let schedule = &self.campaign.spec().schedule;
         // Only days that can still matter: in the period, and not before yesterday.

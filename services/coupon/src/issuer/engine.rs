@@ -195,6 +195,14 @@ impl Engine {
         }
     }
 
+    /// Extends the rebuild lock if `owner` still holds it; false when it does not.
+    pub async fn renew_rebuild(&self, owner: &str) -> anyhow::Result<bool> {
+        match self {
+            Engine::Redis(r) => r.renew_rebuild(owner).await,
+            Engine::Memory(_) => Ok(true),
+        }
+    }
+
     pub async fn unlock_rebuild(&self, owner: &str) -> anyhow::Result<()> {
         match self {
             Engine::Redis(r) => r.unlock_rebuild(owner).await,
@@ -276,9 +284,12 @@ impl MemoryState {
         {
             return Take::Holds { seq: *seq, record: record.clone() };
         }
-        let held = holder.coupons.len() as u32;
-        if held >= req.per_user
-            && let Some((seq, record)) = holder.coupons.iter().next_back()
+        // The highest seq, as Redis keeps it in `n` (a rebuild may leave gaps).
+        let held = holder.coupons.keys().next_back().copied().unwrap_or(0);
+        // At the limit, or the latest coupon is still pending (its publish may not have
+        // landed): hand that one back instead of taking another unit.
+        if let Some((seq, record)) = holder.coupons.iter().next_back()
+            && (held >= req.per_user || record.pending)
         {
             return Take::Holds { seq: *seq, record: record.clone() };
         }
@@ -376,7 +387,11 @@ if ARGV[5] ~= '' then
   if s then return {'HOLDS', s, redis.call('HGET', u, 'c:' .. s)} end
 end
 local n = tonumber(redis.call('HGET', u, 'n') or '0')
-if n >= tonumber(ARGV[2]) then return {'HOLDS', tostring(n), redis.call('HGET', u, 'c:' .. n)} end
+if n > 0 then
+  local last = redis.call('HGET', u, 'c:' .. n)
+  -- at the limit, or the latest coupon still pending: hand that one back
+  if n >= tonumber(ARGV[2]) or (last and string.sub(last, -2) == '|P') then return {'HOLDS', tostring(n), last} end
+end
 if ARGV[3] == '1' and redis.call('SISMEMBER', KEYS[5], ARGV[1]) == 0 then return {'NOT_ELIGIBLE'} end
 local stock = redis.call('GET', KEYS[2])
 if not stock then return {'UNSEEDED'} end
@@ -570,6 +585,15 @@ impl RedisEngine {
             .query_async(&mut conn)
             .await?;
         Ok(set.is_some())
+    }
+
+    async fn renew_rebuild(&self, owner: &str) -> anyhow::Result<bool> {
+        let mut conn = self.conn.clone();
+        let script = Script::new(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
+        );
+        let renewed: i64 = script.key(self.key("rebuild-lock")).arg(owner).arg(120_000).invoke_async(&mut conn).await?;
+        Ok(renewed == 1)
     }
 
     async fn unlock_rebuild(&self, owner: &str) -> anyhow::Result<()> {

@@ -242,6 +242,7 @@ impl Issuer {
         };
         let mut seeded = false;
         let mut reread = false;
+        let mut confirmed_now = false;
         loop {
             let take = self.engine.take(&request).await.map_err(engine_down)?;
             let label = match &take {
@@ -266,10 +267,8 @@ impl Issuer {
                         return Err(self.lost_state());
                     }
                 }
-                Take::Unseeded => {
-                    return Err(ApiError::internal(anyhow::anyhow!("stock of {day} still unseeded after seeding")));
-                }
-                Take::Rebuild => return Err(self.lost_state()),
+                // Seeded, yet gone again: the state was lost in between.
+                Take::Unseeded | Take::Rebuild => return Err(self.lost_state()),
                 Take::SoldOutToday => {
                     self.sold_out_day.store(day_number(day), Ordering::Relaxed);
                     return Err(self.sold_out(now, false));
@@ -285,6 +284,13 @@ impl Issuer {
                     ));
                 }
                 Take::Holds { seq, record } if record.pending && self.is_unflushed(user, seq) => {
+                    // Durable; only its mark lags. Below the per-person limit this request
+                    // may be for another coupon: flip the mark now and look again.
+                    if seq < spec.quota.per_user && !confirmed_now {
+                        confirmed_now = true;
+                        self.engine.confirm(user, seq).await.map_err(engine_down)?;
+                        continue;
+                    }
                     return Ok(Outcome::AlreadyIssued(self.coupon(user, seq, &record)));
                 }
                 Take::Holds { record, .. }

@@ -75,12 +75,25 @@ impl Issuer {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let result = self.rebuild_locked().await;
+        // The lock expires after two minutes unless renewed; a long replay renews it.
+        let renew = {
+            let (engine, owner) = (self.engine.clone(), owner.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(20)).await;
+                    if !matches!(engine.renew_rebuild(&owner).await, Ok(true)) {
+                        return;
+                    }
+                }
+            })
+        };
+        let result = self.rebuild_locked(&owner).await;
+        renew.abort();
         self.engine.unlock_rebuild(&owner).await?;
         result
     }
 
-    async fn rebuild_locked(self: &Arc<Self>) -> anyhow::Result<()> {
+    async fn rebuild_locked(self: &Arc<Self>, owner: &str) -> anyhow::Result<()> {
         if self.engine.is_ready().await? {
             self.ready.store(true, Ordering::SeqCst);
             return Ok(());
@@ -102,6 +115,8 @@ impl Issuer {
             durable.entry(c.coupon_id).or_insert(c);
         }
         let snapshot = snapshot_of(durable.into_values());
+        // Never write over a state another replica may have rebuilt after our lock lapsed.
+        anyhow::ensure!(self.engine.renew_rebuild(owner).await?, "lost the rebuild lock before applying");
         self.engine.apply(&snapshot).await?;
 
         self.restart_eligibility().await;
@@ -119,6 +134,7 @@ impl Issuer {
                 .map_err(|_| anyhow::anyhow!("mission log replay did not catch up within {CATCH_UP_LIMIT:?}"))??;
         }
 
+        anyhow::ensure!(self.engine.renew_rebuild(owner).await?, "lost the rebuild lock before opening");
         self.engine.mark_ready(&Uuid::new_v4().to_string()).await?;
         self.sold_out_day.store(i64::MIN, Ordering::Relaxed);
         self.sold_out_total.store(false, Ordering::Relaxed);
@@ -218,7 +234,7 @@ struct Collector {
 impl Handler for Collector {
     async fn handle(&self, event: &Envelope) -> anyhow::Result<()> {
         if event.kind == COUPON_ISSUED {
-            let issued: CouponIssued = event.decode()?;
+            let Some(issued) = event.decode_or_skip::<CouponIssued>() else { return Ok(()) };
             if issued.campaign == self.campaign {
                 self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(issued);
             }

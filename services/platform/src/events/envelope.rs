@@ -38,4 +38,17 @@ impl Envelope {
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         T::deserialize(&self.data)
     }
+
+    /// The payload as `T`, or `None` (logged and counted) when it is not one: retrying
+    /// such an event can never succeed, and blocking on it would stop everything behind.
+    pub fn decode_or_skip<T: DeserializeOwned>(&self) -> Option<T> {
+        match self.decode() {
+            Ok(value) => Some(value),
+            Err(e) => {
+                metrics::counter!("events_undecodable_total", "type" => self.kind.clone()).increment(1);
+                tracing::error!(event_id = %self.id, event_type = %self.kind, error = %e, "skipping an event whose data cannot be read");
+                None
+            }
+        }
+    }
 }

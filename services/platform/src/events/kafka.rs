@@ -58,6 +58,9 @@ fn new_producer(brokers: &str, config: &KafkaConfig) -> Result<FutureProducer, K
         .set("acks", "all")
         .set("linger.ms", "1")
         .set("message.timeout.ms", config.kafka_message_timeout_ms.to_string())
+        // A produce request never outlives the message timeout, so "timed out" means the
+        // broker will not commit the event later either.
+        .set("request.timeout.ms", config.kafka_message_timeout_ms.min(30_000).to_string())
         .create()
 }
 
@@ -115,7 +118,9 @@ impl KafkaBus {
     pub(super) async fn publish(&self, topic: &str, key: &str, payload: &[u8]) -> Result<(), BusError> {
         let topic = self.topic(topic);
         let record = FutureRecord::to(&topic).key(key).payload(payload);
-        match self.producer().send(record, Duration::from_secs(5)).await {
+        // No waiting for room in a full local queue: that fails at once (certainly not
+        // published), so the message timeout bounds how long any publish can take.
+        match self.producer().send(record, Duration::ZERO).await {
             Ok(_) => Ok(()),
             Err((e, _)) => {
                 self.renew_after(&e);
@@ -201,6 +206,28 @@ fn envelope_of<M: Message>(message: &M) -> Option<Envelope> {
 /// The end offset a replay must reach, per (topic, partition).
 type Watermarks = HashMap<(String, i32), i64>;
 
+/// A consumer assigned to every partition of `names` from the beginning, and the end
+/// offsets it must reach.
+fn replay_setup(bus: &KafkaBus, group: &str, names: &[String]) -> Result<(StreamConsumer, Watermarks), KafkaError> {
+    let consumer = bus.consumer(group, Delivery::Broadcast)?;
+    let mut assignment = TopicPartitionList::new();
+    let mut targets = HashMap::new();
+    for topic in names {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
+                assignment.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+                if high > low {
+                    targets.insert((topic.clone(), p.id()), high);
+                }
+            }
+        }
+    }
+    consumer.assign(&assignment)?;
+    Ok((consumer, targets))
+}
+
 /// Assigns every partition of `topics` from the beginning, tracks the high watermarks
 /// seen at the start, and signals `caught_up` once each partition reached its mark.
 pub(super) async fn replay<H: Handler>(
@@ -212,41 +239,23 @@ pub(super) async fn replay<H: Handler>(
     caught_up: watch::Sender<bool>,
 ) {
     let names: Vec<String> = topics.iter().map(|t| bus.topic(t)).collect();
-    let setup = {
-        let bus = bus.clone();
-        let group = group.clone();
-        let names = names.clone();
-        tokio::task::spawn_blocking(move || -> Result<(StreamConsumer, Watermarks), KafkaError> {
-            let consumer = bus.consumer(&group, Delivery::Broadcast)?;
-            let mut assignment = TopicPartitionList::new();
-            let mut targets = HashMap::new();
-            for topic in &names {
-                let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-                for t in metadata.topics() {
-                    for p in t.partitions() {
-                        let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
-                        assignment.add_partition_offset(topic, p.id(), Offset::Beginning)?;
-                        if high > low {
-                            targets.insert((topic.clone(), p.id()), high);
-                        }
-                    }
-                }
-            }
-            consumer.assign(&assignment)?;
-            Ok((consumer, targets))
-        })
-        .await
-    };
-    let (consumer, mut targets) = match setup {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
-            tracing::error!(group = %group, error = %e, "cannot start replay");
-            return;
+    // A broker that is briefly unreachable must not leave the replay dead: retry setup.
+    let mut backoff = Duration::from_millis(500);
+    let (consumer, mut targets) = loop {
+        let attempt = {
+            let (bus, group, names) = (bus.clone(), group.clone(), names.clone());
+            tokio::task::spawn_blocking(move || replay_setup(&bus, &group, &names)).await
+        };
+        match attempt {
+            Ok(Ok(v)) => break v,
+            Ok(Err(e)) => tracing::warn!(group = %group, error = %e, "cannot start replay; retrying"),
+            Err(e) => tracing::error!(group = %group, error = %e, "replay setup panicked; retrying"),
         }
-        Err(e) => {
-            tracing::error!(group = %group, error = %e, "replay setup panicked");
-            return;
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.wait_for(|s| *s) => return,
         }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
     };
     if targets.is_empty() {
         let _ = caught_up.send(true);
@@ -303,9 +312,14 @@ pub(super) async fn consume<H: Handler>(
     };
     let names: Vec<String> = topics.iter().map(|t| bus.topic(t)).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    if let Err(e) = consumer.subscribe(&refs) {
-        tracing::error!(group = %group, error = %e, "cannot subscribe");
-        return;
+    let mut backoff = Duration::from_millis(500);
+    while let Err(e) = consumer.subscribe(&refs) {
+        tracing::warn!(group = %group, error = %e, "cannot subscribe; retrying");
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
     }
     tracing::info!(group = %group, topics = ?names, "consumer started");
     loop {
