@@ -187,6 +187,36 @@ impl KafkaBus {
     }
 }
 
+/// Sleeps for `d`; false when asked to stop instead.
+async fn pause_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = stop.wait_for(|s| *s) => false,
+    }
+}
+
+enum Next<'a> {
+    Message(rdkafka::message::BorrowedMessage<'a>),
+    /// A consumer error, logged, after a short pause.
+    Failed,
+    Stop,
+}
+
+/// The next message, unless asked to stop first.
+async fn next_message<'a>(consumer: &'a StreamConsumer, group: &str, stop: &mut watch::Receiver<bool>) -> Next<'a> {
+    let received = tokio::select! {
+        m = consumer.recv() => m,
+        _ = stop.wait_for(|s| *s) => return Next::Stop,
+    };
+    match received {
+        Ok(m) => Next::Message(m),
+        Err(e) => {
+            tracing::warn!(group = %group, error = %e, "consumer error");
+            if pause_or_stop(Duration::from_millis(200), stop).await { Next::Failed } else { Next::Stop }
+        }
+    }
+}
+
 /// Events handled together at most.
 const MAX_BATCH: usize = 500;
 
@@ -251,9 +281,8 @@ pub(super) async fn replay<H: Handler>(
             Ok(Err(e)) => tracing::warn!(group = %group, error = %e, "cannot start replay; retrying"),
             Err(e) => tracing::error!(group = %group, error = %e, "replay setup panicked; retrying"),
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = stop.wait_for(|s| *s) => return,
+        if !pause_or_stop(backoff, &mut stop).await {
+            return;
         }
         backoff = (backoff * 2).min(Duration::from_secs(10));
     };
@@ -261,17 +290,10 @@ pub(super) async fn replay<H: Handler>(
         let _ = caught_up.send(true);
     }
     loop {
-        let message = tokio::select! {
-            m = consumer.recv() => m,
-            _ = stop.wait_for(|s| *s) => return,
-        };
-        let message = match message {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(group = %group, error = %e, "replay consumer error");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
+        let message = match next_message(&consumer, &group, &mut stop).await {
+            Next::Message(m) => m,
+            Next::Failed => continue,
+            Next::Stop => return,
         };
         if let Some(event) = envelope_of(&message)
             && !deliver(handler.as_ref(), std::slice::from_ref(&event), &mut stop).await
@@ -303,9 +325,8 @@ pub(super) async fn consume<H: Handler>(
             Ok(c) => break c,
             Err(e) => {
                 tracing::error!(group = %group, error = %e, "cannot create Kafka consumer; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    _ = stop.wait_for(|s| *s) => return,
+                if !pause_or_stop(Duration::from_secs(2), &mut stop).await {
+                    return;
                 }
             }
         }
@@ -315,25 +336,17 @@ pub(super) async fn consume<H: Handler>(
     let mut backoff = Duration::from_millis(500);
     while let Err(e) = consumer.subscribe(&refs) {
         tracing::warn!(group = %group, error = %e, "cannot subscribe; retrying");
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = stop.wait_for(|s| *s) => return,
+        if !pause_or_stop(backoff, &mut stop).await {
+            return;
         }
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
     tracing::info!(group = %group, topics = ?names, "consumer started");
     loop {
-        let message = tokio::select! {
-            m = consumer.recv() => m,
-            _ = stop.wait_for(|s| *s) => break,
-        };
-        let first = match message {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(group = %group, error = %e, "consumer error");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
+        let first = match next_message(&consumer, &group, &mut stop).await {
+            Next::Message(m) => m,
+            Next::Failed => continue,
+            Next::Stop => break,
         };
         // Take whatever else is already fetched, so a busy topic is handled in batches.
         let mut batch = vec![first];
