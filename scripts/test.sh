@@ -23,8 +23,8 @@ ensure_postgres
 ensure_redis
 ensure_kafka
 [ -n "$quick" ] || ensure_python_tools
-# The real-backend tests must run here; they fail instead of skipping when this is set.
-export WW_TEST_REQUIRE_BACKENDS=1
+# Real-backend tests fail when a backend is missing (never skipped silently); the
+# WW_TEST_* variables the ensure_* steps exported tell them where the backends are.
 
 # Databases and topics of earlier runs are disposable.
 psql "$WW_TEST_POSTGRES_URL/postgres" -Atqc "select datname from pg_database where datname like 'ww_test_%'" 2>/dev/null |

@@ -83,6 +83,11 @@ pub async fn violations(
     Ok(out)
 }
 
+/// A campaign's rows, as the events they were written from.
+pub async fn rows(db: &Database, campaign: &str) -> anyhow::Result<Vec<platform::events::contracts::CouponIssued>> {
+    Ok(store::issued_in_campaign(&db.pool, campaign).await?)
+}
+
 /// Rows of a campaign in the database.
 pub async fn stored_count(db: &Database, campaign: &str) -> anyhow::Result<i64> {
     Ok(store::issued_total(&db.pool, campaign).await?)

@@ -92,29 +92,20 @@ pub async fn start_issuers(
     for campaign in campaigns {
         let name = campaign.name().to_owned();
         let engine = match ctx.counters.redis_connection() {
-            Some((conn, prefix)) => issuer::engine::Engine::redis(conn, &prefix, &name),
-            None => issuer::engine::Engine::memory(),
+            Some((conn, prefix)) => issuer::engine::Engine::redis(conn, &prefix, &name, ctx.clock.clone()),
+            None => issuer::engine::Engine::memory(ctx.clock.clone()),
         };
-        let issuer = issuer::Issuer::new(
-            Arc::new(campaign),
-            engine,
-            ctx.bus.clone(),
-            db.clone(),
-            ctx.clock.clone(),
-            config,
-            ctx.stop.clone(),
-        );
+        let engine = match config.time_shift {
+            Some(shift) => engine.shifted(shift),
+            None => engine,
+        };
+        let issuer =
+            issuer::Issuer::new(Arc::new(campaign), engine, ctx.bus.clone(), db.clone(), config, ctx.stop.clone());
         issuer.start().await?;
         let check = issuer.clone();
         readiness.push(platform::http::ReadinessCheck::new(format!("issuer:{name}"), move || {
             let issuer = check.clone();
-            async move {
-                match (issuer.is_ready(), issuer.eligibility_caught_up()) {
-                    (true, true) => Ok(()),
-                    (false, _) => Err("rebuilding state".to_owned()),
-                    (true, false) => Err("replaying the mission log".to_owned()),
-                }
-            }
+            async move { issuer.not_ready_reason().map_or(Ok(()), |why| Err(why.to_owned())) }
         }));
         tracing::info!(campaign = %name, "issuer started");
         issuers.insert(name, issuer);

@@ -15,15 +15,15 @@ pub async fn insert_coupons(pool: &AnyPool, events: &[CouponIssued]) -> sqlx::Re
         return Ok(Vec::new());
     }
     let mut sql = String::from(
-        "INSERT INTO coupons (coupon_id, code, campaign, user_id, seq, day, title, benefit, issued_at, expires_at) VALUES ",
+        "INSERT INTO coupons (coupon_id, code, campaign, user_id, seq, day, title, benefit, issued_at, expires_at, idempotency_key) VALUES ",
     );
     for i in 0..events.len() {
-        let b = i * 10;
+        let b = i * 11;
         if i > 0 {
             sql.push_str(", ");
         }
         sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
             b + 1,
             b + 2,
             b + 3,
@@ -33,7 +33,8 @@ pub async fn insert_coupons(pool: &AnyPool, events: &[CouponIssued]) -> sqlx::Re
             b + 7,
             b + 8,
             b + 9,
-            b + 10
+            b + 10,
+            b + 11
         ));
     }
     sql.push_str(" ON CONFLICT DO NOTHING RETURNING coupon_id");
@@ -49,7 +50,8 @@ pub async fn insert_coupons(pool: &AnyPool, events: &[CouponIssued]) -> sqlx::Re
             .bind(e.title.clone())
             .bind(e.benefit.clone())
             .bind(e.issued_at.timestamp_millis())
-            .bind(e.expires_at.timestamp_millis());
+            .bind(e.expires_at.timestamp_millis())
+            .bind(e.idempotency_key.clone());
     }
     let rows = query.fetch_all(pool).await?;
     Ok(rows.iter().filter_map(|r| r.try_get::<String, _>(0).ok().and_then(|s| Uuid::parse_str(&s).ok())).collect())
@@ -80,28 +82,43 @@ pub async fn coupons_of_user(pool: &AnyPool, user_id: Uuid, now: DateTime<Utc>) 
 
 /// Every coupon of a campaign, as issuance events (for rebuilding issuer state).
 pub async fn issued_in_campaign(pool: &AnyPool, campaign: &str) -> sqlx::Result<Vec<CouponIssued>> {
-    let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM coupons WHERE campaign = $1"))
+    let rows = sqlx::query(&format!("SELECT {COLUMNS}, idempotency_key FROM coupons WHERE campaign = $1"))
         .bind(campaign)
         .fetch_all(pool)
         .await?;
-    rows.iter()
-        .map(|r| {
-            let c = decode(r, Utc::now())?;
-            let user: String = r.try_get(3)?;
-            Ok(CouponIssued {
-                coupon_id: c.coupon_id,
-                code: c.code,
-                campaign: c.campaign,
-                user_id: Uuid::parse_str(&user).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-                seq: c.seq,
-                day: c.day,
-                title: c.title,
-                benefit: c.benefit,
-                issued_at: c.issued_at,
-                expires_at: c.expires_at,
-            })
-        })
-        .collect()
+    rows.iter().map(as_event).collect()
+}
+
+/// The coupon stored under (campaign, user, seq), as its issuance event.
+pub async fn coupon_row(pool: &AnyPool, campaign: &str, user_id: Uuid, seq: u32) -> sqlx::Result<Option<CouponIssued>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS}, idempotency_key FROM coupons WHERE campaign = $1 AND user_id = $2 AND seq = $3"
+    ))
+    .bind(campaign)
+    .bind(user_id.to_string())
+    .bind(i64::from(seq))
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(as_event).transpose()
+}
+
+/// A row selected as `{COLUMNS}, idempotency_key`, as the event it was written from.
+fn as_event(r: &AnyRow) -> sqlx::Result<CouponIssued> {
+    let c = decode(r, Utc::now())?;
+    let user: String = r.try_get(3)?;
+    Ok(CouponIssued {
+        coupon_id: c.coupon_id,
+        code: c.code,
+        campaign: c.campaign,
+        user_id: Uuid::parse_str(&user).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        seq: c.seq,
+        day: c.day,
+        title: c.title,
+        benefit: c.benefit,
+        issued_at: c.issued_at,
+        expires_at: c.expires_at,
+        idempotency_key: r.try_get::<Option<String>, _>(11)?,
+    })
 }
 
 /// Coupons counted against `day` per campaign (for the catalog's "remaining today").

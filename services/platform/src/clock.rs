@@ -10,6 +10,8 @@ pub enum Clock {
     System,
     /// A clock that only moves when told to.
     Manual(Arc<Mutex<DateTime<Utc>>>),
+    /// The system clock off by a fixed amount: a replica whose clock drifted (tests).
+    Skewed(TimeDelta),
 }
 
 impl Clock {
@@ -20,6 +22,7 @@ impl Clock {
     pub fn now(&self) -> DateTime<Utc> {
         match self {
             Clock::System => Utc::now(),
+            Clock::Skewed(by) => Utc::now() + *by,
             Clock::Manual(t) => *t.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
         }
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor};
 
 use crate::http::ReadinessCheck;
 
@@ -72,25 +72,19 @@ impl Database {
         sqlx::any::install_default_drivers();
         let db = match url {
             DatabaseUrl::Postgres(url) => {
-                // Create the schema with a throwaway connection, then pin every pooled
-                // connection's search_path to it.
-                let admin = AnyPoolOptions::new().max_connections(1).connect(url).await?;
-                admin.execute(format!("CREATE SCHEMA IF NOT EXISTS \"{service}\"").as_str()).await?;
-                admin.close().await;
-                let set_path = format!("SET search_path TO \"{service}\"");
-                let pool = AnyPoolOptions::new()
-                    .max_connections(max_connections)
-                    .acquire_timeout(Duration::from_secs(5))
-                    .after_connect(move |conn, _| {
-                        let set_path = set_path.clone();
-                        Box::pin(async move {
-                            conn.execute(set_path.as_str()).await?;
-                            Ok(())
-                        })
-                    })
-                    .connect(url)
-                    .await?;
-                Database { pool, dialect: Dialect::Postgres, service }
+                // Replicas starting together against an empty database: schema creation
+                // and migrations run one process at a time, under a session advisory lock
+                // held on a throwaway connection (`CREATE SCHEMA IF NOT EXISTS` and the
+                // migrations table otherwise race into unique violations).
+                let mut admin = AnyConnection::connect(url).await?;
+                let key = advisory_key(service);
+                sqlx::query("SELECT pg_advisory_lock($1)").bind(key).execute(&mut admin).await?;
+                let opened = Self::open_postgres(url, service, max_connections, migrator).await;
+                let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)").bind(key).execute(&mut admin).await;
+                let _ = admin.close().await;
+                let db = opened?;
+                unlocked?;
+                return Ok(db);
             }
             DatabaseUrl::SqliteDir(dir) => {
                 std::fs::create_dir_all(dir)?;
@@ -119,6 +113,34 @@ impl Database {
         Ok(db)
     }
 
+    async fn open_postgres(
+        url: &str,
+        service: &'static str,
+        max_connections: u32,
+        migrator: &Migrator,
+    ) -> anyhow::Result<Self> {
+        let admin = AnyPoolOptions::new().max_connections(1).connect(url).await?;
+        admin.execute(format!("CREATE SCHEMA IF NOT EXISTS \"{service}\"").as_str()).await?;
+        admin.close().await;
+        // Every pooled connection's search_path is pinned to the service's schema.
+        let set_path = format!("SET search_path TO \"{service}\"");
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                let set_path = set_path.clone();
+                Box::pin(async move {
+                    conn.execute(set_path.as_str()).await?;
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        let db = Database { pool, dialect: Dialect::Postgres, service };
+        migrator.run(&db.pool).await?;
+        Ok(db)
+    }
+
     pub fn readiness(&self) -> ReadinessCheck {
         let pool = self.pool.clone();
         ReadinessCheck::new(format!("database:{}", self.service), move || {
@@ -126,6 +148,17 @@ impl Database {
             async move { sqlx::query("SELECT 1").execute(&pool).await.map(|_| ()).map_err(|e| e.to_string()) }
         })
     }
+}
+
+/// The advisory lock key of a service's schema: stable across processes and releases
+/// (FNV-1a of a fixed tag and the schema name).
+fn advisory_key(service: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in "weatherwise.schema:".bytes().chain(service.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash as i64
 }
 
 impl std::fmt::Display for DatabaseUrl {

@@ -16,6 +16,7 @@ pub mod http;
 pub mod openapi;
 pub mod service;
 pub mod telemetry;
+pub mod testing;
 pub mod validate;
 
 pub use error::ApiError;

@@ -12,11 +12,10 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(ww_no_backends, ignore = "WW_TEST_NO_BACKENDS was set: needs PostgreSQL, Redis and Kafka")]
 async fn a_signup_event_goes_through_the_broker_to_the_profile() {
-    let Some(app) = TestApp::on(Backend::Real).await else {
-        return;
-    };
-    let env = common::RealEnv::get().unwrap();
+    let app = TestApp::on(Backend::Real).await.expect("real backends");
+    let env = common::RealEnv::get();
     let (user_id, token, _) = app.account(&common::unique_email("broker")).await;
 
     let topic = format!("{}identity.users", app.kafka_prefix);

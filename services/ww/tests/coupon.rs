@@ -259,10 +259,12 @@ async fn the_window_and_the_day_roll_over_with_the_campaign_clock(backend: TestA
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert_eq!(again.body["coupon"]["day"], "2026-12-07");
 
-    // After the last day's closing: ended.
+    // After the last day's closing: ended — and a holder still gets their coupon back.
     app.ctx.clock.set(kst(13, 12, 0));
-    let ended = issue(&router, c.name(), &ta, None).await;
+    let ended = issue(&router, c.name(), &token(&app, Uuid::new_v4()), None).await;
     assert_eq!((ended.status, ended.code()), (StatusCode::GONE, "campaign-ended"));
+    let kept = issue(&router, c.name(), &ta, None).await;
+    assert_eq!((kept.status, kept.body["coupon"]["day"].as_str()), (StatusCode::CONFLICT, Some("2026-12-07")));
 }
 
 async fn a_person_gets_the_same_coupon_back_and_idempotency_keys_hold(backend: TestApp) {

@@ -2,7 +2,6 @@
 //! day their mission was verified. Events are read from the log (never by calling the
 //! mission service), replayed from the beginning at start and after a state loss.
 
-use platform::clock::Clock;
 use platform::events::contracts::{MISSION_VERIFIED, MissionVerified};
 use platform::events::{Envelope, Handler};
 
@@ -12,12 +11,11 @@ use crate::CampaignRef;
 pub(super) struct Eligibility {
     campaign: CampaignRef,
     engine: Engine,
-    clock: Clock,
 }
 
 impl Eligibility {
-    pub(super) fn new(campaign: CampaignRef, engine: Engine, clock: Clock) -> Self {
-        Self { campaign, engine, clock }
+    pub(super) fn new(campaign: CampaignRef, engine: Engine) -> Self {
+        Self { campaign, engine }
     }
 }
 
@@ -30,7 +28,7 @@ impl Handler for Eligibility {
         let day = self.campaign.day_of(verified.verified_at);
         let schedule = &self.campaign.spec().schedule;
         // Only days that can still matter: in the period, and not before yesterday.
-        let yesterday = self.campaign.day_of(self.clock.now()).pred_opt().unwrap_or(day);
+        let yesterday = self.campaign.day_of(self.engine.now()).pred_opt().unwrap_or(day);
         if day < schedule.start_date || day > schedule.end_date || day < yesterday {
             return Ok(());
         }

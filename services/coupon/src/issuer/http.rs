@@ -14,7 +14,7 @@ use platform::http::{Json, Path};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{Issuer, Issuers, Outcome};
+use super::{IssueError, Issuer, Issuers, Outcome};
 use crate::model::Coupon;
 
 #[derive(Clone)]
@@ -71,6 +71,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         (status = 409, description = "Already issued; the problem's `coupon` member is the coupon you have.", body = platform::error::Problem, content_type = "application/problem+json"),
         (status = 410, description = "Sold out for today (`nextOpening` says when the next opening is, if any) or the campaign ended.", body = platform::error::Problem, content_type = "application/problem+json"),
         (status = 425, description = "Not open yet, or closed for today; `Retry-After` and `opensAt` say when it opens.", body = platform::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests for this campaign at once; retry after `Retry-After`.", body = platform::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`rebuilding`, `backend-unavailable`, `issue-in-progress`, `issue-failed` (nothing taken) or `issue-pending` (your coupon is reserved: a retry returns it).", body = platform::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn issue(
     State(state): State<IssuerState>,
@@ -80,7 +82,7 @@ pub async fn issue(
 ) -> Result<(StatusCode, Json<Coupon>), ApiError> {
     let issuer = find(&state, &name)?;
     let key = idempotency_key(&headers)?;
-    match issuer.issue(user.user_id, key.as_deref()).await? {
+    match issuer.issue(user.user_id, key.as_deref()).await.map_err(IssueError::into_api)? {
         Outcome::Issued(coupon) => Ok((StatusCode::CREATED, Json(coupon))),
         Outcome::AlreadyIssued(coupon) => {
             Err(ApiError::conflict("already-issued", "You already have this campaign's coupon.")
@@ -120,7 +122,7 @@ pub async fn counters(
     Path(name): Path<String>,
 ) -> Result<Json<CampaignCounters>, ApiError> {
     let issuer = find(&state, &name)?;
-    let status = issuer.campaign.status_at(issuer.clock.now());
+    let status = issuer.campaign.status_at(issuer.engine.now());
     let c = issuer.engine.counters(status.day).await.map_err(|e| {
         tracing::warn!(error = %e, "counters unavailable");
         ApiError::unavailable("counters-unavailable", "The live counters cannot be read right now.", 1)

@@ -2,27 +2,32 @@
 //! `POST /api/campaigns/{campaign}/issue` first come, first served, never overselling,
 //! never issuing twice, never telling anyone "issued" before the issuance is durable.
 //!
-//! One request: the schedule says whether the window is open (pure rules, the issuer's
-//! clock); a local sold-out flag answers the crowd after the last unit without touching
+//! One request: what the person already holds (the replica's index of the log: a 409 with
+//! their coupon at any time, also after sell-out, closing or the end); the window on the
+//! one clock; a local sold-out flag answers the crowd after the last unit without touching
 //! Redis; a bounded number of requests at a time go on (the rest get 429 at once); one
 //! atomic engine step takes a unit; the `CouponIssued` event is published (acks=all)
-//! before the 201. If publishing certainly failed the unit is given back; if it may
-//! have succeeded the unit stays taken and the person's retry re-sends the same coupon.
+//! before the 201. From the engine step on, the work runs to its end even if the client
+//! goes away. If publishing certainly failed the unit is given back; if it may have
+//! succeeded the unit stays the person's and is resolved by the issuer itself: the same
+//! coupon is re-sent until durable ([`upkeep`]), or seen in the log ([`follow`]).
 
 mod eligibility;
 pub mod engine;
+mod error;
+mod follow;
 pub mod http;
+mod index;
 mod rebuild;
+mod upkeep;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use campaign::{Campaign, Phase};
-use chrono::{DateTime, NaiveDate, Utc};
-use platform::ApiError;
-use platform::clock::Clock;
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use platform::db::Database;
 use platform::events::contracts::{COUPON_ISSUED, CouponIssued, topics};
 use platform::events::{Envelope, EventBus};
@@ -30,12 +35,18 @@ use tokio::sync::{Semaphore, watch};
 use uuid::Uuid;
 
 use self::engine::{Engine, Record, Take, TakeRequest};
+pub use self::error::IssueError;
+use self::index::{Index, Known};
 use crate::CampaignRef;
 use crate::model::{Coupon, new_code};
 
 pub use http::{IssuerState, router};
 
 pub const SOURCE: &str = "coupon-issuer";
+
+/// A local sold-out flag is trusted this long before one request re-checks Redis, so a
+/// unit given back (a publish that certainly failed) is sold again, not stranded.
+const SOLD_OUT_RECHECK: Duration = Duration::from_secs(1);
 
 /// Settings of the issuing workload.
 #[derive(Debug, Clone, clap::Args)]
@@ -53,11 +64,21 @@ pub struct IssuerConfig {
     /// Issue requests handled at once per campaign; beyond it requests get 429 at once.
     #[arg(long, env = "WW_ISSUE_MAX_IN_FLIGHT", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub issue_max_in_flight: u64,
+    /// Moves the one clock of every replica alike (rehearsals and tests only; never set
+    /// in production). Not a flag: tests set it in code.
+    #[arg(skip)]
+    pub time_shift: Option<TimeDelta>,
 }
 
 impl Default for IssuerConfig {
     fn default() -> Self {
-        Self { campaign: None, campaign_file: None, campaigns_dir: "config/samples".into(), issue_max_in_flight: 512 }
+        Self {
+            campaign: None,
+            campaign_file: None,
+            campaigns_dir: "config/samples".into(),
+            issue_max_in_flight: 512,
+            time_shift: None,
+        }
     }
 }
 
@@ -70,26 +91,38 @@ pub enum Outcome {
     AlreadyIssued(Coupon),
 }
 
+/// The local sold-out flag: the campaign day it holds for, under which state epoch, and
+/// when (ms since the issuer started) Redis last confirmed it.
+struct SoldOut {
+    day: AtomicI64,
+    total: AtomicBool,
+    generation: AtomicU64,
+    checked_ms: AtomicI64,
+}
+
 /// The issuer of one campaign.
 pub struct Issuer {
     campaign: CampaignRef,
     engine: Engine,
     bus: EventBus,
     db: Database,
-    clock: Clock,
     permits: Arc<Semaphore>,
-    /// The campaign-local day (days since CE) found sold out, or `i64::MIN`.
-    sold_out_day: AtomicI64,
-    sold_out_total: AtomicBool,
+    started: Instant,
+    sold_out: SoldOut,
     /// The engine state is known complete (false until rebuilt after a loss).
     ready: AtomicBool,
+    /// The state store keeps what it is given (`maxmemory-policy noeviction`).
+    store_ok: AtomicBool,
     rebuild: rebuild::Rebuilder,
+    index: Index,
+    /// The log of coupons was read to its end once (the index is complete).
+    followed: Mutex<Option<watch::Receiver<bool>>>,
     stop: watch::Receiver<bool>,
     /// Coupons whose event is durable, to be marked issued off the request path.
-    confirms: tokio::sync::mpsc::UnboundedSender<(Uuid, u32)>,
-    /// Durable coupons whose pending mark has not flipped in the engine yet.
-    unflushed: Arc<std::sync::Mutex<std::collections::HashSet<(Uuid, u32)>>>,
-    confirms_rx: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(Uuid, u32)>>>,
+    confirms: tokio::sync::mpsc::UnboundedSender<(Uuid, u32, Uuid)>,
+    /// Durable coupons (by id) whose pending mark has not flipped in the engine yet.
+    unflushed: Arc<Mutex<HashSet<Uuid>>>,
+    confirms_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(Uuid, u32, Uuid)>>>,
 }
 
 fn day_number(day: NaiveDate) -> i64 {
@@ -102,7 +135,6 @@ impl Issuer {
         engine: Engine,
         bus: EventBus,
         db: Database,
-        clock: Clock,
         config: &IssuerConfig,
         stop: watch::Receiver<bool>,
     ) -> Arc<Self> {
@@ -112,16 +144,23 @@ impl Issuer {
             engine,
             bus,
             db,
-            clock,
             permits: Arc::new(Semaphore::new(usize::try_from(config.issue_max_in_flight).unwrap_or(512))),
-            sold_out_day: AtomicI64::new(i64::MIN),
-            sold_out_total: AtomicBool::new(false),
+            started: Instant::now(),
+            sold_out: SoldOut {
+                day: AtomicI64::new(i64::MIN),
+                total: AtomicBool::new(false),
+                generation: AtomicU64::new(0),
+                checked_ms: AtomicI64::new(0),
+            },
             ready: AtomicBool::new(false),
+            store_ok: AtomicBool::new(true),
             rebuild: rebuild::Rebuilder::default(),
+            index: Index::default(),
+            followed: Mutex::new(None),
             stop,
             confirms,
             unflushed: Arc::default(),
-            confirms_rx: std::sync::Mutex::new(Some(confirms_rx)),
+            confirms_rx: Mutex::new(Some(confirms_rx)),
         })
     }
 
@@ -137,15 +176,41 @@ impl Issuer {
         self.ready.load(Ordering::SeqCst)
     }
 
-    /// Starts following the mission log and makes sure the engine state is complete.
+    /// Why this replica should not receive traffic, if it should not.
+    pub fn not_ready_reason(&self) -> Option<&'static str> {
+        if !self.is_ready() {
+            Some("rebuilding state")
+        } else if !self.store_ok.load(Ordering::SeqCst) {
+            Some("Redis evicts keys (maxmemory-policy is not noeviction)")
+        } else if !self.eligibility_caught_up() {
+            Some("replaying the mission log")
+        } else if !self.log_followed() {
+            Some("reading the coupon log")
+        } else {
+            None
+        }
+    }
+
+    /// The coupon log was read to the end it had at start (the index is complete).
+    pub fn log_followed(&self) -> bool {
+        self.followed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().is_some_and(|r| *r.borrow())
+    }
+
+    /// Starts following the mission and coupon logs and the state store, and makes sure
+    /// the engine state is complete.
     pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
         let confirms = self.confirms_rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(rx) = confirms {
             tokio::spawn(confirm_loop(self.engine.clone(), rx, self.unflushed.clone()));
         }
         self.restart_eligibility().await;
+        let followed = follow::spawn(self);
+        *self.followed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(followed);
         tokio::spawn(self.clone().seed_at_openings());
-        if self.engine.is_ready().await? {
+        upkeep::spawn(self);
+        let health = self.engine.probe().await?;
+        self.store_ok.store(!health.evicting(), Ordering::SeqCst);
+        if health.trusted {
             self.ready.store(true, Ordering::SeqCst);
         } else {
             self.trigger_rebuild();
@@ -158,7 +223,7 @@ impl Issuer {
     async fn seed_at_openings(self: Arc<Self>) {
         let mut stop = self.stop.clone();
         loop {
-            let now = self.clock.now();
+            let now = self.engine.now();
             let status = self.campaign.status_at(now);
             if status.phase == Phase::Ended {
                 return;
@@ -192,176 +257,225 @@ impl Issuer {
     }
 
     /// Handles one request of `user`.
-    pub async fn issue(self: &Arc<Self>, user: Uuid, idempotency_key: Option<&str>) -> Result<Outcome, ApiError> {
-        let now = self.clock.now();
+    pub async fn issue(self: &Arc<Self>, user: Uuid, idempotency_key: Option<&str>) -> Result<Outcome, IssueError> {
+        let result = self.decide(user, idempotency_key).await;
+        let label = match &result {
+            Ok(Outcome::Issued(_)) => "issued",
+            Ok(Outcome::AlreadyIssued(_)) => "already-issued",
+            Err(e) => e.label(),
+        };
+        metrics::counter!("coupon_issue_total", "outcome" => label).increment(1);
+        result
+    }
+
+    async fn decide(self: &Arc<Self>, user: Uuid, key: Option<&str>) -> Result<Outcome, IssueError> {
+        let spec = self.campaign.spec();
+        // What the person holds is theirs at any time: before the window, the flags or the
+        // campaign's end are looked at.
+        if let Known::Holds(seq, record) = self.index.lookup(user, key, spec.quota.per_user) {
+            return Ok(Outcome::AlreadyIssued(self.coupon(user, seq, &record)));
+        }
+        let now = self.engine.now();
         let status = self.campaign.status_at(now);
         match status.phase {
             Phase::Open => {}
-            Phase::Ended => {
-                return Err(ApiError::new(axum::http::StatusCode::GONE, "campaign-ended", "This campaign has ended."));
-            }
+            Phase::Ended => return Err(IssueError::Ended),
             Phase::Scheduled | Phase::Waiting | Phase::Closed => return Err(self.not_open(now)),
         }
-        let day = status.day;
-        if self.sold_out_total.load(Ordering::Relaxed) {
-            return Err(self.sold_out(now, true));
+        if let Some(refused) = self.sold_out_locally(status.day, now) {
+            return Err(refused);
         }
-        if self.sold_out_day.load(Ordering::Relaxed) == day_number(day) {
-            metrics::counter!("coupon_issue_total", "outcome" => "sold-out-local").increment(1);
-            return Err(self.sold_out(now, false));
-        }
-        let Ok(_permit) = self.permits.clone().try_acquire_owned() else {
-            metrics::counter!("coupon_issue_total", "outcome" => "shed").increment(1);
-            return Err(ApiError::too_many_requests(
-                "overloaded",
-                "Too many requests for this campaign right now; retry in a moment.",
-                1,
-            ));
-        };
+        let permit = self.permits.clone().try_acquire_owned().map_err(|_| IssueError::Shed)?;
         if !self.is_ready() {
             self.trigger_rebuild();
-            return Err(rebuilding());
+            return Err(IssueError::Rebuilding);
         }
+        if !self.store_ok.load(Ordering::Relaxed) {
+            return Err(IssueError::BackendUnavailable);
+        }
+        // From here the work runs to its end even when the client goes away: a unit taken
+        // is published and confirmed, or given back — never left to a dropped future.
+        let this = self.clone();
+        let key = key.map(str::to_owned);
+        tokio::spawn(async move {
+            let _permit = permit;
+            this.take_and_publish(user, key.as_deref(), status.day).await
+        })
+        .await
+        .map_err(|e| IssueError::Internal(e.to_string()))?
+    }
+
+    /// The local flag's answer, if it still holds (same day, same state epoch, confirmed
+    /// by Redis within [`SOLD_OUT_RECHECK`]); past that one request goes on to re-check.
+    fn sold_out_locally(&self, day: NaiveDate, now: DateTime<Utc>) -> Option<IssueError> {
+        let flags = &self.sold_out;
+        let total = flags.total.load(Ordering::Relaxed);
+        if !total && flags.day.load(Ordering::Relaxed) != day_number(day) {
+            return None;
+        }
+        if flags.generation.load(Ordering::Relaxed) != self.engine.generation() {
+            return None;
+        }
+        let checked = flags.checked_ms.load(Ordering::Relaxed);
+        let elapsed = self.elapsed_ms();
+        if elapsed - checked >= SOLD_OUT_RECHECK.as_millis() as i64
+            && flags.checked_ms.compare_exchange(checked, elapsed, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            return None;
+        }
+        Some(self.sold_out(now, total))
+    }
+
+    fn mark_sold_out(&self, day: NaiveDate, total: bool) {
+        let flags = &self.sold_out;
+        flags.generation.store(self.engine.generation(), Ordering::Relaxed);
+        flags.checked_ms.store(self.elapsed_ms(), Ordering::Relaxed);
+        flags.day.store(day_number(day), Ordering::Relaxed);
+        if total {
+            flags.total.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Forgets the sold-out flags (the state was rebuilt: units may be back).
+    fn clear_sold_out(&self) {
+        self.sold_out.day.store(i64::MIN, Ordering::Relaxed);
+        self.sold_out.total.store(false, Ordering::Relaxed);
+    }
+
+    fn elapsed_ms(&self) -> i64 {
+        i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+
+    async fn take_and_publish(
+        self: &Arc<Self>,
+        user: Uuid,
+        key: Option<&str>,
+        mut day: NaiveDate,
+    ) -> Result<Outcome, IssueError> {
         let spec = self.campaign.spec();
-        let candidate = Record {
-            coupon_id: Uuid::now_v7(),
-            code: new_code(),
-            day,
-            issued_at: now,
-            expires_at: self.campaign.coupon_expiry(now),
-            pending: true,
-        };
-        let request = TakeRequest {
-            day,
-            user,
-            per_user: spec.quota.per_user,
-            require_eligible: spec.eligibility.mission == campaign::MissionRequirement::VerifiedSameDay,
-            total_limit: spec.quota.total_quantity,
-            idempotency_key,
-            candidate,
-        };
-        let mut seeded = false;
-        let mut reread = false;
-        let mut confirmed_now = false;
+        let code = new_code();
+        let coupon_id = Uuid::now_v7();
+        let (mut seeded, mut reread, mut confirmed_now, mut moved) = (false, false, false, false);
         loop {
-            let take = self.engine.take(&request).await.map_err(engine_down)?;
-            let label = match &take {
-                Take::Taken { .. } => "issued",
-                Take::Holds { .. } => "already-issued",
-                Take::NotEligible => "not-eligible",
-                Take::SoldOutToday | Take::SoldOutTotal => "sold-out",
-                Take::Rebuild => "rebuilding",
-                Take::Unseeded => "unseeded",
+            let request = TakeRequest {
+                day,
+                opens_at: self.campaign.opening(day),
+                closes_at: self.campaign.closing(day),
+                user,
+                per_user: spec.quota.per_user,
+                require_eligible: spec.eligibility.mission == campaign::MissionRequirement::VerifiedSameDay,
+                total_limit: spec.quota.total_quantity,
+                idempotency_key: key,
+                coupon_id,
+                code: &code,
+                validity: TimeDelta::days(i64::from(spec.coupon.validity_days)),
             };
-            metrics::counter!("coupon_issue_total", "outcome" => label).increment(1);
-            match take {
+            match self.engine.take(&request).await.map_err(engine_down)? {
+                Take::Rebuild => return Err(self.lost_state()),
+                Take::Outside { now } => {
+                    // The one clock disagrees with this replica's estimate near a boundary:
+                    // decide again on the one clock's time, once.
+                    let status = self.campaign.status_at(now);
+                    match status.phase {
+                        Phase::Open if !moved && status.day != day => {
+                            moved = true;
+                            day = status.day;
+                        }
+                        Phase::Ended => return Err(IssueError::Ended),
+                        _ => return Err(self.not_open(now)),
+                    }
+                }
                 Take::Unseeded if !seeded => {
                     seeded = true;
-                    if self
+                    let stock = self
                         .engine
                         .seed(day, spec.quota.daily_quantity, spec.quota.total_quantity)
                         .await
-                        .map_err(engine_down)?
-                        .is_none()
-                    {
+                        .map_err(engine_down)?;
+                    if stock.is_none() {
                         return Err(self.lost_state());
                     }
                 }
                 // Seeded, yet gone again: the state was lost in between.
-                Take::Unseeded | Take::Rebuild => return Err(self.lost_state()),
+                Take::Unseeded => return Err(self.lost_state()),
                 Take::SoldOutToday => {
-                    self.sold_out_day.store(day_number(day), Ordering::Relaxed);
-                    return Err(self.sold_out(now, false));
+                    self.mark_sold_out(day, false);
+                    return Err(self.sold_out(self.engine.now(), false));
                 }
                 Take::SoldOutTotal => {
-                    self.sold_out_total.store(true, Ordering::Relaxed);
-                    return Err(self.sold_out(now, true));
+                    self.mark_sold_out(day, true);
+                    return Err(self.sold_out(self.engine.now(), true));
                 }
-                Take::NotEligible => {
-                    return Err(ApiError::forbidden(
-                        "not-eligible",
-                        "Verify today's mission first: this campaign is for people who completed it today.",
-                    ));
+                Take::NotEligible => return Err(IssueError::NotEligible),
+                Take::Holds { seq, record, .. } if !record.pending => {
+                    self.index.insert(user, seq, record.clone());
+                    return Ok(Outcome::AlreadyIssued(self.coupon(user, seq, &record)));
                 }
-                Take::Holds { seq, record } if record.pending && self.is_unflushed(user, seq) => {
+                Take::Holds { seq, record, .. } if self.is_unflushed(record.coupon_id) => {
                     // Durable; only its mark lags. Below the per-person limit this request
                     // may be for another coupon: flip the mark now and look again.
                     if seq < spec.quota.per_user && !confirmed_now {
                         confirmed_now = true;
-                        self.engine.confirm(user, seq).await.map_err(engine_down)?;
+                        self.engine.confirm(user, seq, record.coupon_id).await.map_err(engine_down)?;
                         continue;
                     }
                     return Ok(Outcome::AlreadyIssued(self.coupon(user, seq, &record)));
                 }
-                Take::Holds { record, .. }
-                    if record.pending && !reread && now - record.issued_at < self.in_flight_limit() =>
-                {
-                    // The mark may have flipped between our read and the local check.
-                    reread = true;
+                Take::Holds { record, now, .. } if now - record.issued_at < self.in_flight_limit() => {
+                    if !reread {
+                        // The mark may have flipped between our read and the local check.
+                        reread = true;
+                        continue;
+                    }
+                    return Err(IssueError::InProgress);
                 }
-                Take::Holds { record, .. } if record.pending && now - record.issued_at < self.in_flight_limit() => {
-                    // Another request of this person is publishing this coupon right now.
-                    return Err(ApiError::unavailable(
-                        "issue-in-progress",
-                        "Your coupon is being issued by another request; retry in a moment to receive it.",
-                        1,
-                    ));
-                }
-                Take::Holds { seq, record } if record.pending => {
+                Take::Holds { seq, record, .. } => {
                     // An earlier attempt took the unit but its publish failed or was cut
                     // off, so the event may or may not be in the log: send the very same
                     // coupon again (the persister keeps one row).
-                    return self.publish(user, seq, &record, idempotency_key, false).await.map(Outcome::Issued);
+                    return self.publish(user, seq, &record, false).await.map(Outcome::Issued);
                 }
-                Take::Holds { seq, record } => return Ok(Outcome::AlreadyIssued(self.coupon(user, seq, &record))),
-                Take::Taken { seq } => {
-                    return self
-                        .publish(user, seq, &request.candidate, idempotency_key, true)
-                        .await
-                        .map(Outcome::Issued);
+                Take::Taken { seq, record } => {
+                    return self.publish(user, seq, &record, true).await.map(Outcome::Issued);
                 }
             }
         }
     }
 
-    async fn publish(
-        &self,
-        user: Uuid,
-        seq: u32,
-        record: &Record,
-        key: Option<&str>,
-        fresh: bool,
-    ) -> Result<Coupon, ApiError> {
-        let event = self.event(user, seq, record);
-        let envelope = Envelope::new(COUPON_ISSUED, SOURCE, record.issued_at, &event).map_err(ApiError::internal)?;
-        match self.bus.publish(topics::COUPONS_ISSUED, &user.to_string(), &envelope).await {
+    /// Publishes the coupon's event; `fresh` when the unit was taken by this request (a
+    /// certain failure gives it back), false for a re-send of an earlier attempt.
+    async fn publish(&self, user: Uuid, seq: u32, record: &Record, fresh: bool) -> Result<Coupon, IssueError> {
+        match self.send(user, seq, record).await {
             Ok(()) => {
-                // The event is durable: the answer does not wait for the pending mark to
-                // flip (if that is lost, a later retry only re-sends the same coupon).
-                self.unflushed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert((user, seq));
-                let _ = self.confirms.send((user, seq));
+                self.durable(user, seq, record);
                 Ok(self.coupon(user, seq, record))
             }
             Err(e) if fresh && e.certainly_unpublished() => {
                 tracing::error!(error = %e, %user, "issuance event not published; giving the unit back");
-                if let Err(release) = self.engine.release(record.day, user, seq, key).await {
-                    tracing::error!(error = %release, %user, "could not give the unit back; it stays held for this person");
+                if let Err(release) = self.engine.release(user, seq, record).await {
+                    tracing::error!(error = %release, %user, "could not give the unit back; the issuer re-sends it");
                 }
-                Err(ApiError::unavailable(
-                    "issue-failed",
-                    "The coupon could not be issued; nothing was taken. Retry in a moment.",
-                    1,
-                ))
+                Err(IssueError::PublishFailed)
             }
             Err(e) => {
-                tracing::error!(error = %e, %user, "issuance event may not be durable; the unit stays held");
-                Err(ApiError::unavailable(
-                    "issue-pending",
-                    "Your coupon is reserved but not confirmed yet; retry and you will get this same coupon.",
-                    1,
-                ))
+                tracing::error!(error = %e, %user, "issuance event may not be durable; the issuer resolves it");
+                Err(IssueError::PublishUncertain)
             }
         }
+    }
+
+    async fn send(&self, user: Uuid, seq: u32, record: &Record) -> Result<(), platform::events::BusError> {
+        let event = self.event(user, seq, record);
+        let envelope = Envelope::new(COUPON_ISSUED, SOURCE, record.issued_at, &event)?;
+        self.bus.publish(topics::COUPONS_ISSUED, &user.to_string(), &envelope).await
+    }
+
+    /// The event is durable: the answer does not wait for the pending mark to flip (if
+    /// that is lost, the log follower or the resolver flips it).
+    fn durable(&self, user: Uuid, seq: u32, record: &Record) {
+        self.unflushed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(record.coupon_id);
+        self.index.insert(user, seq, record.clone());
+        let _ = self.confirms.send((user, seq, record.coupon_id));
     }
 
     fn event(&self, user: Uuid, seq: u32, r: &Record) -> CouponIssued {
@@ -377,94 +491,73 @@ impl Issuer {
             benefit: spec.coupon.benefit.clone(),
             issued_at: r.issued_at,
             expires_at: r.expires_at,
+            idempotency_key: r.idempotency_key.clone(),
         }
     }
 
     fn coupon(&self, user: Uuid, seq: u32, r: &Record) -> Coupon {
-        Coupon::from_event(&self.event(user, seq, r), self.clock.now())
+        Coupon::from_event(&self.event(user, seq, r), self.engine.now())
     }
 
-    fn lost_state(self: &Arc<Self>) -> ApiError {
+    fn lost_state(self: &Arc<Self>) -> IssueError {
         self.ready.store(false, Ordering::SeqCst);
         self.trigger_rebuild();
-        rebuilding()
+        IssueError::Rebuilding
     }
 
-    fn is_unflushed(&self, user: Uuid, seq: u32) -> bool {
-        self.unflushed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&(user, seq))
+    fn is_unflushed(&self, coupon_id: Uuid) -> bool {
+        self.unflushed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&coupon_id)
     }
 
     /// How long a pending coupon may belong to a publish still under way.
-    fn in_flight_limit(&self) -> chrono::TimeDelta {
-        chrono::TimeDelta::from_std(settle_time(&self.bus)).unwrap_or(chrono::TimeDelta::seconds(15))
+    fn in_flight_limit(&self) -> TimeDelta {
+        TimeDelta::from_std(settle_time(&self.bus)).unwrap_or(TimeDelta::seconds(15))
     }
 
-    fn not_open(&self, now: DateTime<Utc>) -> ApiError {
-        let opens = self.campaign.next_opening_after(now);
-        let wait = opens.map_or(60, |t| u64::try_from((t - now).num_seconds()).unwrap_or(0).max(1));
-        let mut err =
-            ApiError::new(axum::http::StatusCode::TOO_EARLY, "not-open", "The campaign is not open right now.")
-                .retry_after(wait);
-        if let Some(t) = opens {
-            err = err.with("opensAt", t.to_rfc3339());
-        }
-        err
+    fn not_open(&self, now: DateTime<Utc>) -> IssueError {
+        IssueError::NotOpen { opens_at: self.campaign.next_opening_after(now), now }
     }
 
-    fn sold_out(&self, now: DateTime<Utc>, campaign_total: bool) -> ApiError {
+    fn sold_out(&self, now: DateTime<Utc>, campaign_total: bool) -> IssueError {
         let next = if campaign_total { None } else { self.campaign.next_opening_after(now) };
-        let detail = match (campaign_total, next) {
-            (true, _) => "Every coupon of this campaign has been given out.".to_owned(),
-            (false, Some(t)) => format!("Today's coupons are gone. The next opening is at {}.", t.to_rfc3339()),
-            (false, None) => "Today's coupons are gone, and this was the last day.".to_owned(),
-        };
-        ApiError::new(axum::http::StatusCode::GONE, "sold-out", detail)
-            .with("nextOpening", next.map(|t| t.to_rfc3339()))
-            .with("hint", "If you already received a coupon, it is in GET /api/coupons/me.")
+        IssueError::SoldOut { next, campaign_total }
     }
 }
 
 /// Marks coupons issued in batches; the multiplexed Redis connection pipelines them.
 async fn confirm_loop(
     engine: Engine,
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<(Uuid, u32)>,
-    unflushed: Arc<std::sync::Mutex<std::collections::HashSet<(Uuid, u32)>>>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<(Uuid, u32, Uuid)>,
+    unflushed: Arc<Mutex<HashSet<Uuid>>>,
 ) {
     let mut batch = Vec::with_capacity(1024);
     while rx.recv_many(&mut batch, 1024).await > 0 {
-        let results = futures::future::join_all(batch.drain(..).map(|(user, seq)| {
+        let results = futures::future::join_all(batch.drain(..).map(|(user, seq, coupon_id)| {
             let engine = engine.clone();
-            async move { (user, seq, engine.confirm(user, seq).await) }
+            async move { (user, coupon_id, engine.confirm(user, seq, coupon_id).await) }
         }))
         .await;
         let mut pending = unflushed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (user, seq, result) in results {
-            pending.remove(&(user, seq));
+        for (user, coupon_id, result) in results {
+            pending.remove(&coupon_id);
             if let Err(e) = result {
-                tracing::warn!(error = %e, %user, seq, "could not mark coupon issued; a retry will re-send it");
+                tracing::warn!(error = %e, %user, %coupon_id, "could not mark coupon issued; the log follower will");
             }
         }
     }
 }
 
 /// Redis unreachable (or failing): nothing was taken; the client may retry.
-fn engine_down(e: anyhow::Error) -> ApiError {
-    metrics::counter!("coupon_issue_total", "outcome" => "engine-unavailable").increment(1);
+fn engine_down(e: anyhow::Error) -> IssueError {
     tracing::error!(error = %format!("{e:#}"), "issuer engine unavailable");
-    ApiError::unavailable(
-        "backend-unavailable",
-        "The issuer cannot reach its state store right now; retry in a moment.",
-        1,
-    )
-}
-
-fn rebuilding() -> ApiError {
-    ApiError::unavailable("rebuilding", "The issuer is restoring its state; retry in a moment.", 1)
+    IssueError::BackendUnavailable
 }
 
 /// The issuers a process runs, by campaign name.
 pub type Issuers = Arc<HashMap<String, Arc<Issuer>>>;
 
+/// The longest a publish can take, plus a margin: after it, an event whose publish was
+/// under way is in the log or never will be.
 pub(crate) fn settle_time(bus: &EventBus) -> Duration {
     bus.max_publish_time() + Duration::from_millis(500)
 }

@@ -5,7 +5,12 @@
 //! engine step answers `Rebuild`, so nobody is answered from a partial state.
 //!
 //! Before reading the log the rebuild waits out the longest a publish can take: a unit
-//! taken just before the loss has its event either in the log by then, or never.
+//! taken just before the loss has its event either in the log by then, or never (an event
+//! that still lands later is adopted by the log follower). Where the database and the log
+//! disagree on a (user, seq), the database row wins.
+//!
+//! One replica rebuilds under a short lease (renewed every second, released when it
+//! finishes or the process is asked to stop): a crashed rebuilder costs seconds.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +23,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::eligibility::Eligibility;
-use super::engine::{Record, Snapshot};
+use super::engine::{LEASE, Record, Snapshot};
+use super::follow::record_of;
 use super::{Issuer, settle_time};
 use crate::store;
 
@@ -26,7 +32,7 @@ const CATCH_UP_LIMIT: Duration = Duration::from_secs(300);
 
 #[derive(Default)]
 pub(super) struct Rebuilder {
-    running: AtomicBool,
+    pub(super) running: AtomicBool,
     eligibility: Mutex<Option<Replay>>,
 }
 
@@ -70,32 +76,46 @@ impl Issuer {
                 break;
             }
             if self.engine.is_ready().await? {
-                self.ready.store(true, Ordering::SeqCst);
+                self.opened();
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        // The lock expires after two minutes unless renewed; a long replay renews it.
+        // The lease is short and renewed while the rebuild runs.
         let renew = {
             let (engine, owner) = (self.engine.clone(), owner.clone());
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(Duration::from_secs(20)).await;
+                    tokio::time::sleep(LEASE / 5).await;
                     if !matches!(engine.renew_rebuild(&owner).await, Ok(true)) {
                         return;
                     }
                 }
             })
         };
-        let result = self.rebuild_locked(&owner).await;
+        let mut stop = self.stop.clone();
+        let result = tokio::select! {
+            r = self.rebuild_locked(&owner) => r,
+            _ = stop.wait_for(|s| *s) => Err(anyhow::anyhow!("stopping: the rebuild lease is released for another replica")),
+        };
         renew.abort();
         self.engine.unlock_rebuild(&owner).await?;
         result
     }
 
+    /// The state is open under a (possibly new) epoch: flags derived from the old one go.
+    fn opened(&self) {
+        self.clear_sold_out();
+        self.ready.store(true, Ordering::SeqCst);
+    }
+
+    pub(super) fn rebuild_running(&self) -> bool {
+        self.rebuild.running.load(Ordering::SeqCst)
+    }
+
     async fn rebuild_locked(self: &Arc<Self>, owner: &str) -> anyhow::Result<()> {
         if self.engine.is_ready().await? {
-            self.ready.store(true, Ordering::SeqCst);
+            self.opened();
             return Ok(());
         }
         let started = Instant::now();
@@ -105,16 +125,9 @@ impl Issuer {
         );
         tokio::time::sleep(settle_time(&self.bus)).await;
 
-        let mut durable: HashMap<Uuid, CouponIssued> = store::issued_in_campaign(&self.db.pool, self.campaign.name())
-            .await?
-            .into_iter()
-            .map(|c| (c.coupon_id, c))
-            .collect();
-        let from_db = durable.len();
-        for c in self.replay_issued().await? {
-            durable.entry(c.coupon_id).or_insert(c);
-        }
-        let snapshot = snapshot_of(durable.into_values());
+        let rows = store::issued_in_campaign(&self.db.pool, self.campaign.name()).await?;
+        let from_db = rows.len();
+        let snapshot = snapshot_of(rows, self.replay_issued().await?);
         // Never write over a state another replica may have rebuilt after our lock lapsed.
         anyhow::ensure!(self.engine.renew_rebuild(owner).await?, "lost the rebuild lock before applying");
         self.engine.apply(&snapshot).await?;
@@ -134,11 +147,9 @@ impl Issuer {
                 .map_err(|_| anyhow::anyhow!("mission log replay did not catch up within {CATCH_UP_LIMIT:?}"))??;
         }
 
-        anyhow::ensure!(self.engine.renew_rebuild(owner).await?, "lost the rebuild lock before opening");
-        self.engine.mark_ready(&Uuid::new_v4().to_string()).await?;
-        self.sold_out_day.store(i64::MIN, Ordering::Relaxed);
-        self.sold_out_total.store(false, Ordering::Relaxed);
-        self.ready.store(true, Ordering::SeqCst);
+        // The epoch is written only while the lease is still ours, in one step.
+        anyhow::ensure!(self.engine.mark_ready(owner).await?, "lost the rebuild lease before opening");
+        self.opened();
         let holders = snapshot.holders.len();
         let took_ms = started.elapsed().as_millis() as u64;
         metrics::counter!("coupon_issuer_rebuilds_total").increment(1);
@@ -181,7 +192,7 @@ impl Issuer {
                 _ = forward.closed() => {}
             }
         });
-        let handler = Eligibility::new(self.campaign.clone(), self.engine.clone(), self.clock.clone());
+        let handler = Eligibility::new(self.campaign.clone(), self.engine.clone());
         let name = format!("coupon-issuer.{}.eligibility", self.campaign.name());
         let (_task, caught_up) = self.bus.spawn_replay(&name, &[topics::MISSIONS_VERIFIED], handler, stop);
         let previous = self
@@ -206,21 +217,19 @@ impl Issuer {
     }
 }
 
-fn snapshot_of(coupons: impl Iterator<Item = CouponIssued>) -> Snapshot {
-    let mut sorted: Vec<CouponIssued> = coupons.collect();
-    sorted.sort_by_key(|c| (c.issued_at, c.coupon_id));
+/// The state implied by what is durable: the database's rows, then the log's events for
+/// any (user, seq) the database does not have yet. Where both name a coupon for one
+/// (user, seq), the row wins (the persister refused the other; nobody can hold it).
+pub(super) fn snapshot_of(rows: Vec<CouponIssued>, log: Vec<CouponIssued>) -> Snapshot {
     let mut holders: HashMap<Uuid, BTreeMap<u32, Record>> = HashMap::new();
-    for c in sorted {
-        // (user, seq) is unique among durable rows; if the log holds a second coupon
-        // under the same key (never persisted), the first one stands.
-        holders.entry(c.user_id).or_default().entry(c.seq).or_insert(Record {
-            coupon_id: c.coupon_id,
-            code: c.code,
-            day: c.day,
-            issued_at: c.issued_at,
-            expires_at: c.expires_at,
-            pending: false,
-        });
+    for c in &rows {
+        holders.entry(c.user_id).or_default().insert(c.seq, record_of(c));
+    }
+    let mut log = log;
+    // Among log events for one vacant (user, seq), the earliest stands.
+    log.sort_by_key(|c| (c.issued_at, c.coupon_id));
+    for c in &log {
+        holders.entry(c.user_id).or_default().entry(c.seq).or_insert_with(|| record_of(c));
     }
     Snapshot { holders }
 }

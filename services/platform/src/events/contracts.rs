@@ -51,6 +51,10 @@ pub struct CouponIssued {
     pub benefit: String,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The `Idempotency-Key` the coupon was asked for with: a retry with the same key gets
+    /// this coupon, also from an issuer that rebuilt its state from the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }
 
 /// A campaign's definition as its owner published it; `version` orders redefinitions.

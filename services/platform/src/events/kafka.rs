@@ -13,7 +13,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer, PurgeConfig};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
@@ -30,12 +30,22 @@ pub struct KafkaConfig {
     /// Prefix of every topic and consumer group name (one cluster, several environments).
     #[arg(long, env = "WW_KAFKA_PREFIX", default_value = "")]
     pub kafka_prefix: String,
+    /// Prefix of consumer group names when it must differ from the topic prefix (e.g. a
+    /// second environment reading the same topics). Defaults to `WW_KAFKA_PREFIX`.
+    #[arg(long, env = "WW_KAFKA_GROUP_PREFIX")]
+    pub kafka_group_prefix: Option<String>,
     /// Partitions of topics this process creates.
     #[arg(long, env = "WW_KAFKA_PARTITIONS", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=1024))]
     pub kafka_partitions: i32,
-    /// Replication factor of topics this process creates.
-    #[arg(long, env = "WW_KAFKA_REPLICATION_FACTOR", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=16))]
+    /// Replication factor of topics this process creates. With `acks=all`, an event is
+    /// durable once every in-sync replica has it: 3 replicas and `min.insync.replicas` 2
+    /// survive one broker lost. (`ww dev` needs no broker; tests use 1.)
+    #[arg(long, env = "WW_KAFKA_REPLICATION_FACTOR", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=16))]
     pub kafka_replication_factor: i32,
+    /// `min.insync.replicas` of topics this process creates: a produce with `acks=all` is
+    /// refused unless this many replicas have it. At most the replication factor.
+    #[arg(long, env = "WW_KAFKA_MIN_INSYNC_REPLICAS", default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..=16))]
+    pub kafka_min_insync_replicas: i32,
     /// How long the producer keeps trying to deliver one event before giving up; after it,
     /// an event is either in the log or never will be.
     #[arg(long, env = "WW_KAFKA_MESSAGE_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1000..=300_000))]
@@ -70,6 +80,12 @@ impl KafkaBus {
             .kafka_brokers
             .clone()
             .ok_or_else(|| BusError::Other("no Kafka brokers configured: set WW_KAFKA_BROKERS".to_owned()))?;
+        if config.kafka_min_insync_replicas > config.kafka_replication_factor {
+            return Err(BusError::Other(format!(
+                "WW_KAFKA_MIN_INSYNC_REPLICAS ({}) exceeds WW_KAFKA_REPLICATION_FACTOR ({}): no produce could succeed",
+                config.kafka_min_insync_replicas, config.kafka_replication_factor
+            )));
+        }
         let producer = new_producer(&brokers, config)?;
         Ok(Self {
             config: config.clone(),
@@ -83,13 +99,22 @@ impl KafkaBus {
         self.producer.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// An idempotent producer whose broker lost its producer state (a broker restart on
-    /// some brokers) answers every send with an error from then on. After an error that
-    /// is not a plain timeout or a full queue, start a fresh producer (a new producer id),
-    /// at most once a second. Events of the old one are already failed or delivered.
+    /// Replaces the producer after an error other than a full local queue, at most once a
+    /// second, purging the old one first.
+    ///
+    /// Why a timeout too: when a message times out, librdkafka's idempotent producer bumps
+    /// its own epoch and goes on with sequence 0 (INTRODUCTION.md, "Message timeout
+    /// considerations") — valid Kafka, which a broker must accept. tansu 0.6 does not:
+    /// looking up the producer row of the new epoch panics its storage task
+    /// (`tansu-storage/src/lite.rs`, `idempotent_message_check`), and every produce after
+    /// that fails with UNKNOWN_SERVER_ERROR until tansu restarts — a broker outage longer
+    /// than the message timeout never healed. A fresh producer (a new producer id, epoch
+    /// 0) with the old one purged never sends the bumped epoch, so the broker recovers as
+    /// soon as it is back (measured 0.5–1.1 s; docs/decisions/0008). Purged messages fail
+    /// as not certainly unpublished: their issuers resolve them by re-sending.
     fn renew_after(&self, error: &KafkaError) {
         use rdkafka::types::RDKafkaErrorCode as Code;
-        if let KafkaError::MessageProduction(Code::MessageTimedOut | Code::QueueFull) = error {
+        if let KafkaError::MessageProduction(Code::QueueFull) = error {
             return;
         }
         let mut last = self.last_renewal.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -98,7 +123,11 @@ impl KafkaBus {
         }
         match new_producer(&self.brokers, &self.config) {
             Ok(fresh) => {
-                *self.producer.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+                let old = std::mem::replace(
+                    &mut *self.producer.write().unwrap_or_else(std::sync::PoisonError::into_inner),
+                    fresh,
+                );
+                old.purge(PurgeConfig::default().queue().inflight());
                 *last = Some(std::time::Instant::now());
                 metrics::counter!("events_producer_renewals_total").increment(1);
                 tracing::warn!(error = %error, "Kafka producer renewed after a produce error");
@@ -133,6 +162,7 @@ impl KafkaBus {
         let admin: AdminClient<DefaultClientContext> =
             ClientConfig::new().set("bootstrap.servers", &self.brokers).create()?;
         let names: Vec<String> = topics.iter().map(|t| self.topic(t)).collect();
+        let min_insync = self.config.kafka_min_insync_replicas.to_string();
         let new: Vec<NewTopic<'_>> = names
             .iter()
             .map(|n| {
@@ -141,6 +171,7 @@ impl KafkaBus {
                     self.config.kafka_partitions,
                     TopicReplication::Fixed(self.config.kafka_replication_factor),
                 )
+                .set("min.insync.replicas", &min_insync)
             })
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
@@ -175,7 +206,7 @@ impl KafkaBus {
         let durable = delivery == Delivery::Group;
         ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
-            .set("group.id", format!("{}{group}", self.config.kafka_prefix))
+            .set("group.id", format!("{}{group}", self.config.kafka_group_prefix.as_ref().unwrap_or(&self.config.kafka_prefix)))
             .set("client.id", format!("weatherwise-{group}"))
             .set("enable.auto.commit", if durable { "true" } else { "false" })
             .set("auto.commit.interval.ms", "500")

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use bytes::Bytes;
 use chrono::{NaiveDate, Timelike, Utc};
-use coupon::issuer::engine::{Engine, Record, Take, TakeRequest};
+use coupon::issuer::engine::{Engine, Take, TakeRequest};
 use hdrhistogram::Histogram;
 use platform::auth::JwtKeys;
 use platform::config::KeyRing;
@@ -114,8 +114,10 @@ pub async fn run(args: CouponBenchArgs) -> anyhow::Result<()> {
     let kafka = KafkaConfig {
         kafka_brokers: Some(args.backends.kafka_brokers.clone()),
         kafka_prefix: super::kafka_prefix(&run_id),
+        kafka_group_prefix: None,
         kafka_partitions: 3,
         kafka_replication_factor: 1,
+        kafka_min_insync_replicas: 1,
         kafka_message_timeout_ms: 10_000,
     };
     let bus = EventBus::Kafka(Arc::new(KafkaBus::new(&kafka)?));
@@ -465,9 +467,10 @@ async fn direct_rate(
         .redis_connection()
         .context("redis")?;
     bus.ensure_topics(&["bench.direct"]).await?;
-    let engine = Engine::redis(conn, "ww-bench:", &format!("direct-{run_id}"));
-    engine.mark_ready("direct").await?;
-    let day = Utc::now().date_naive();
+    let engine = Engine::redis(conn, "ww-bench:", &format!("direct-{run_id}"), platform::clock::Clock::System);
+    anyhow::ensure!(engine.lock_rebuild("direct").await? && engine.mark_ready("direct").await?, "direct engine");
+    let now = Utc::now();
+    let day = now.date_naive();
     engine.seed(day, 10_000_000, None).await?;
     let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let deadline = Instant::now() + window;
@@ -478,25 +481,21 @@ async fn direct_rate(
             tokio::spawn(async move {
                 while Instant::now() < deadline {
                     let user = Uuid::new_v4();
-                    let now = Utc::now();
-                    let record = Record {
-                        coupon_id: Uuid::now_v7(),
-                        code: coupon::model::new_code(),
-                        day,
-                        issued_at: now,
-                        expires_at: now,
-                        pending: true,
-                    };
+                    let code = coupon::model::new_code();
                     let req = TakeRequest {
                         day,
+                        opens_at: now - chrono::TimeDelta::hours(1),
+                        closes_at: now + chrono::TimeDelta::hours(1),
                         user,
                         per_user: 1,
                         require_eligible: false,
                         total_limit: None,
                         idempotency_key: None,
-                        candidate: record.clone(),
+                        coupon_id: Uuid::now_v7(),
+                        code: &code,
+                        validity: chrono::TimeDelta::days(1),
                     };
-                    let Ok(Take::Taken { seq }) = engine.take(&req).await else { continue };
+                    let Ok(Take::Taken { seq, record }) = engine.take(&req).await else { continue };
                     let event = CouponIssued {
                         coupon_id: record.coupon_id,
                         code: record.code.clone(),
@@ -506,13 +505,16 @@ async fn direct_rate(
                         day,
                         title: "t".into(),
                         benefit: "b".into(),
-                        issued_at: now,
-                        expires_at: now,
+                        issued_at: record.issued_at,
+                        expires_at: record.expires_at,
+                        idempotency_key: None,
                     };
-                    let Ok(envelope) = Envelope::new(COUPON_ISSUED, "bench", now, &event) else { continue };
+                    let Ok(envelope) = Envelope::new(COUPON_ISSUED, "bench", record.issued_at, &event) else {
+                        continue;
+                    };
                     // A separate topic name, so the persister of the run does not see these.
                     if bus.publish("bench.direct", &user.to_string(), &envelope).await.is_ok() {
-                        let _ = engine.confirm(user, seq).await;
+                        let _ = engine.confirm(user, seq, record.coupon_id).await;
                         done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                 }

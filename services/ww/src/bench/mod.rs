@@ -43,6 +43,9 @@ impl BenchBackends {
             ("WW_REDIS_KEY_PREFIX", format!("ww-bench:{run_id}:")),
             ("WW_KAFKA_BROKERS", self.kafka_brokers.clone()),
             ("WW_KAFKA_PREFIX", kafka_prefix(run_id)),
+            // One local broker: the production defaults (3 replicas, 2 in sync) cannot be met.
+            ("WW_KAFKA_REPLICATION_FACTOR", "1".to_owned()),
+            ("WW_KAFKA_MIN_INSYNC_REPLICAS", "1".to_owned()),
             ("WW_JWT_KEYS", format!("bench={jwt_secret}")),
             ("WW_LOG_FORMAT", "json".to_owned()),
             ("RUST_LOG", "warn".to_owned()),

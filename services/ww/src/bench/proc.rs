@@ -26,7 +26,17 @@ impl ChildProc {
         addr: SocketAddr,
         ready_path: &str,
     ) -> anyhow::Result<Self> {
-        let exe = std::env::current_exe()?;
+        Self::start_exe(&std::env::current_exe()?, args, env, addr, ready_path).await
+    }
+
+    /// Starts the `ww` binary at `exe` (tests run it from their own binary).
+    pub async fn start_exe(
+        exe: &std::path::Path,
+        args: &[String],
+        env: &[(String, String)],
+        addr: SocketAddr,
+        ready_path: &str,
+    ) -> anyhow::Result<Self> {
         let mut cmd = Command::new(exe);
         cmd.args(args).kill_on_drop(true).stdin(std::process::Stdio::null());
         for (k, v) in env {
@@ -54,8 +64,20 @@ impl ChildProc {
         }
     }
 
+    /// SIGKILL: no drain, no final commit, no lease released — a crash.
     pub async fn stop(mut self) {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
+    }
+
+    /// SIGTERM, then waits (bounded) for the process to drain and exit.
+    pub async fn terminate(mut self) -> anyhow::Result<()> {
+        let pid = self.child.id().context("the child has exited")?;
+        let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status()?;
+        anyhow::ensure!(status.success(), "kill -TERM {pid} failed");
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .context("no exit 30s after SIGTERM")??;
+        Ok(())
     }
 }

@@ -3,6 +3,9 @@
 //! `Router::oneshot`.
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod procs;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,19 +44,46 @@ pub struct RealEnv {
 }
 
 impl RealEnv {
-    /// The real backends, or `None` (with the reason printed) when they are not
-    /// configured. Under `WW_TEST_REQUIRE_BACKENDS` a missing backend fails the test.
-    pub fn get() -> Option<Self> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        match (var("WW_TEST_POSTGRES_URL"), var("WW_TEST_REDIS_URL"), var("WW_TEST_KAFKA_BROKERS")) {
-            (Some(postgres), Some(redis), Some(kafka)) => Some(Self { postgres, redis, kafka }),
-            _ => {
-                let msg = "real-backend test skipped: set WW_TEST_POSTGRES_URL, WW_TEST_REDIS_URL and WW_TEST_KAFKA_BROKERS (scripts/test.sh does)";
-                assert!(std::env::var("WW_TEST_REQUIRE_BACKENDS").is_err(), "{msg}");
-                eprintln!("{msg}");
-                None
-            }
+    /// The real backends. A real-backend test without them fails: it never passes
+    /// without running (build with `WW_TEST_NO_BACKENDS=1` to have them ignored instead).
+    pub fn get() -> Self {
+        Self {
+            postgres: platform::testing::backend("WW_TEST_POSTGRES_URL"),
+            redis: platform::testing::backend("WW_TEST_REDIS_URL"),
+            kafka: platform::testing::backend("WW_TEST_KAFKA_BROKERS"),
         }
+    }
+}
+
+/// A context on the real backends: database `ww_test_<id>` (created when missing), Redis
+/// keys and Kafka topics prefixed by `id`. Several contexts with one `id` are replicas.
+pub async fn real_context(
+    env: &RealEnv,
+    id: &str,
+    clock: Clock,
+    keys: Arc<JwtKeys>,
+    stop: watch::Receiver<bool>,
+) -> Context {
+    let db_url = format!("{}/ww_test_{id}", env.postgres);
+    platform::db::create_postgres_database(&db_url).await.expect("create test database");
+    let kafka = KafkaConfig {
+        kafka_brokers: Some(env.kafka.clone()),
+        kafka_prefix: format!("test-{id}."),
+        kafka_group_prefix: None,
+        kafka_partitions: 1,
+        kafka_replication_factor: 1,
+        kafka_min_insync_replicas: 1,
+        kafka_message_timeout_ms: 3000,
+    };
+    Context {
+        database: DatabaseUrl::Postgres(db_url),
+        db_max_connections: 8,
+        counters: Counters::redis(&env.redis, &format!("ww-test:{id}:")).await.expect("redis"),
+        bus: EventBus::Kafka(Arc::new(KafkaBus::new(&kafka).expect("kafka"))),
+        keys,
+        clock,
+        forwarded: Arc::new(ForwardedPolicy::default()),
+        stop,
     }
 }
 
@@ -159,31 +189,9 @@ impl TestApp {
                 (ctx, Some(dir), String::new())
             }
             Backend::Real => {
-                let env = match env {
-                    Some(env) => env,
-                    None => RealEnv::get()?,
-                };
-                let db_url = format!("{}/ww_test_{id}", env.postgres);
-                platform::db::create_postgres_database(&db_url).await.expect("create test database");
-                let prefix = format!("test-{id}.");
-                let kafka = KafkaConfig {
-                    kafka_brokers: Some(env.kafka.clone()),
-                    kafka_prefix: prefix.clone(),
-                    kafka_partitions: 1,
-                    kafka_replication_factor: 1,
-                    kafka_message_timeout_ms: 3000,
-                };
-                let ctx = Context {
-                    database: DatabaseUrl::Postgres(db_url),
-                    db_max_connections: 8,
-                    counters: Counters::redis(&env.redis, &format!("ww-test:{id}:")).await.expect("redis"),
-                    bus: EventBus::Kafka(Arc::new(KafkaBus::new(&kafka).expect("kafka"))),
-                    keys: keys.clone(),
-                    clock: clock.clone(),
-                    forwarded: Arc::new(ForwardedPolicy::default()),
-                    stop,
-                };
-                (ctx, None, prefix)
+                let env = env.unwrap_or_else(RealEnv::get);
+                let ctx = real_context(&env, &id, clock.clone(), keys.clone(), stop).await;
+                (ctx, None, format!("test-{id}."))
             }
         };
         let settings = HttpSettings { max_body_bytes: 16 * 1024, ..HttpSettings::default() };
@@ -310,8 +318,9 @@ macro_rules! on_both_backends {
         mod real {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(ww_no_backends, ignore = "WW_TEST_NO_BACKENDS was set: needs PostgreSQL, Redis and Kafka")]
                 async fn $name() {
-                    let Some(app) = $crate::common::TestApp::on($crate::common::Backend::Real).await else { return };
+                    let app = $crate::common::TestApp::on($crate::common::Backend::Real).await.expect("real backends");
                     super::$name(app).await;
                 }
             )*

@@ -1,0 +1,116 @@
+//! What every replica does every second, whatever traffic it gets:
+//! - **watch** the state store: is the state there and this server's own (else rebuild),
+//!   did another replica move it to a new epoch (then local flags go), does it evict keys
+//!   (then this replica is not ready), and how far is the one clock from ours;
+//! - **resolve** pending coupons older than the longest publish: their publish failed or
+//!   was cut off (a client that went away, a broker outage). The same coupon — same id,
+//!   code and seq — is re-sent until the log has it; the persister keeps one row. A unit
+//!   is therefore never left held: once the broker accepts writes again, a pending coupon
+//!   is durable within the in-flight limit plus one round of this loop.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::Issuer;
+use super::settle_time;
+
+const EVERY: Duration = Duration::from_secs(1);
+/// Pending coupons one replica re-sends per round.
+const CLAIM_BATCH: usize = 200;
+
+pub(super) fn spawn(issuer: &Arc<Issuer>) {
+    tokio::spawn(watch(issuer.clone()));
+    tokio::spawn(resolve(issuer.clone()));
+}
+
+async fn watch(issuer: Arc<Issuer>) {
+    let mut stop = issuer.stop.clone();
+    let mut generation = issuer.engine.generation();
+    let mut warned_policy = false;
+    loop {
+        match issuer.engine.probe().await {
+            Ok(health) => {
+                let evicting = health.evicting();
+                issuer.store_ok.store(!evicting, Ordering::SeqCst);
+                if evicting && !warned_policy {
+                    tracing::error!(campaign = issuer.campaign.name(), policy = %health.eviction_policy, "Redis may evict keys (maxmemory-policy is not noeviction): this issuer reports not ready");
+                }
+                warned_policy = evicting;
+                if !health.trusted {
+                    if issuer.ready.swap(false, Ordering::SeqCst) {
+                        tracing::warn!(
+                            campaign = issuer.campaign.name(),
+                            "the issuer state is missing or from another Redis process (restart, restore, failover): rebuilding"
+                        );
+                    }
+                    issuer.trigger_rebuild();
+                } else if !issuer.is_ready() && !issuer.rebuild_running() {
+                    issuer.ready.store(true, Ordering::SeqCst);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "state store probe failed"),
+        }
+        let now = issuer.engine.generation();
+        if now != generation {
+            generation = now;
+            issuer.clear_sold_out();
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(EVERY) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn resolve(issuer: Arc<Issuer>) {
+    let mut stop = issuer.stop.clone();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(EVERY) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if !issuer.is_ready() {
+            continue;
+        }
+        if let Err(e) = resolve_once(&issuer).await {
+            tracing::debug!(error = %format!("{e:#}"), "could not resolve pending coupons this round");
+        }
+    }
+}
+
+/// One round: claims the stale pending coupons and re-sends each; returns how many became
+/// durable.
+pub(super) async fn resolve_once(issuer: &Arc<Issuer>) -> anyhow::Result<usize> {
+    let claims = issuer.engine.claim_stale(settle_time(&issuer.bus), CLAIM_BATCH).await?;
+    let resent = futures::future::join_all(claims.into_iter().map(|claim| async move {
+        let held = issuer.engine.holder(claim.user, claim.seq).await?;
+        match held {
+            Some(record) if record.pending && record.coupon_id == claim.coupon_id => {
+                match issuer.send(claim.user, claim.seq, &record).await {
+                    Ok(()) => {
+                        issuer.durable(claim.user, claim.seq, &record);
+                        metrics::counter!("coupon_issuer_resolved_total").increment(1);
+                        tracing::info!(campaign = issuer.campaign.name(), user = %claim.user, seq = claim.seq, coupon_id = %claim.coupon_id, "a pending coupon was re-sent and is durable");
+                        Ok::<_, anyhow::Error>(1)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, coupon_id = %claim.coupon_id, "re-sending a pending coupon failed; retrying later");
+                        Ok(0)
+                    }
+                }
+            }
+            // Confirmed, given back or replaced meanwhile.
+            _ => {
+                issuer.engine.forget(claim).await?;
+                Ok(0)
+            }
+        }
+    }))
+    .await;
+    let mut durable = 0;
+    for r in resent {
+        durable += r?;
+    }
+    Ok(durable)
+}
