@@ -9,7 +9,7 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::RealEnv;
@@ -26,13 +26,13 @@ const REPLICAS: usize = 2;
 /// coupons are out, then audits. Returns what the crowd was told.
 async fn drill<F>(env: RealEnv, crowd: Crowd, fault: F) -> Told
 where
-    F: AsyncFnOnce(&Cluster),
+    F: AsyncFnOnce(&Cluster, &AtomicUsize),
 {
     let cluster = Cluster::start(env, campaign(DAILY), REPLICAS).await;
     let progress = Arc::new(AtomicUsize::new(0));
     let strike = async {
         let at = after_issued(&progress, FAULT_AT).await;
-        fault(&cluster).await;
+        fault(&cluster, &progress).await;
         at
     };
     let (told, at) = tokio::join!(crowd.run(&cluster, progress.clone()), strike);
@@ -56,7 +56,7 @@ macro_rules! real {
 
 real! {
     async fn an_issuer_replica_killed_mid_burst_loses_and_oversells_nothing() {
-        drill(shared(), Crowd::default(), async |c: &Cluster| {
+        drill(shared(), Crowd::default(), async |c: &Cluster, _: &AtomicUsize| {
             c.kill_issuer(0).await;
             tokio::time::sleep(Duration::from_millis(500)).await;
             c.start_issuer(0).await;
@@ -67,7 +67,7 @@ real! {
 
 real! {
     async fn the_persister_killed_mid_burst_writes_every_coupon_once() {
-        drill(shared(), Crowd::default(), async |c: &Cluster| {
+        drill(shared(), Crowd::default(), async |c: &Cluster, _: &AtomicUsize| {
             c.kill_persister().await;
             tokio::time::sleep(Duration::from_millis(500)).await;
             c.restart_persister_after_crash().await;
@@ -79,7 +79,7 @@ real! {
 real! {
     async fn clients_that_give_up_after_milliseconds_get_their_coupon_after_the_sell_out() {
         let crowd = Crowd { abandon_every: 4, abandon_after: Duration::from_millis(2), ..Crowd::default() };
-        let told = drill(shared(), crowd, async |_: &Cluster| {}).await;
+        let told = drill(shared(), crowd, async |_: &Cluster, _: &AtomicUsize| {}).await;
         assert!(told.abandoned > 0, "someone gave up mid-request: {told:?}");
     }
 }
@@ -91,7 +91,7 @@ real! {
         let port = redis.lock().await.as_ref().unwrap().port;
         let env = RealEnv { redis: url, ..shared() };
         let keep = redis.clone();
-        let told = drill(env, Crowd::default(), async move |_: &Cluster| {
+        let told = drill(env, Crowd::default(), async move |_: &Cluster, _: &AtomicUsize| {
             keep.lock().await.take(); // SIGKILL: everything in it is gone
             tokio::time::sleep(Duration::from_millis(300)).await;
             *keep.lock().await = Some(RedisServer::start_on(port, &[]));
@@ -114,7 +114,7 @@ real! {
         };
         let env = RealEnv { redis: url.clone(), ..shared() };
         let keep = redis.clone();
-        drill(env, Crowd::default(), async move |_: &Cluster| {
+        drill(env, Crowd::default(), async move |_: &Cluster, _: &AtomicUsize| {
             // SAVE now (units already taken are in it), keep issuing, then crash and come
             // back from that snapshot: the epoch is there, the recent takes are not.
             let client = redis::Client::open(url.as_str()).unwrap();
@@ -140,12 +140,19 @@ real! {
         let keep = broker.clone();
         let data = dir.path().to_path_buf();
         let outage = Duration::from_millis(MESSAGE_TIMEOUT_MS * 2);
-        let told = drill(env, Crowd::default(), async move |_: &Cluster| {
+        let told = drill(env, Crowd::default(), async move |_: &Cluster, progress: &AtomicUsize| {
             keep.lock().await.take(); // SIGKILL; the log is on disk
             let down = Instant::now();
             tokio::time::sleep(outage).await;
+            let before = progress.load(Ordering::SeqCst);
             *keep.lock().await = Some(Tansu::start_on(port, &data));
+            let back = Instant::now();
             eprintln!("broker down for {:?} (producer message timeout {MESSAGE_TIMEOUT_MS} ms)", down.elapsed());
+            while progress.load(Ordering::SeqCst) == before {
+                assert!(back.elapsed() < Duration::from_secs(15), "issuing did not recover within 15 s");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            eprintln!("issuing recovered {:?} after the broker was back (no broker restart needed)", back.elapsed());
         })
         .await;
         assert!(told.statuses.get(&503).copied().unwrap_or(0) > 0, "the outage was seen: {:?}", told.statuses);

@@ -98,7 +98,31 @@ struct SoldOut {
     total: AtomicBool,
     generation: AtomicU64,
     checked_ms: AtomicI64,
+    /// When the flag was last raised (ms since the issuer started).
+    marked_ms: AtomicI64,
 }
+
+/// A read of the holders some index may not know yet ([`Engine::unsettled`]).
+struct UnsettledRead {
+    /// On the one clock.
+    at: DateTime<Utc>,
+    /// When the read was sent (ms since the issuer started).
+    sent_ms: i64,
+    users: HashSet<Uuid>,
+}
+
+/// The transition after which a read of the unsettled holders names everyone who may
+/// hold a unit this replica's index does not know: no unit is taken after it.
+#[derive(Debug, Clone, Copy)]
+enum After {
+    /// The local sold-out flag was raised at this many ms since start.
+    SoldOut(i64),
+    /// The window closed at this instant of the one clock.
+    Closing(DateTime<Utc>),
+}
+
+/// Reads of the unsettled holders are reused this long.
+const UNSETTLED_REUSE_MS: i64 = 5_000;
 
 /// The issuer of one campaign.
 pub struct Issuer {
@@ -117,6 +141,8 @@ pub struct Issuer {
     index: Index,
     /// The log of coupons was read to its end once (the index is complete).
     followed: Mutex<Option<watch::Receiver<bool>>>,
+    unsettled: std::sync::RwLock<Option<Arc<UnsettledRead>>>,
+    unsettled_read: tokio::sync::Mutex<()>,
     stop: watch::Receiver<bool>,
     /// Coupons whose event is durable, to be marked issued off the request path.
     confirms: tokio::sync::mpsc::UnboundedSender<(Uuid, u32, Uuid)>,
@@ -151,12 +177,15 @@ impl Issuer {
                 total: AtomicBool::new(false),
                 generation: AtomicU64::new(0),
                 checked_ms: AtomicI64::new(0),
+                marked_ms: AtomicI64::new(0),
             },
             ready: AtomicBool::new(false),
             store_ok: AtomicBool::new(true),
             rebuild: rebuild::Rebuilder::default(),
             index: Index::default(),
             followed: Mutex::new(None),
+            unsettled: std::sync::RwLock::new(None),
+            unsettled_read: tokio::sync::Mutex::new(()),
             stop,
             confirms,
             unflushed: Arc::default(),
@@ -277,13 +306,23 @@ impl Issuer {
         }
         let now = self.engine.now();
         let status = self.campaign.status_at(now);
-        match status.phase {
-            Phase::Open => {}
-            Phase::Ended => return Err(IssueError::Ended),
-            Phase::Scheduled | Phase::Waiting | Phase::Closed => return Err(self.not_open(now)),
-        }
-        if let Some(refused) = self.sold_out_locally(status.day, now) {
-            return Err(refused);
+        // A refusal decided locally stands unless the person may hold a unit this
+        // replica's index does not know yet (a publish under way or just done elsewhere):
+        // then the engine answers, looking at what they hold first.
+        let local = match status.phase {
+            Phase::Open => self
+                .sold_out_locally(status.day, now)
+                .map(|refusal| (refusal, Some(After::SoldOut(self.sold_out.marked_ms.load(Ordering::Relaxed))))),
+            Phase::Ended => Some((IssueError::Ended, self.last_closing(status.day, now).map(After::Closing))),
+            Phase::Scheduled | Phase::Waiting | Phase::Closed => {
+                Some((self.not_open(now), self.last_closing(status.day, now).map(After::Closing)))
+            }
+        };
+        if let Some((refusal, after)) = local {
+            match after {
+                Some(after) if self.may_hold(user, after).await => {}
+                _ => return Err(refusal),
+            }
         }
         let permit = self.permits.clone().try_acquire_owned().map_err(|_| IssueError::Shed)?;
         if !self.is_ready() {
@@ -326,8 +365,55 @@ impl Issuer {
         Some(self.sold_out(now, total))
     }
 
+    /// The latest closing at or before `now`, if any day of the campaign closed yet.
+    fn last_closing(&self, day: NaiveDate, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let schedule = &self.campaign.spec().schedule;
+        let day = day.min(schedule.end_date);
+        [Some(day), day.pred_opt()]
+            .into_iter()
+            .flatten()
+            .filter(|d| *d >= schedule.start_date)
+            .map(|d| self.campaign.closing(d))
+            .find(|closing| *closing <= now)
+    }
+
+    /// Whether `user` may hold a unit no index knows yet, by a read of the unsettled
+    /// holders sent after `after` (one read per transition and replica, reused for
+    /// [`UNSETTLED_REUSE_MS`]). The state store unreachable: answer from what is known.
+    async fn may_hold(&self, user: Uuid, after: After) -> bool {
+        let usable = |read: &UnsettledRead| {
+            let covers = match after {
+                After::SoldOut(marked_ms) => read.sent_ms > marked_ms,
+                After::Closing(t) => read.at >= t,
+            };
+            covers && self.elapsed_ms() - read.sent_ms < UNSETTLED_REUSE_MS
+        };
+        let cached = |this: &Self| this.unsettled.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if let Some(read) = cached(self).filter(|r| usable(r)) {
+            return read.users.contains(&user);
+        }
+        let _one_reader = self.unsettled_read.lock().await;
+        if let Some(read) = cached(self).filter(|r| usable(r)) {
+            return read.users.contains(&user);
+        }
+        let sent_ms = self.elapsed_ms();
+        match self.engine.unsettled().await {
+            Ok((at, users)) => {
+                let holds = users.contains(&user);
+                *self.unsettled.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some(Arc::new(UnsettledRead { at, sent_ms, users }));
+                holds
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the unsettled holders");
+                false
+            }
+        }
+    }
+
     fn mark_sold_out(&self, day: NaiveDate, total: bool) {
         let flags = &self.sold_out;
+        flags.marked_ms.store(self.elapsed_ms(), Ordering::Relaxed);
         flags.generation.store(self.engine.generation(), Ordering::Relaxed);
         flags.checked_ms.store(self.elapsed_ms(), Ordering::Relaxed);
         flags.day.store(day_number(day), Ordering::Relaxed);

@@ -55,8 +55,9 @@ pub struct KafkaConfig {
 pub struct KafkaBus {
     config: KafkaConfig,
     brokers: String,
-    /// Replaced when it can no longer produce (see [`KafkaBus::publish`]).
-    producer: std::sync::RwLock<FutureProducer>,
+    /// Replaced (with a generation number) when it can no longer produce or one of its
+    /// messages outlived the publish deadline (see [`KafkaBus::publish`]).
+    producer: std::sync::RwLock<(u64, FutureProducer)>,
     last_renewal: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
@@ -68,10 +69,14 @@ fn new_producer(brokers: &str, config: &KafkaConfig) -> Result<FutureProducer, K
         .set("acks", "all")
         .set("linger.ms", "1")
         .set("message.timeout.ms", config.kafka_message_timeout_ms.to_string())
-        // A produce request never outlives the message timeout, so "timed out" means the
-        // broker will not commit the event later either.
-        .set("request.timeout.ms", config.kafka_message_timeout_ms.min(30_000).to_string())
+        // A produce request in flight when its message is given up on can still be written
+        // for this long: part of the longest publish ([`KafkaBus::max_publish_time`]).
+        .set("request.timeout.ms", request_timeout_ms(config).to_string())
         .create()
+}
+
+fn request_timeout_ms(config: &KafkaConfig) -> u64 {
+    (config.kafka_message_timeout_ms / 2).min(30_000)
 }
 
 impl KafkaBus {
@@ -90,54 +95,77 @@ impl KafkaBus {
         Ok(Self {
             config: config.clone(),
             brokers,
-            producer: std::sync::RwLock::new(producer),
+            producer: std::sync::RwLock::new((0, producer)),
             last_renewal: std::sync::Mutex::new(None),
         })
     }
 
-    fn producer(&self) -> FutureProducer {
+    fn producer(&self) -> (u64, FutureProducer) {
         self.producer.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// Replaces the producer after an error other than a full local queue, at most once a
-    /// second, purging the old one first.
+    /// How long a publish waits for the broker's acknowledgement: short of the message
+    /// timeout, so that librdkafka never times a message out itself (see
+    /// [`KafkaBus::renew_after`]) — at the deadline the producer is purged and replaced.
+    fn deadline(&self) -> Duration {
+        let timeout = self.config.kafka_message_timeout_ms;
+        Duration::from_millis(timeout - (timeout / 5).max(500).min(timeout / 2))
+    }
+
+    /// The longest from a publish's start until its event can no longer be written.
+    pub(super) fn max_publish_time(&self) -> Duration {
+        Duration::from_millis(self.config.kafka_message_timeout_ms + request_timeout_ms(&self.config))
+    }
+
+    /// Replaces producer `generation` (if it is still the current one), purging it.
+    fn replace(&self, generation: u64, why: &dyn std::fmt::Display) {
+        let fresh = match new_producer(&self.brokers, &self.config) {
+            Ok(fresh) => fresh,
+            Err(e) => return tracing::error!(error = %e, "cannot renew the Kafka producer"),
+        };
+        let old = {
+            let mut current = self.producer.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if current.0 != generation {
+                return;
+            }
+            std::mem::replace(&mut *current, (generation + 1, fresh)).1
+        };
+        old.purge(PurgeConfig::default().queue().inflight());
+        *self.last_renewal.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(std::time::Instant::now());
+        metrics::counter!("events_producer_renewals_total").increment(1);
+        tracing::warn!(reason = %why, "Kafka producer replaced");
+    }
+
+    /// After a produce error other than a full local queue, replaces the producer (at
+    /// most once a second), purging the old one.
     ///
-    /// Why a timeout too: when a message times out, librdkafka's idempotent producer bumps
-    /// its own epoch and goes on with sequence 0 (INTRODUCTION.md, "Message timeout
+    /// Why this matters, and why a publish has its own deadline short of the message
+    /// timeout: when a message times out, librdkafka's idempotent producer bumps its own
+    /// epoch and goes on with sequence 0 (INTRODUCTION.md, "Message timeout
     /// considerations") — valid Kafka, which a broker must accept. tansu 0.6 does not:
     /// looking up the producer row of the new epoch panics its storage task
     /// (`tansu-storage/src/lite.rs`, `idempotent_message_check`), and every produce after
     /// that fails with UNKNOWN_SERVER_ERROR until tansu restarts — a broker outage longer
-    /// than the message timeout never healed. A fresh producer (a new producer id, epoch
-    /// 0) with the old one purged never sends the bumped epoch, so the broker recovers as
-    /// soon as it is back (measured 0.5–1.1 s; docs/decisions/0008). Purged messages fail
-    /// as not certainly unpublished: their issuers resolve them by re-sending.
-    fn renew_after(&self, error: &KafkaError) {
+    /// than the message timeout never healed. A producer purged and dropped before any
+    /// of its messages times out never sends a bumped epoch; its successor (a new producer
+    /// id, epoch 0) works as soon as the broker is back (docs/decisions/0008). Purged
+    /// messages fail as not certainly unpublished: their issuers resolve them.
+    fn renew_after(&self, generation: u64, error: &KafkaError) {
         use rdkafka::types::RDKafkaErrorCode as Code;
-        if let KafkaError::MessageProduction(Code::QueueFull) = error {
-            return;
-        }
-        let mut last = self.last_renewal.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
-            return;
-        }
-        match new_producer(&self.brokers, &self.config) {
-            Ok(fresh) => {
-                let old = std::mem::replace(
-                    &mut *self.producer.write().unwrap_or_else(std::sync::PoisonError::into_inner),
-                    fresh,
-                );
-                old.purge(PurgeConfig::default().queue().inflight());
-                *last = Some(std::time::Instant::now());
-                metrics::counter!("events_producer_renewals_total").increment(1);
-                tracing::warn!(error = %error, "Kafka producer renewed after a produce error");
+        match error {
+            KafkaError::MessageProduction(Code::QueueFull | Code::PurgeQueue | Code::PurgeInflight) => {}
+            KafkaError::MessageProduction(Code::MessageTimedOut) => self.replace(generation, error),
+            _ => {
+                let recent = self
+                    .last_renewal
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .is_some_and(|t| t.elapsed() < Duration::from_secs(1));
+                if !recent {
+                    self.replace(generation, error);
+                }
             }
-            Err(e) => tracing::error!(error = %e, "cannot renew the Kafka producer"),
         }
-    }
-
-    pub(super) fn message_timeout_ms(&self) -> u64 {
-        self.config.kafka_message_timeout_ms
     }
 
     fn topic(&self, name: &str) -> String {
@@ -148,12 +176,17 @@ impl KafkaBus {
         let topic = self.topic(topic);
         let record = FutureRecord::to(&topic).key(key).payload(payload);
         // No waiting for room in a full local queue: that fails at once (certainly not
-        // published), so the message timeout bounds how long any publish can take.
-        match self.producer().send(record, Duration::ZERO).await {
-            Ok(_) => Ok(()),
-            Err((e, _)) => {
-                self.renew_after(&e);
+        // published), so the deadline bounds how long any publish can take.
+        let (generation, producer) = self.producer();
+        match tokio::time::timeout(self.deadline(), producer.send(record, Duration::ZERO)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((e, _))) => {
+                self.renew_after(generation, &e);
                 Err(BusError::Kafka(e))
+            }
+            Err(_) => {
+                self.replace(generation, &"a publish reached its deadline");
+                Err(BusError::Uncertain(format!("no acknowledgement within {:?}", self.deadline())))
             }
         }
     }
@@ -187,10 +220,10 @@ impl KafkaBus {
         Ok(())
     }
 
-    pub(super) fn readiness(&self) -> ReadinessCheck {
-        let producer = self.producer();
+    pub(super) fn readiness(self: &Arc<Self>) -> ReadinessCheck {
+        let bus = self.clone();
         ReadinessCheck::new("kafka", move || {
-            let producer = producer.clone();
+            let (_, producer) = bus.producer();
             async move {
                 tokio::task::spawn_blocking(move || {
                     producer.client().fetch_metadata(None, Duration::from_secs(2)).map(|_| ())
@@ -206,7 +239,10 @@ impl KafkaBus {
         let durable = delivery == Delivery::Group;
         ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
-            .set("group.id", format!("{}{group}", self.config.kafka_group_prefix.as_ref().unwrap_or(&self.config.kafka_prefix)))
+            .set(
+                "group.id",
+                format!("{}{group}", self.config.kafka_group_prefix.as_ref().unwrap_or(&self.config.kafka_prefix)),
+            )
             .set("client.id", format!("weatherwise-{group}"))
             .set("enable.auto.commit", if durable { "true" } else { "false" })
             .set("auto.commit.interval.ms", "500")

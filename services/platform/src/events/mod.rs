@@ -30,6 +30,9 @@ pub enum BusError {
     Log(#[from] sqlx::Error),
     #[error("encoding: {0}")]
     Encoding(#[from] serde_json::Error),
+    /// The event may or may not have reached the log.
+    #[error("uncertain: {0}")]
+    Uncertain(String),
     #[error("{0}")]
     Other(String),
 }
@@ -46,7 +49,7 @@ impl BusError {
                     Code::QueueFull | Code::MessageSizeTooLarge | Code::InvalidMessageSize | Code::UnknownTopic
                 )
             }
-            BusError::Kafka(_) => false,
+            BusError::Kafka(_) | BusError::Uncertain(_) => false,
             BusError::Log(_) | BusError::Encoding(_) | BusError::Other(_) => true,
         }
     }
@@ -172,7 +175,7 @@ impl EventBus {
     /// event whose publish was under way is either in the log or never will be.
     pub fn max_publish_time(&self) -> Duration {
         match self {
-            EventBus::Kafka(k) => Duration::from_millis(k.message_timeout_ms()),
+            EventBus::Kafka(k) => k.max_publish_time(),
             EventBus::Embedded(_) => Duration::ZERO,
         }
     }

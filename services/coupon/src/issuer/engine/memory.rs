@@ -9,7 +9,8 @@ use platform::clock::Clock;
 use uuid::Uuid;
 
 use super::{
-    Adopt, Claim, DayCounters, Guarded, ProbeReading, Record, Snapshot, Take, TakeRequest, from_millis, millis,
+    Adopt, Claim, DayCounters, Guarded, ProbeReading, Record, Snapshot, Take, TakeRequest, UNSETTLED_GRACE,
+    from_millis, millis,
 };
 
 #[derive(Debug, Default)]
@@ -40,6 +41,8 @@ pub struct MemoryState {
     pending: HashMap<Claim, i64>,
     /// The rebuild lease: owner and until when (ms on this state's clock).
     lease: Option<(String, i64)>,
+    /// Holders not yet known to every index: pending (`i64::MAX`) or issued at (ms).
+    unsettled: HashMap<Uuid, i64>,
 }
 
 impl MemoryState {
@@ -56,7 +59,22 @@ impl MemoryState {
             holders: HashMap::new(),
             pending: HashMap::new(),
             lease: None,
+            unsettled: HashMap::new(),
         }
+    }
+
+    /// The prelude's `settled`: issued now, forgotten after the grace period.
+    fn settled(&mut self, user: Uuid) {
+        let now = millis(self.now());
+        self.unsettled.insert(user, now);
+        let grace = UNSETTLED_GRACE.as_millis() as i64;
+        self.unsettled.retain(|_, at| *at > now - grace);
+    }
+
+    pub(super) fn unsettled(&self) -> (i64, Vec<Uuid>) {
+        let now = millis(self.now());
+        let grace = UNSETTLED_GRACE.as_millis() as i64;
+        (now, self.unsettled.iter().filter(|(_, at)| **at >= now - grace).map(|(u, _)| *u).collect())
     }
 
     fn lease_holder(&self) -> Option<&str> {
@@ -162,6 +180,7 @@ impl MemoryState {
             holder.keys.insert(k.to_owned(), seq);
         }
         self.pending.insert(Claim { user: req.user, seq, coupon_id: req.coupon_id }, millis(now));
+        self.unsettled.insert(req.user, i64::MAX);
         Guarded::Done(Take::Taken { seq, record })
     }
 
@@ -174,8 +193,10 @@ impl MemoryState {
         if record.coupon_id != coupon_id {
             return false;
         }
+        let was_pending = std::mem::replace(&mut record.pending, false);
         self.pending.remove(&Claim { user, seq, coupon_id });
-        std::mem::replace(&mut record.pending, false)
+        self.settled(user);
+        was_pending
     }
 
     pub(super) fn release(&mut self, expected: &str, user: Uuid, seq: u32, record: &Record) -> bool {
@@ -203,6 +224,7 @@ impl MemoryState {
         *self.issued.entry(record.day).or_default() -= 1;
         self.total -= 1;
         self.pending.remove(&Claim { user, seq, coupon_id: record.coupon_id });
+        self.unsettled.remove(&user);
         true
     }
 
@@ -241,6 +263,7 @@ impl MemoryState {
             if held.pending {
                 held.pending = false;
                 self.pending.remove(&Claim { user, seq, coupon_id: record.coupon_id });
+                self.settled(user);
                 return Guarded::Done(Adopt::Confirmed);
             }
             return Guarded::Done(Adopt::Known);
@@ -249,6 +272,7 @@ impl MemoryState {
         if let Some(key) = &record.idempotency_key {
             holder.keys.insert(key.clone(), seq);
         }
+        self.settled(user);
         *self.issued.entry(record.day).or_default() += 1;
         self.total += 1;
         if let Some(stock) = self.stock.get_mut(&record.day) {

@@ -175,6 +175,10 @@ impl Snapshot {
 /// Day keys outlive their day by this much (yesterday's counters stay readable).
 pub(crate) const DAY_TTL_SECONDS: u64 = 3 * 86_400;
 
+/// How long an issued coupon's holder stays "unsettled" (possibly unknown to an index
+/// that follows the log): far above any follower lag.
+pub const UNSETTLED_GRACE: Duration = Duration::from_secs(60);
+
 /// How long the rebuild lease lasts unless renewed: a crashed rebuilder costs this much.
 pub const LEASE: Duration = Duration::from_secs(5);
 
@@ -321,7 +325,7 @@ impl Engine {
     pub async fn confirm(&self, user: Uuid, seq: u32, coupon_id: Uuid) -> anyhow::Result<bool> {
         let epoch = self.epoch();
         match &self.inner.backend {
-            Backend::Redis(r) => r.confirm(&epoch, user, seq, coupon_id).await,
+            Backend::Redis(r) => r.confirm(&epoch, &self.clock_arg(), user, seq, coupon_id).await,
             Backend::Memory(_) => Ok(self.mem().is_some_and(|mut m| m.confirm(&epoch, user, seq, coupon_id))),
         }
     }
@@ -354,7 +358,7 @@ impl Engine {
         let adopted = self
             .guarded(|epoch| async move {
                 match &self.inner.backend {
-                    Backend::Redis(r) => r.adopt(&epoch, user, seq, record).await,
+                    Backend::Redis(r) => r.adopt(&epoch, &self.clock_arg(), user, seq, record).await,
                     Backend::Memory(_) => {
                         Ok(self.mem().map_or(Guarded::Rebuild, |mut m| m.adopt(&epoch, user, seq, record)))
                     }
@@ -394,6 +398,16 @@ impl Engine {
             })
             .await?;
         Ok(claimed.unwrap_or_default())
+    }
+
+    /// The one clock's time and everyone who may hold a unit that some replica's index
+    /// does not know yet (pending, or issued within [`UNSETTLED_GRACE`]).
+    pub async fn unsettled(&self) -> anyhow::Result<(DateTime<Utc>, std::collections::HashSet<Uuid>)> {
+        let (now, users) = match &self.inner.backend {
+            Backend::Redis(r) => r.unsettled(&self.clock_arg()).await?,
+            Backend::Memory(_) => self.mem().map(|m| m.unsettled()).unwrap_or_default(),
+        };
+        Ok((from_millis(now), users.into_iter().collect()))
     }
 
     /// The coupon under (user, seq), if any.

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{
     Adopt, Claim, DAY_TTL_SECONDS, DayCounters, Guarded, LEASE, ProbeReading, Record, Snapshot, Take, TakeRequest,
-    from_millis, millis,
+    UNSETTLED_GRACE, from_millis, millis,
 };
 
 const PRELUDE: &str = include_str!("lua/prelude.lua");
@@ -32,6 +32,7 @@ pub(super) struct RedisEngine {
     probe: Script,
     mark_ready: Script,
     lease: Script,
+    unsettled: Script,
 }
 
 /// A reply's first word: STALE and REBUILD are settled here, the rest by the caller.
@@ -74,6 +75,7 @@ impl RedisEngine {
             probe: script(include_str!("lua/probe.lua")),
             mark_ready: script(include_str!("lua/mark_ready.lua")),
             lease: script(include_str!("lua/lease.lua")),
+            unsettled: script(include_str!("lua/unsettled.lua")),
         }
     }
 
@@ -100,6 +102,7 @@ impl RedisEngine {
             .key(self.day("eligible", req.day))
             .key(self.user(req.user))
             .key(self.key("pending"))
+            .key(self.key("unsettled"))
             .arg(epoch)
             .arg(clock)
             .arg(req.user.to_string())
@@ -133,17 +136,27 @@ impl RedisEngine {
         })
     }
 
-    pub(super) async fn confirm(&self, epoch: &str, user: Uuid, seq: u32, coupon_id: Uuid) -> anyhow::Result<bool> {
+    pub(super) async fn confirm(
+        &self,
+        epoch: &str,
+        clock: &str,
+        user: Uuid,
+        seq: u32,
+        coupon_id: Uuid,
+    ) -> anyhow::Result<bool> {
         let mut conn = self.conn.clone();
         let done: i64 = self
             .confirm
             .key(self.key("epoch"))
             .key(self.user(user))
             .key(self.key("pending"))
+            .key(self.key("unsettled"))
             .arg(epoch)
             .arg(seq)
             .arg(coupon_id.to_string())
             .arg(user.to_string())
+            .arg(clock)
+            .arg(UNSETTLED_GRACE.as_millis() as u64)
             .invoke_async(&mut conn)
             .await?;
         Ok(done == 1)
@@ -159,6 +172,7 @@ impl RedisEngine {
             .key(self.day("issued", record.day))
             .key(self.key("total"))
             .key(self.key("pending"))
+            .key(self.key("unsettled"))
             .arg(epoch)
             .arg(seq)
             .arg(record.coupon_id.to_string())
@@ -205,6 +219,7 @@ impl RedisEngine {
     pub(super) async fn adopt(
         &self,
         epoch: &str,
+        clock: &str,
         user: Uuid,
         seq: u32,
         record: &Record,
@@ -218,12 +233,15 @@ impl RedisEngine {
             .key(self.day("issued", record.day))
             .key(self.key("total"))
             .key(self.key("pending"))
+            .key(self.key("unsettled"))
             .arg(epoch)
             .arg(seq)
             .arg(record.coupon_id.to_string())
             .arg(record.clone().issued().encode())
             .arg(user.to_string())
             .arg(DAY_TTL_SECONDS)
+            .arg(clock)
+            .arg(UNSETTLED_GRACE.as_millis() as u64)
             .invoke_async(&mut conn)
             .await?;
         map(guarded(reply), |reply| {
@@ -279,6 +297,19 @@ impl RedisEngine {
             .invoke_async(&mut conn)
             .await?;
         map(guarded(reply), |reply| Ok(reply.iter().skip(1).filter_map(|m| Claim::parse(m)).collect()))
+    }
+
+    pub(super) async fn unsettled(&self, clock: &str) -> anyhow::Result<(i64, Vec<Uuid>)> {
+        let mut conn = self.conn.clone();
+        let reply: Vec<String> = self
+            .unsettled
+            .key(self.key("unsettled"))
+            .arg(clock)
+            .arg(UNSETTLED_GRACE.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await?;
+        let now = number(&reply, 0)?;
+        Ok((now, reply.iter().skip(1).filter_map(|u| Uuid::parse_str(u).ok()).collect()))
     }
 
     pub(super) async fn holder(&self, user: Uuid, seq: u32) -> anyhow::Result<Option<Record>> {

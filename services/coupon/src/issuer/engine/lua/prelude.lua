@@ -40,6 +40,16 @@ local function coupon_id(record)
   return string.sub(record, 3, 38)
 end
 
+-- Holders not yet known to every replica's index: pending (score = PENDING) or issued
+-- within the grace period (score = when). Replicas answering "sold out", "not open" or
+-- "ended" from local state first ask whether the person is one of them.
+local PENDING = '9000000000000000'
+
+local function settled(unsettled, user, now, grace)
+  redis.call('ZADD', unsettled, int(now), user)
+  redis.call('ZREMRANGEBYSCORE', unsettled, '-inf', int(now - tonumber(grace)))
+end
+
 local function key_of(record)
   local _, _, key = string.find(record, '^[PI]|[^|]*|[^|]*|[^|]*|[^|]*|[^|]*|(.*)$')
   return key or ''

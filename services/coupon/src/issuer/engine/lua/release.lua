@@ -1,5 +1,5 @@
 -- The event of exactly this coupon certainly never reached the log: its unit goes back.
--- KEYS: epoch, user hash, stock:D, issued:D, total, pending set
+-- KEYS: epoch, user hash, stock:D, issued:D, total, pending set, unsettled set
 -- ARGV: epoch, seq, coupon id, user
 local stop = check_epoch(KEYS[1], ARGV[1])
 if stop and stop[1] == 'REBUILD' then return 0 end
@@ -16,4 +16,5 @@ if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('INCR', KEYS[3]) end
 redis.call('DECR', KEYS[4])
 redis.call('DECR', KEYS[5])
 redis.call('ZREM', KEYS[6], ARGV[4] .. ':' .. ARGV[2] .. ':' .. ARGV[3])
+redis.call('ZREM', KEYS[7], ARGV[4])
 return 1

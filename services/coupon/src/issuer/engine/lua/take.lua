@@ -1,7 +1,7 @@
 -- One request of one person, atomically: what they already hold, the window on the one
 -- clock, eligibility, the day's stock and the campaign total; then takes a unit and
 -- records the coupon as pending (its event is not known to be durable yet).
--- KEYS: epoch, stock:D, issued:D, total, eligible:D, user hash, pending set
+-- KEYS: epoch, stock:D, issued:D, total, eligible:D, user hash, pending set, unsettled set
 -- ARGV: epoch, clock (shift ms, or =ms), user, perUser, requireEligible, totalLimit (0 = none),
 --       idempotency key ('' = none), opens ms, closes ms, coupon id, code, day, validity ms
 local stop = check_epoch(KEYS[1], ARGV[1])
@@ -37,4 +37,5 @@ local record = 'P|' .. ARGV[10] .. '|' .. ARGV[11] .. '|' .. int(now) .. '|' .. 
 redis.call('HSET', u, 'n', seq, 'c:' .. seq, record)
 if ARGV[7] ~= '' then redis.call('HSET', u, 'k:' .. ARGV[7], seq) end
 redis.call('ZADD', KEYS[7], now, ARGV[3] .. ':' .. seq .. ':' .. ARGV[10])
+redis.call('ZADD', KEYS[8], PENDING, ARGV[3])
 return {'TAKEN', tostring(seq), record}
