@@ -63,6 +63,9 @@ pub struct CouponBenchArgs {
     /// by the broker's acknowledgement latency, so more connections only queue).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub concurrency: Option<u64>,
+    /// Issuer replicas (separate processes) the crowd's connections are spread over.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=8))]
+    pub replicas: u64,
     /// Seconds of the ceiling and direct measurements.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60))]
     pub side_seconds: u64,
@@ -98,6 +101,8 @@ impl CouponBenchArgs {
 #[derive(Default)]
 struct Seen {
     told: HashSet<Uuid>,
+    /// When each answer arrived (any status), since the opening.
+    answered_at: Vec<Duration>,
     issued_at: Vec<Duration>,
     issued_latency: Option<Histogram<u64>>,
 }
@@ -153,18 +158,23 @@ pub async fn run(args: CouponBenchArgs) -> anyhow::Result<()> {
         &[
             ("WW_CAMPAIGN", name.clone()),
             ("WW_CAMPAIGN_FILE", file.display().to_string()),
-            ("WW_MAX_IN_FLIGHT", "100000".to_owned()),
+            ("WW_ISSUE_MAX_IN_FLIGHT", "100000".to_owned()),
         ],
     );
-    let issuer_addr = free_addr()?;
-    eprintln!("starting `ww serve coupon-issuer --campaign {name}` on {issuer_addr}…");
-    let issuer = ChildProc::start(
-        &args_of(&["serve", "coupon-issuer", "--listen", &issuer_addr.to_string()]),
-        &env,
-        issuer_addr,
-        "/readyz",
+    let mut issuers = Vec::new();
+    let mut issuer_addrs = Vec::new();
+    for _ in 0..args.replicas {
+        let addr = free_addr()?;
+        eprintln!("starting `ww serve coupon-issuer --campaign {name}` on {addr}…");
+        issuer_addrs.push(addr);
+        issuers.push(args_of(&["serve", "coupon-issuer", "--listen", &addr.to_string()]));
+    }
+    // Replicas start together, as a rollout starts them.
+    let issuers: Vec<ChildProc> = futures::future::try_join_all(
+        issuers.iter().zip(&issuer_addrs).map(|(argv, addr)| ChildProc::start(argv, &env, *addr, "/readyz")),
     )
     .await?;
+    let issuer_addr = issuer_addrs[0];
     let persister_addr = free_addr()?;
     let persister = ChildProc::start(
         &args_of(&["serve", "coupon", "--listen", &persister_addr.to_string()]),
@@ -206,15 +216,24 @@ pub async fn run(args: CouponBenchArgs) -> anyhow::Result<()> {
             let order = request_order(args.scenario, &plan);
             let make = issue_maker(issuer_addr, path.clone(), tokens.clone(), Arc::new(order));
             let observe = observer(seen.clone(), opened);
-            eprintln!("firing {} requests at concurrency {concurrency}…", plan.requests);
-            load::run_count(issuer_addr, concurrency, plan.requests, make, observe).await
+            eprintln!(
+                "firing {} requests at concurrency {concurrency} over {} replicas…",
+                plan.requests,
+                issuer_addrs.len()
+            );
+            load::run_count_on(&issuer_addrs, concurrency, plan.requests, make, observe).await
         }
-        Scenario::Legacy => legacy_shape(issuer_addr, &path, tokens.clone(), seen.clone(), opened).await,
+        Scenario::Legacy => legacy_shape(&issuer_addrs, &path, tokens.clone(), seen.clone(), opened).await,
     };
     let issued = stats.count(201);
-    let (told, issued_times, issued_hist) = {
+    let (told, issued_times, issued_hist, answered_times) = {
         let mut s = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        (std::mem::take(&mut s.told), std::mem::take(&mut s.issued_at), s.issued_latency.take())
+        (
+            std::mem::take(&mut s.told),
+            std::mem::take(&mut s.issued_at),
+            s.issued_latency.take(),
+            std::mem::take(&mut s.answered_at),
+        )
     };
 
     // Persisted and correct?
@@ -251,7 +270,9 @@ pub async fn run(args: CouponBenchArgs) -> anyhow::Result<()> {
     .await;
     eprintln!("measuring the engine step + Kafka publish called directly for {}s…", side.as_secs());
     let direct = direct_rate(&args, &bus, &run_id, side, concurrency).await?;
-    issuer.stop().await;
+    for issuer in issuers {
+        issuer.stop().await;
+    }
     persister.stop().await;
     ceiling.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -267,6 +288,13 @@ pub async fn run(args: CouponBenchArgs) -> anyhow::Result<()> {
     let sold_out_after_ms = (issued as u64 >= plan.stock.min(plan.eligible))
         .then(|| issued_times.iter().max().map_or(0.0, |d| d.as_secs_f64() * 1000.0));
     let issued_p99 = issued_hist.as_ref().map_or(0.0, |h| h.value_at_quantile(0.99) as f64 / 1000.0);
+    // The part of the run before the last unit went (most burst answers after it are the
+    // cheap sold-out answer).
+    let before_sold_out = sold_out_after_ms.map(|ms| {
+        let cut = Duration::from_secs_f64(ms / 1000.0);
+        let n = answered_times.iter().filter(|t| **t <= cut).count();
+        (n, n as f64 / cut.as_secs_f64().max(1e-3))
+    });
     println!(
         "ww bench coupon — scenario {:?}: {} people, {} eligible, {} units, {} requests, concurrency {concurrency}",
         args.scenario,
@@ -292,6 +320,9 @@ pub async fn run(args: CouponBenchArgs) -> anyhow::Result<()> {
         "issued             {issued} in {issue_span:.2}s = {issued_per_s:.0}/s; sold out after {}",
         sold_out_after_ms.map_or("(not sold out)".to_owned(), |ms| format!("{ms:.0} ms"))
     );
+    if let Some((n, rate)) = before_sold_out {
+        println!("before sell-out    {n} answers = {rate:.0} req/s; 201s p99 {issued_p99:.2} ms");
+    }
     println!("ceiling            {ceiling_rps:>9.0} req/s   ratio {:.3}", rps / ceiling_rps.max(1e-9));
     println!("direct engine+kafka{direct:>9.0} issues/s   ratio {:.3}", issued_per_s / direct.max(1e-9));
     println!("persister drained  {drained}");
@@ -312,6 +343,9 @@ pub async fn run(args: CouponBenchArgs) -> anyhow::Result<()> {
     if args.json {
         let summary = json!({
             "scenario": format!("{:?}", args.scenario).to_lowercase(),
+            "replicas": args.replicas,
+            "before_sold_out_answers": before_sold_out.map(|(n, _)| n),
+            "before_sold_out_rps": before_sold_out.map(|(_, rate)| round(rate)),
             "rps": round(rps),
             "p50_ms": round(stats.ms(0.5)),
             "p99_ms": round(stats.ms(0.99)),
@@ -390,11 +424,13 @@ fn issue_maker(addr: SocketAddr, path: String, tokens: Arc<Vec<String>>, order: 
 fn observer(seen: Arc<Mutex<Seen>>, opened: Instant) -> load::Observe {
     Arc::new(move |_, status, body: &Bytes, took| {
         if status != 201 && status != 409 {
+            seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).answered_at.push(opened.elapsed());
             return;
         }
         let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else { return };
         let id = if status == 201 { &v["couponId"] } else { &v["coupon"]["couponId"] };
         let mut s = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.answered_at.push(opened.elapsed());
         if let Some(id) = id.as_str().and_then(|s| Uuid::parse_str(s).ok()) {
             s.told.insert(id);
         }
@@ -410,7 +446,7 @@ fn observer(seen: Arc<Mutex<Seen>>, opened: Instant) -> load::Observe {
 /// The old system's open-loop shape: each arrival is one person's single attempt on its
 /// own connection, at 150/s for 10 s, 300/s for 30 s, 150/s for 50 s.
 async fn legacy_shape(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     path: &str,
     tokens: Arc<Vec<String>>,
     seen: Arc<Mutex<Seen>>,
@@ -430,6 +466,7 @@ async fn legacy_shape(
             tokio::time::sleep_until((started + at).into()).await;
             at += gap;
             let token = tokens[person % tokens.len()].clone();
+            let addr = addrs[person % addrs.len()];
             person += 1;
             let (path, results, errors, observe) = (path.to_owned(), results.clone(), errors.clone(), observe.clone());
             tasks.push(tokio::spawn(async move {

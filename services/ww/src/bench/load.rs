@@ -139,11 +139,24 @@ pub type Observe = Arc<dyn Fn(u64, u16, &Bytes, Duration) + Send + Sync>;
 /// Sends exactly `total` requests (`make(0, i)` for i in 0..total) over `concurrency`
 /// keep-alive connections, as fast as they are answered, and returns the figures.
 pub async fn run_count(addr: SocketAddr, concurrency: usize, total: u64, make: MakeRequest, observe: Observe) -> Stats {
+    run_count_on(&[addr], concurrency, total, make, observe).await
+}
+
+/// [`run_count`] spread over several replicas: connection `k` goes to `addrs[k % n]`, as
+/// a Service spreads connections over its endpoints.
+pub async fn run_count_on(
+    addrs: &[SocketAddr],
+    concurrency: usize,
+    total: u64,
+    make: MakeRequest,
+    observe: Observe,
+) -> Stats {
     let started = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
+        .map(|k| {
             let (next, make, observe) = (next.clone(), make.clone(), observe.clone());
+            let addr = addrs[k % addrs.len()];
             tokio::spawn(async move { count_worker(addr, next, total, make, observe).await })
         })
         .collect();
