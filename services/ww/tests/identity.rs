@@ -24,6 +24,7 @@ on_both_backends!(
     a_password_change_keeps_this_session_and_ends_the_others,
     logout_all_ends_every_session_of_the_account,
     token_responses_are_not_cacheable,
+    roles_granted_with_ww_admin_arrive_with_the_next_refresh,
     signups_share_the_per_address_budget_of_logins,
     a_signup_event_carries_the_trace_of_its_request,
 );
@@ -184,6 +185,43 @@ async fn token_responses_are_not_cacheable(app: TestApp) {
         assert_eq!(resp.headers.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"), "{what}");
         assert_eq!(resp.headers.get("pragma").and_then(|v| v.to_str().ok()), Some("no-cache"), "{what}");
     }
+}
+
+/// Runs `ww admin ARGS…` against the app's database.
+fn ww_admin(app: &TestApp, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ww"))
+        .arg("admin")
+        .args(args)
+        .env("WW_DATABASE_URL", app.ctx.database.url_with_secrets())
+        .output()
+        .expect("ww runs")
+}
+
+async fn roles_granted_with_ww_admin_arrive_with_the_next_refresh(app: TestApp) {
+    let email = unique_email("moderator");
+    let (_, access, refresh) = app.account(&email).await;
+    assert!(app.keys.verify(&access).unwrap().roles.is_empty());
+    let granted = ww_admin(&app, &["grant-role", &email, "moderator"]);
+    assert!(granted.status.success(), "{}", String::from_utf8_lossy(&granted.stderr));
+    assert!(app.keys.verify(&access).unwrap().roles.is_empty(), "an issued token keeps its roles");
+    let refreshed = app.call("POST", "/api/auth/refresh", None, Some(json!({"refreshToken": refresh}))).await;
+    let access = refreshed.body["accessToken"].as_str().unwrap();
+    assert_eq!(app.keys.verify(access).unwrap().roles, vec!["moderator"]);
+    let relogged = app.login(&email, PASSWORD).await;
+    assert_eq!(app.keys.verify(relogged.body["accessToken"].as_str().unwrap()).unwrap().roles, vec!["moderator"]);
+
+    let revoked = ww_admin(&app, &["revoke-role", &email, "moderator"]);
+    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    let refresh = refreshed.body["refreshToken"].as_str().unwrap();
+    let refreshed = app.call("POST", "/api/auth/refresh", None, Some(json!({"refreshToken": refresh}))).await;
+    assert!(app.keys.verify(refreshed.body["accessToken"].as_str().unwrap()).unwrap().roles.is_empty());
+
+    let unknown_role = ww_admin(&app, &["grant-role", &email, "Superuser"]);
+    assert!(!unknown_role.status.success());
+    assert!(String::from_utf8_lossy(&unknown_role.stderr).contains("moderator, marketing, admin"));
+    let unknown_account = ww_admin(&app, &["grant-role", &unique_email("nobody"), "admin"]);
+    assert!(!unknown_account.status.success());
+    assert!(String::from_utf8_lossy(&unknown_account.stderr).contains("no account"));
 }
 
 async fn signups_share_the_per_address_budget_of_logins(app: TestApp) {
