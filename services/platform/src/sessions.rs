@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::events::contracts::{SESSION_REVOKED, SessionRevoked, topics};
 use crate::events::{BusError, Envelope, EventBus, Handler};
+use crate::http::ReadinessCheck;
 
 /// Longest an entry is kept, whatever an event says: access tokens live at most 15
 /// minutes, so an `expiresAt` further out is a mistake that must not pin memory.
@@ -111,16 +112,24 @@ impl Handler for Feed {
     }
 }
 
+/// What [`follow`] started: its tasks, and a readiness check that passes once the replay
+/// has caught up with the revocations that existed when it started (until then this
+/// process could accept a token that was already revoked).
+pub struct Following {
+    pub tasks: Vec<JoinHandle<()>>,
+    pub readiness: ReadinessCheck,
+}
+
 /// Replays `sessions.revoked` into `list` and follows it until `stop`; also sweeps
 /// expired entries once a minute. Every role of every process runs one.
-pub async fn follow(
-    bus: &EventBus,
-    list: Arc<DenyList>,
-    stop: watch::Receiver<bool>,
-) -> Result<Vec<JoinHandle<()>>, BusError> {
+pub async fn follow(bus: &EventBus, list: Arc<DenyList>, stop: watch::Receiver<bool>) -> Result<Following, BusError> {
     bus.ensure_topics(&[topics::SESSIONS_REVOKED]).await?;
-    let (feed, _caught_up) =
+    let (feed, caught_up) =
         bus.spawn_replay("sessions.deny-list", &[topics::SESSIONS_REVOKED], Feed(list.clone()), stop.clone());
+    let readiness = ReadinessCheck::new("session-revocations", move || {
+        let ready = *caught_up.borrow();
+        async move { if ready { Ok(()) } else { Err("replaying revoked sessions".to_owned()) } }
+    });
     let mut stop = stop;
     let sweeper = tokio::spawn(async move {
         loop {
@@ -130,7 +139,7 @@ pub async fn follow(
             }
         }
     });
-    Ok(vec![feed, sweeper])
+    Ok(Following { tasks: vec![feed, sweeper], readiness })
 }
 
 #[cfg(test)]
