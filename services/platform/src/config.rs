@@ -24,9 +24,12 @@ pub struct HttpConfig {
     /// On SIGTERM, how long in-flight requests may run before connections are closed.
     #[arg(long, env = "WW_SHUTDOWN_GRACE_SECONDS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace_seconds: u64,
-    /// Time a client has to send a request's headers, in milliseconds; slower connections
-    /// are closed (slowloris).
-    #[arg(long, env = "WW_HEADER_READ_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(100..=120_000))]
+    /// Time a connection has to send a request's headers, in milliseconds, counted from
+    /// when the server starts waiting for them; slower connections are closed (slowloris).
+    /// It also closes idle keep-alive connections, so keep it above the idle timeout of
+    /// pooled upstream connections in front (ingress-nginx: 60 s), or that proxy may reuse
+    /// a connection just as it closes.
+    #[arg(long, env = "WW_HEADER_READ_TIMEOUT_MS", default_value_t = 65_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub header_read_timeout_ms: u64,
     /// Open connections at once; further ones wait in the listen backlog.
     #[arg(long, env = "WW_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]

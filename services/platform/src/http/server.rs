@@ -31,7 +31,8 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     pub max_in_flight: usize,
     pub shutdown_grace: Duration,
-    /// How long a connection may take to send a request's headers.
+    /// How long a connection may take to send a request's headers (also the idle
+    /// keep-alive timeout: the wait for the next request's headers starts at once).
     pub header_read_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
@@ -44,7 +45,7 @@ impl Default for HttpSettings {
             request_timeout: Duration::from_secs(10),
             max_in_flight: 1024,
             shutdown_grace: Duration::from_secs(25),
-            header_read_timeout: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(65),
             max_connections: 10_000,
         }
     }
