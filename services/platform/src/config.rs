@@ -142,8 +142,9 @@ pub fn parse_or_exit<T: Parser>() -> T {
     let result = command.clone().try_get_matches().and_then(|mut m| T::from_arg_matches_mut(&mut m));
     match result {
         Ok(value) => value,
-        Err(err) => {
+        Err(mut err) => {
             let hint = env_hint(&command, &err);
+            hide_secret_value(&command, &mut err);
             let _ = err.print();
             if let Some(hint) = hint {
                 eprintln!("{hint}");
@@ -151,6 +152,31 @@ pub fn parse_or_exit<T: Parser>() -> T {
             std::process::exit(err.exit_code());
         }
     }
+}
+
+/// clap quotes a malformed value in its error; for settings whose values are secrets
+/// (those with `hide_env_values`: keys, URLs with passwords) it shows `***` instead.
+pub fn hide_secret_value(command: &clap::Command, err: &mut clap::Error) {
+    let flags: Vec<String> = err
+        .context()
+        .filter(|(kind, _)| *kind == ContextKind::InvalidArg)
+        .filter_map(|(_, value)| match value {
+            ContextValue::String(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    let secret = flags.iter().any(|flag| arg_of(command, flag).is_some_and(|a| a.is_hide_env_values_set()));
+    if secret && err.get(ContextKind::InvalidValue).is_some() {
+        err.insert(ContextKind::InvalidValue, ContextValue::String("***".to_owned()));
+    }
+}
+
+fn arg_of(command: &clap::Command, flag: &str) -> Option<clap::Arg> {
+    let long = flag.split_whitespace().next()?.trim_start_matches("--");
+    if let Some(arg) = command.get_arguments().find(|a| a.get_long() == Some(long)) {
+        return Some(arg.clone());
+    }
+    command.get_subcommands().find_map(|sub| arg_of(sub, flag))
 }
 
 /// "hint: ..." naming the environment variables of the arguments an error is about.
@@ -222,6 +248,22 @@ mod tests {
         let ring = parse_keys("a=0123456789abcdef0123456789abcdef, b=0123456789abcdef0123456789abcdeX").unwrap();
         assert_eq!(ring.0.len(), 2);
         assert!(!format!("{ring:?}").contains("0123"));
+    }
+
+    #[test]
+    fn a_malformed_secret_is_not_quoted_in_the_error() {
+        #[derive(Debug, Parser)]
+        struct Secrets {
+            #[command(flatten)]
+            jwt: JwtConfig,
+        }
+        let raw = "k1=0123456789abcdef0123456789abcdef,k1=fedcba9876543210fedcba9876543210";
+        let mut err = Secrets::try_parse_from(["probe", "--jwt-keys", raw]).unwrap_err();
+        assert!(err.to_string().contains("0123456789abcdef"), "clap quotes the value by itself");
+        hide_secret_value(&Secrets::command(), &mut err);
+        let shown = err.to_string();
+        assert!(!shown.contains("0123456789abcdef") && shown.contains("***"), "{shown}");
+        assert!(shown.contains("appears twice"), "the reason stays: {shown}");
     }
 
     #[test]

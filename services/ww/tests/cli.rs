@@ -69,6 +69,15 @@ fn duplicate_key_ids_are_refused_at_start() {
     assert!(!out.status.success());
     let said = text(&out);
     assert!(said.contains("appears twice") && said.contains("WW_JWT_KEYS"), "{said}");
+    assert!(!said.contains("0123456789abcdef"), "the secrets are not quoted: {said}");
+}
+
+#[test]
+fn a_malformed_database_url_is_not_quoted_with_its_password() {
+    let out = ww(&["serve", "user"], &[("WW_DATABASE_URL", "mysql://ww:db-hunter2@db/ww"), ("WW_JWT_KEYS", KEYS)]);
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(said.contains("postgres://") && !said.contains("hunter2"), "{said}");
 }
 
 #[test]
