@@ -1,6 +1,7 @@
-//! Identity: accounts with Argon2id passwords, short-lived access tokens and rotating
-//! refresh tokens with reuse detection. Announces `UserRegistered` through the outbox;
-//! never calls another service.
+//! Identity: accounts with Argon2id passwords, short-lived access tokens carrying the
+//! account's roles, and rotating refresh tokens with reuse detection inside sessions of
+//! bounded age. Announces `UserRegistered` and `SessionRevoked` through the outbox; never
+//! calls another service.
 
 pub mod config;
 mod handlers;
@@ -14,6 +15,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::FromRef;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
 use axum::routing::post;
 use platform::ApiError;
 use platform::auth::JwtKeys;
@@ -23,6 +26,7 @@ use platform::db::Database;
 use platform::events::Outbox;
 use platform::events::contracts::topics;
 use platform::http::ForwardedPolicy;
+use platform::roles::Roles;
 use platform::service::{Context, Started};
 use utoipa::OpenApi;
 use uuid::Uuid;
@@ -36,7 +40,14 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(handlers::signup, handlers::login, handlers::refresh, handlers::logout),
+    paths(
+        handlers::signup,
+        handlers::login,
+        handlers::refresh,
+        handlers::logout,
+        handlers::logout_all,
+        handlers::change_password
+    ),
     tags((name = "auth", description = "Accounts and tokens"))
 )]
 struct ApiDoc;
@@ -59,16 +70,23 @@ impl FromRef<AuthState> for Arc<ForwardedPolicy> {
     }
 }
 
+impl FromRef<AuthState> for Arc<JwtKeys> {
+    fn from_ref(state: &AuthState) -> Self {
+        state.keys.clone()
+    }
+}
+
 impl AuthState {
     fn token_response(
         &self,
         user_id: Uuid,
         session_id: Uuid,
+        roles: Roles,
         refresh_token: String,
     ) -> Result<TokenResponse, ApiError> {
         let ttl = self.config.access_ttl();
         Ok(TokenResponse {
-            access_token: self.keys.sign(user_id, session_id, self.clock.now(), ttl)?,
+            access_token: self.keys.sign_with_roles(user_id, session_id, roles, self.clock.now(), ttl)?,
             refresh_token,
             expires_in: ttl.as_secs(),
             token_type: "Bearer".to_owned(),
@@ -79,10 +97,6 @@ impl AuthState {
     // of their accounts. The failure is logged and counted.
     async fn limit_hit(&self, key: &str, window: Duration) -> Option<Window> {
         self.counters.hit(key, window).await.map_err(limit_down).ok()
-    }
-
-    async fn limit_peek(&self, key: &str) -> Option<Window> {
-        self.counters.peek(key).await.map_err(limit_down).ok()
     }
 
     async fn limit_reset(&self, key: &str) {
@@ -101,7 +115,53 @@ pub fn router(state: AuthState) -> Router {
         .route("/api/auth/login", post(handlers::login))
         .route("/api/auth/refresh", post(handlers::refresh))
         .route("/api/auth/logout", post(handlers::logout))
+        .route("/api/auth/logout-all", post(handlers::logout_all))
+        .route("/api/auth/password", post(handlers::change_password))
+        .layer(axum::middleware::map_response(no_store))
         .with_state(state)
+}
+
+/// Token responses must not be kept by browsers or proxies (RFC 6749 §5.1); nothing else
+/// auth answers is worth caching either.
+async fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Opens the auth database (running its migrations), for `ww admin`.
+pub async fn open_database(url: &platform::db::DatabaseUrl) -> anyhow::Result<Database> {
+    Database::open(url, SERVICE, 2, &MIGRATOR).await
+}
+
+/// What a role change did, for `ww admin` to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleChange {
+    Done,
+    Unchanged,
+    NoSuchAccount,
+}
+
+/// Grants (`grant = true`) or revokes `role` of the account with `email`; effective at the
+/// account's next login or refresh.
+pub async fn set_role(
+    db: &Database,
+    email: &str,
+    role: platform::roles::Role,
+    grant: bool,
+) -> anyhow::Result<RoleChange> {
+    let email = validate::normalize_email(email).map_err(|e| anyhow::anyhow!("{email}: {e}"))?;
+    let changed = if grant {
+        store::grant_role(&db.pool, &email, role.as_str(), chrono::Utc::now().timestamp_millis()).await?
+    } else {
+        store::revoke_role(&db.pool, &email, role.as_str()).await?
+    };
+    Ok(match changed {
+        None => RoleChange::NoSuchAccount,
+        Some(true) => RoleChange::Done,
+        Some(false) => RoleChange::Unchanged,
+    })
 }
 
 /// Opens the database, runs migrations, starts the outbox relay and returns the router.

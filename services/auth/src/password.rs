@@ -1,19 +1,25 @@
 //! Password hashing (Argon2id, run off the async workers and bounded in concurrency, so
-//! a login storm cannot starve other requests) and the password policy.
+//! a login storm cannot starve other requests) and the password policy. Checks of
+//! existing passwords (logins) and hashes of new ones (signups, password changes) wait
+//! for separate permits, so a signup flood cannot starve logins. A permit is held by the
+//! blocking task itself: a cancelled request does not free it while the hash still runs.
 
 use std::sync::Arc;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use platform::ApiError;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::AuthConfig;
 
 #[derive(Clone)]
 pub struct Hasher {
     params: Params,
-    permits: Arc<Semaphore>,
+    /// For checking existing passwords (logins, the current password on a change).
+    verify_permits: Arc<Semaphore>,
+    /// For hashing new passwords (signups, the new password on a change).
+    hash_permits: Arc<Semaphore>,
     /// Verified against when the account does not exist, so timing does not reveal it.
     dummy_hash: Arc<String>,
 }
@@ -27,31 +33,48 @@ impl Hasher {
             n => n as usize,
         };
         let dummy_hash = hash_blocking(&params, "not-a-real-password-just-for-timing")?;
-        Ok(Self { params, permits: Arc::new(Semaphore::new(permits)), dummy_hash: Arc::new(dummy_hash) })
+        Ok(Self {
+            params,
+            verify_permits: Arc::new(Semaphore::new(permits)),
+            hash_permits: Arc::new(Semaphore::new(permits.div_ceil(2))),
+            dummy_hash: Arc::new(dummy_hash),
+        })
     }
 
+    /// Hashes a new password.
     pub async fn hash(&self, password: String) -> Result<String, ApiError> {
-        let _permit = self.permits.acquire().await.map_err(ApiError::internal)?;
+        let permit = self.hash_permits.clone().acquire_owned().await.map_err(ApiError::internal)?;
         let params = self.params.clone();
-        tokio::task::spawn_blocking(move || hash_blocking(&params, &password))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)
+        run_holding(permit, move || hash_blocking(&params, &password)).await?.map_err(ApiError::internal)
     }
 
     /// Checks `password` against `stored`, or against a dummy hash when there is none.
     pub async fn verify(&self, password: String, stored: Option<String>) -> Result<bool, ApiError> {
-        let _permit = self.permits.acquire().await.map_err(ApiError::internal)?;
+        let permit = self.verify_permits.clone().acquire_owned().await.map_err(ApiError::internal)?;
         let exists = stored.is_some();
         let stored = stored.unwrap_or_else(|| self.dummy_hash.as_ref().clone());
-        let ok = tokio::task::spawn_blocking(move || {
+        let ok = run_holding(permit, move || {
             PasswordHash::new(&stored)
                 .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
         })
-        .await
-        .map_err(ApiError::internal)?;
+        .await?;
         Ok(exists && ok)
     }
+}
+
+/// Runs `work` on the blocking pool with `permit` moved into it, so the permit is released
+/// when the work really ends — not when the awaiting request is cancelled (a timeout, a
+/// client that went away) while the hash keeps a CPU busy.
+async fn run_holding<T: Send + 'static>(
+    permit: OwnedSemaphorePermit,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+    .map_err(ApiError::internal)
 }
 
 fn hash_blocking(params: &Params, password: &str) -> anyhow::Result<String> {
@@ -113,6 +136,41 @@ pub fn check_policy(password: &str, email: &str) -> Result<(), ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_cancelled_check_keeps_its_permit_until_the_hash_really_ends() {
+        // A deliberately slow hash, one permit.
+        let config = AuthConfig {
+            argon2_memory_kib: 32 * 1024,
+            argon2_iterations: 4,
+            password_hash_concurrency: 1,
+            ..AuthConfig::default()
+        };
+        let hasher = Hasher::new(&config).unwrap();
+        let started = std::time::Instant::now();
+        let check = hasher.verify("a-password-to-check".to_owned(), None);
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(5), check).await.is_err(), "cancelled");
+        assert_eq!(hasher.verify_permits.available_permits(), 0, "the abandoned hash still runs and holds its permit");
+        while hasher.verify_permits.available_permits() == 0 {
+            assert!(started.elapsed() < std::time::Duration::from_secs(30), "the permit never came back");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn new_password_hashes_do_not_take_the_permits_of_logins() {
+        let config = AuthConfig {
+            argon2_memory_kib: 1024,
+            argon2_iterations: 1,
+            password_hash_concurrency: 2,
+            ..AuthConfig::default()
+        };
+        let hasher = Hasher::new(&config).unwrap();
+        let _all_hash_permits = hasher.hash_permits.clone().acquire_many_owned(1).await.unwrap();
+        assert_eq!(hasher.hash_permits.available_permits(), 0);
+        let checked = tokio::time::timeout(std::time::Duration::from_secs(10), hasher.verify("x".repeat(12), None));
+        assert!(!checked.await.expect("a login is not queued behind signups").unwrap());
+    }
 
     #[test]
     fn the_policy_explains_what_is_wrong() {

@@ -1,5 +1,6 @@
 //! Access tokens: HS256 JWTs with a key id, so keys rotate without a flag day. The auth
-//! service signs with the active key; every service verifies through [`AuthUser`].
+//! service signs with the active key; every service verifies through [`AuthUser`], which
+//! also refuses tokens of sessions on this process's [`DenyList`] of revoked sessions.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +17,8 @@ use uuid::Uuid;
 
 use crate::ApiError;
 use crate::config::{JwtConfig, KeyRing};
+use crate::roles::{Role, Roles};
+use crate::sessions::DenyList;
 
 const AUDIENCE: &str = "weatherwise-api";
 
@@ -29,6 +32,10 @@ pub struct Claims {
     pub aud: String,
     pub iat: i64,
     pub exp: i64,
+    /// Roles beyond being a user (`moderator`, `marketing`, `admin`), as of the login or
+    /// refresh that minted the token.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
 
 /// The signing key and every key that may verify.
@@ -38,6 +45,7 @@ pub struct JwtKeys {
     decoding: HashMap<String, DecodingKey>,
     issuer: String,
     validation: Validation,
+    revoked: Arc<DenyList>,
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -81,11 +89,29 @@ impl JwtKeys {
             decoding,
             issuer: issuer.to_owned(),
             validation,
+            revoked: Arc::new(DenyList::new()),
         })
+    }
+
+    /// The sessions whose tokens this process refuses (fed by `sessions::follow`).
+    pub fn revoked(&self) -> &Arc<DenyList> {
+        &self.revoked
     }
 
     /// Mints an access token for `user_id` in login session `session_id`.
     pub fn sign(&self, user_id: Uuid, session_id: Uuid, now: DateTime<Utc>, ttl: Duration) -> Result<String, ApiError> {
+        self.sign_with_roles(user_id, session_id, Roles::default(), now, ttl)
+    }
+
+    /// Mints an access token carrying `roles`.
+    pub fn sign_with_roles(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        roles: Roles,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<String, ApiError> {
         let iat = now.timestamp();
         let claims = Claims {
             sub: user_id,
@@ -94,6 +120,7 @@ impl JwtKeys {
             aud: AUDIENCE.to_owned(),
             iat,
             exp: iat + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            roles: roles.names(),
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.active_kid.clone());
@@ -123,6 +150,19 @@ impl JwtKeys {
 pub struct AuthUser {
     pub user_id: Uuid,
     pub session_id: Uuid,
+    pub roles: Roles,
+}
+
+impl AuthUser {
+    /// Ok when the caller holds `role`; otherwise 403 `forbidden-role`.
+    pub fn require(&self, role: Role) -> Result<(), ApiError> {
+        if self.roles.contains(role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("forbidden-role", format!("This needs the `{role}` role."))
+                .with("role", role.as_str()))
+        }
+    }
 }
 
 impl<S> FromRequestParts<S> for AuthUser
@@ -147,7 +187,10 @@ where
                 ApiError::unauthorized("invalid-token", "The Authorization header must be `Bearer <access token>`.")
             })?;
         let claims = keys.verify(token)?;
-        Ok(AuthUser { user_id: claims.sub, session_id: claims.sid })
+        if keys.revoked.is_revoked(&claims.sid) {
+            return Err(ApiError::unauthorized("session-revoked", "This session has ended; log in again."));
+        }
+        Ok(AuthUser { user_id: claims.sub, session_id: claims.sid, roles: Roles::from_names(&claims.roles) })
     }
 }
 
@@ -180,6 +223,38 @@ mod tests {
             let token = signer.sign(Uuid::new_v4(), Uuid::new_v4(), Utc::now(), Duration::from_secs(60)).unwrap();
             assert_eq!(ours.verify(&token).unwrap_err().code(), "invalid-token");
         }
+    }
+
+    #[test]
+    fn roles_travel_in_the_token_and_can_be_required() {
+        let keys = JwtKeys::new(&ring(&[("k1", S1)]), None, "weatherwise").unwrap();
+        let mut roles = Roles::default();
+        roles.insert(Role::Marketing);
+        let token = keys.sign_with_roles(Uuid::new_v4(), Uuid::new_v4(), roles, Utc::now(), Duration::from_secs(60));
+        let claims = keys.verify(&token.unwrap()).unwrap();
+        assert_eq!(claims.roles, vec!["marketing"]);
+        let user = AuthUser { user_id: claims.sub, session_id: claims.sid, roles: Roles::from_names(&claims.roles) };
+        assert!(user.require(Role::Marketing).is_ok());
+        let refused = user.require(Role::Admin).unwrap_err();
+        assert_eq!((refused.status().as_u16(), refused.code()), (403, "forbidden-role"));
+    }
+
+    #[tokio::test]
+    async fn a_token_of_a_revoked_session_is_refused() {
+        let keys = Arc::new(JwtKeys::new(&ring(&[("k1", S1)]), None, "weatherwise").unwrap());
+        let session = Uuid::new_v4();
+        let token = keys.sign(Uuid::new_v4(), session, Utc::now(), Duration::from_secs(60)).unwrap();
+        let extract = |keys: Arc<JwtKeys>| {
+            let token = token.clone();
+            async move {
+                let req = axum::http::Request::get("/").header(AUTHORIZATION, format!("Bearer {token}")).body(());
+                let (mut parts, ()) = req.unwrap().into_parts();
+                AuthUser::from_request_parts(&mut parts, &keys).await
+            }
+        };
+        assert!(extract(keys.clone()).await.is_ok());
+        keys.revoked().deny(session, Utc::now() + chrono::TimeDelta::minutes(15), Utc::now());
+        assert_eq!(extract(keys.clone()).await.unwrap_err().code(), "session-revoked");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
-use crate::http::HttpSettings;
+use crate::http::{ForwardedPolicy, HttpSettings};
 
 /// HTTP limits every service applies.
 #[derive(Debug, Clone, clap::Args)]
@@ -24,10 +24,21 @@ pub struct HttpConfig {
     /// On SIGTERM, how long in-flight requests may run before connections are closed.
     #[arg(long, env = "WW_SHUTDOWN_GRACE_SECONDS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace_seconds: u64,
-    /// Believe the first `X-Forwarded-For` hop as the client address (only behind an
-    /// ingress that sets it).
-    #[arg(long, env = "WW_TRUST_FORWARDED_FOR", default_value_t = false)]
-    pub trust_forwarded_for: bool,
+    /// Time a connection has to send a request's headers, in milliseconds, counted from
+    /// when the server starts waiting for them; slower connections are closed (slowloris).
+    /// It also closes idle keep-alive connections, so keep it above the idle timeout of
+    /// pooled upstream connections in front (ingress-nginx: 60 s), or that proxy may reuse
+    /// a connection just as it closes.
+    #[arg(long, env = "WW_HEADER_READ_TIMEOUT_MS", default_value_t = 65_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub header_read_timeout_ms: u64,
+    /// Open connections at once; further ones wait in the listen backlog.
+    #[arg(long, env = "WW_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Proxies whose `X-Forwarded-For` is believed: `none` (clients connect directly) or
+    /// comma-separated CIDR ranges of the ingress, e.g. `10.0.0.0/8,fd00::/8`. The client
+    /// is the rightmost address that is not a trusted proxy. Required for the auth role.
+    #[arg(long, env = "WW_TRUSTED_PROXIES", value_parser = ForwardedPolicy::parse)]
+    pub trusted_proxies: Option<ForwardedPolicy>,
 }
 
 impl HttpConfig {
@@ -37,6 +48,8 @@ impl HttpConfig {
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             max_in_flight: usize::try_from(self.max_in_flight).unwrap_or(usize::MAX),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
         }
     }
 }
@@ -83,12 +96,39 @@ fn parse_keys(raw: &str) -> Result<KeyRing, String> {
         if secret.len() < 32 {
             return Err(format!("the secret of key `{kid}` is {} bytes; at least 32 are required", secret.len()));
         }
+        // Two secrets under one id would make verification depend on which one wins.
+        if keys.iter().any(|(k, _): &(String, Vec<u8>)| k == kid) {
+            return Err(format!("key id `{kid}` appears twice; each key needs its own id"));
+        }
         keys.push((kid.to_owned(), secret.as_bytes().to_vec()));
     }
     if keys.is_empty() {
         return Err("no keys given".to_owned());
     }
     Ok(KeyRing(keys))
+}
+
+/// `url` with the password (if any) replaced by `***`, for errors and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// `text` with the password of every URL in it replaced by `***` (errors of database and
+/// Redis clients may quote the URL they were given).
+pub fn redact_secrets(text: &str) -> String {
+    text.split(' ')
+        .map(|word| if word.contains("://") { redact_url(word) } else { word.to_owned() })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn redact(pair: &str) -> String {
@@ -102,8 +142,9 @@ pub fn parse_or_exit<T: Parser>() -> T {
     let result = command.clone().try_get_matches().and_then(|mut m| T::from_arg_matches_mut(&mut m));
     match result {
         Ok(value) => value,
-        Err(err) => {
+        Err(mut err) => {
             let hint = env_hint(&command, &err);
+            hide_secret_value(&command, &mut err);
             let _ = err.print();
             if let Some(hint) = hint {
                 eprintln!("{hint}");
@@ -111,6 +152,31 @@ pub fn parse_or_exit<T: Parser>() -> T {
             std::process::exit(err.exit_code());
         }
     }
+}
+
+/// clap quotes a malformed value in its error; for settings whose values are secrets
+/// (those with `hide_env_values`: keys, URLs with passwords) it shows `***` instead.
+pub fn hide_secret_value(command: &clap::Command, err: &mut clap::Error) {
+    let flags: Vec<String> = err
+        .context()
+        .filter(|(kind, _)| *kind == ContextKind::InvalidArg)
+        .filter_map(|(_, value)| match value {
+            ContextValue::String(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    let secret = flags.iter().any(|flag| arg_of(command, flag).is_some_and(|a| a.is_hide_env_values_set()));
+    if secret && err.get(ContextKind::InvalidValue).is_some() {
+        err.insert(ContextKind::InvalidValue, ContextValue::String("***".to_owned()));
+    }
+}
+
+fn arg_of(command: &clap::Command, flag: &str) -> Option<clap::Arg> {
+    let long = flag.split_whitespace().next()?.trim_start_matches("--");
+    if let Some(arg) = command.get_arguments().find(|a| a.get_long() == Some(long)) {
+        return Some(arg.clone());
+    }
+    command.get_subcommands().find_map(|sub| arg_of(sub, flag))
 }
 
 /// "hint: ..." naming the environment variables of the arguments an error is about.
@@ -182,5 +248,36 @@ mod tests {
         let ring = parse_keys("a=0123456789abcdef0123456789abcdef, b=0123456789abcdef0123456789abcdeX").unwrap();
         assert_eq!(ring.0.len(), 2);
         assert!(!format!("{ring:?}").contains("0123"));
+    }
+
+    #[test]
+    fn a_malformed_secret_is_not_quoted_in_the_error() {
+        #[derive(Debug, Parser)]
+        struct Secrets {
+            #[command(flatten)]
+            jwt: JwtConfig,
+        }
+        let raw = "k1=0123456789abcdef0123456789abcdef,k1=fedcba9876543210fedcba9876543210";
+        let mut err = Secrets::try_parse_from(["probe", "--jwt-keys", raw]).unwrap_err();
+        assert!(err.to_string().contains("0123456789abcdef"), "clap quotes the value by itself");
+        hide_secret_value(&Secrets::command(), &mut err);
+        let shown = err.to_string();
+        assert!(!shown.contains("0123456789abcdef") && shown.contains("***"), "{shown}");
+        assert!(shown.contains("appears twice"), "the reason stays: {shown}");
+    }
+
+    #[test]
+    fn a_key_id_given_twice_is_refused() {
+        let err = parse_keys("a=0123456789abcdef0123456789abcdef,a=0123456789abcdef0123456789abcdeX").unwrap_err();
+        assert!(err.contains("`a` appears twice"), "{err}");
+    }
+
+    #[test]
+    fn urls_with_credentials_are_redacted() {
+        assert_eq!(redact_url("postgres://app:s3cret@db:5432/ww"), "postgres://app:***@db:5432/ww");
+        assert_eq!(redact_url("redis://:hunter2@cache:6379/0"), "redis://:***@cache:6379/0");
+        assert_eq!(redact_url("redis://cache:6379/"), "redis://cache:6379/");
+        let msg = redact_secrets("cannot connect to postgres://u:pw@h/db and redis://:x@r:6379 (refused)");
+        assert_eq!(msg, "cannot connect to postgres://u:***@h/db and redis://:***@r:6379 (refused)");
     }
 }

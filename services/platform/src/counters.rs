@@ -16,7 +16,7 @@ use crate::http::ReadinessCheck;
 #[command(next_help_heading = "Redis")]
 pub struct RedisConfig {
     /// `redis://host:6379/0`; counters and caches live here.
-    #[arg(long, env = "WW_REDIS_URL")]
+    #[arg(long, env = "WW_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
     /// Prefix of every key this deployment writes (several deployments may share Redis).
     #[arg(long, env = "WW_REDIS_KEY_PREFIX", default_value = "ww:")]

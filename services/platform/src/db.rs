@@ -20,14 +20,14 @@ use crate::http::ReadinessCheck;
 pub struct DatabaseConfig {
     /// `postgres://user@host:5432/db` (each service uses its own schema in it) or
     /// `sqlite://DIR` (each service uses the file DIR/<service>.db).
-    #[arg(long, env = "WW_DATABASE_URL", value_parser = parse_database_url)]
+    #[arg(long, env = "WW_DATABASE_URL", value_parser = parse_database_url, hide_env_values = true)]
     pub database_url: Option<DatabaseUrl>,
     /// Connections each service's pool may open.
     #[arg(long, env = "WW_DB_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub db_max_connections: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
     Postgres(String),
     SqliteDir(PathBuf),
@@ -161,12 +161,30 @@ fn advisory_key(service: &str) -> i64 {
     hash as i64
 }
 
+impl DatabaseUrl {
+    /// The URL as configured, password included, for handing to another process (its
+    /// `Display` hides the password).
+    pub fn url_with_secrets(&self) -> String {
+        match self {
+            DatabaseUrl::Postgres(url) => url.clone(),
+            DatabaseUrl::SqliteDir(dir) => format!("sqlite://{}", dir.display()),
+        }
+    }
+}
+
+/// Shows the URL with its password replaced by `***`: it ends up in errors and logs.
 impl std::fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DatabaseUrl::Postgres(url) => f.write_str(url),
+            DatabaseUrl::Postgres(url) => f.write_str(&crate::config::redact_url(url)),
             DatabaseUrl::SqliteDir(dir) => write!(f, "sqlite://{}", dir.display()),
         }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({self})")
     }
 }
 
@@ -174,7 +192,9 @@ impl std::fmt::Display for DatabaseUrl {
 /// benchmarks; production databases are provisioned by their operators).
 pub async fn create_postgres_database(url: &str) -> anyhow::Result<()> {
     sqlx::any::install_default_drivers();
-    let (server, name) = url.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("no database name in {url}"))?;
+    let (server, name) = url
+        .rsplit_once('/')
+        .ok_or_else(|| anyhow::anyhow!("no database name in {}", crate::config::redact_url(url)))?;
     let name = name.split('?').next().unwrap_or(name);
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         anyhow::bail!("database name `{name}` must be letters, digits and underscores");

@@ -14,9 +14,12 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod openapi;
+pub mod roles;
 pub mod service;
+pub mod sessions;
 pub mod telemetry;
 pub mod testing;
+pub mod trace;
 pub mod validate;
 
 pub use error::ApiError;

@@ -50,7 +50,8 @@ pub fn document(parts: impl IntoIterator<Item = Doc>) -> Doc {
                 ]);
             }
             if secured {
-                shared.push(("401", "The access token is missing, malformed, forged or expired."));
+                shared
+                    .push(("401", "The access token is missing, malformed, forged, expired or of a revoked session."));
             }
             for (status, description) in shared {
                 op.responses.responses.entry(status.to_owned()).or_insert_with(|| problem(description));

@@ -97,3 +97,81 @@ async fn every_answer_has_a_request_id_and_is_counted_by_route() {
     assert!(metrics.contains(r#"http_requests_total{method="GET",route="/fast",status="200"}"#), "{metrics}");
     assert!(metrics.contains("http_request_duration_seconds_bucket"), "{metrics}");
 }
+
+/// Reads until the peer closes (or `limit` passes); `None` when it was still open.
+async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read_all = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(limit, read_all).await.ok()?;
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_sends_its_headers_too_slowly_is_closed() {
+    let settings = HttpSettings { header_read_timeout: Duration::from_millis(300), ..HttpSettings::default() };
+    let (addr, _stop, _server) = start(settings, Arc::new(Notify::new())).await;
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /fast HTTP/1.1\r\nHost: test\r\n").await.unwrap();
+    // ... and never the blank line that ends the headers.
+    let answer = read_until_closed(&mut slow, Duration::from_secs(5)).await;
+    let answer = answer.expect("the server closed the connection");
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // Prompt clients are still served.
+    assert!(raw_get(addr, "/fast").await.unwrap().starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_wait_until_one_closes() {
+    let settings = HttpSettings { max_connections: 1, ..HttpSettings::default() };
+    let (addr, _stop, _server) = start(settings, Arc::new(Notify::new())).await;
+    let idle = TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let waiting = tokio::spawn(raw_get(addr, "/fast"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!waiting.is_finished(), "a second connection is not served while the first holds the only slot");
+    drop(idle);
+    let answer = tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("served once the slot is free");
+    assert!(answer.unwrap().unwrap().starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_request_span_continues_the_callers_trace() {
+    use axum::body::Body;
+    use tower::ServiceExt as _;
+    let api = Router::new().route(
+        "/trace",
+        get(|| async {
+            let event = platform::events::Envelope::new("T", "test", chrono::Utc::now(), &serde_json::json!({}));
+            event.unwrap().traceparent.unwrap_or_default()
+        }),
+    );
+    let router = Server::new(api, serde_json::json!({}), Readiness::default(), &HttpSettings::default()).router();
+    let sent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let call = |header: Option<&str>| {
+        let mut req = axum::http::Request::get("/trace");
+        if let Some(h) = header {
+            req = req.header("traceparent", h);
+        }
+        let router = router.clone();
+        let req = req.body(Body::empty()).unwrap();
+        async move {
+            let resp = router.oneshot(req).await.unwrap();
+            let bytes = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        }
+    };
+    let carried = call(Some(sent)).await;
+    assert!(carried.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{carried}");
+    assert_ne!(carried, sent, "our span is the new parent");
+    let started = call(Some("garbage")).await;
+    assert_eq!(started.len(), 55, "a malformed header starts a new trace: {started}");
+    assert!(!started.contains("4bf92f3577b34da6a3ce929d0e0e4736"));
+}

@@ -42,7 +42,10 @@ pub async fn build(
     let mut router = axum::Router::new();
     let mut readiness = Readiness::default();
     let mut docs = Vec::new();
-    let mut tasks = Vec::new();
+    // Every role refuses the access tokens of revoked sessions (see platform::sessions).
+    let revocations = platform::sessions::follow(&ctx.bus, ctx.keys.revoked().clone(), ctx.stop.clone()).await?;
+    readiness.add(revocations.readiness);
+    let mut tasks = revocations.tasks;
     for s in started {
         router = router.merge(s.router);
         for check in s.readiness {

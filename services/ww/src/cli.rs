@@ -31,6 +31,9 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Run every service in one process on embedded backends: no infrastructure needed.
     Dev(DevArgs),
+    /// Operator tasks on the databases (`WW_DATABASE_URL`), e.g. granting roles.
+    #[command(subcommand)]
+    Admin(crate::admin::AdminCommand),
     /// Rerunnable benchmarks that print figures, ratios against a ceiling measured in
     /// the same run, and with --json one JSON object as the last line.
     #[command(subcommand)]
@@ -95,6 +98,10 @@ pub struct DevArgs {
     /// Address to listen on.
     #[arg(long, env = "WW_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Allow a --listen address other than loopback (the dev-only endpoints become
+    /// reachable from other machines).
+    #[arg(long, env = "WW_DEV_ALLOW_NON_LOOPBACK", default_value_t = false)]
+    pub allow_non_loopback: bool,
     /// Where the embedded databases, event log and signing key are kept across restarts.
     #[arg(long, env = "WW_DATA_DIR", default_value = ".ww-data")]
     pub data_dir: PathBuf,
@@ -131,6 +138,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => crate::serve::run(*args).await,
         Command::Dev(args) => crate::dev::run(args).await,
+        Command::Admin(cmd) => crate::admin::run(cmd).await,
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Internal(InternalCommand::Ceiling { listen }) => bench::ceiling::serve(listen).await,
     }

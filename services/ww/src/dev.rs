@@ -23,9 +23,13 @@ use crate::app;
 use crate::cli::{DevArgs, ServiceName};
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    check_listen(&args)?;
     platform::telemetry::init(args.log_format);
     let stop = shutdown_signal();
-    let ctx = context(&args.data_dir, stop.clone()).await?;
+    let mut ctx = context(&args.data_dir, stop.clone()).await?;
+    if let Some(policy) = &args.http.trusted_proxies {
+        ctx.forwarded = Arc::new(policy.clone());
+    }
     let mut services = ServiceName::all();
     // Campaigns come from YAML in dev: announce them as their owner would, then issue them.
     match coupon::load_campaigns(&args.services_config.issuer) {
@@ -46,6 +50,20 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     app.run(listener, stop).await
 }
 
+/// `ww dev` mounts dev-only endpoints (anyone may verify a mission) and keeps its signing
+/// key in a file: it must not be reachable from other machines by accident.
+pub fn check_listen(args: &DevArgs) -> anyhow::Result<()> {
+    if !args.listen.ip().is_loopback() && !args.allow_non_loopback {
+        anyhow::bail!(
+            "`ww dev` listens on loopback only ({} is not): it serves dev-only endpoints such as \
+             /api/dev/missions/verify. Use --listen 127.0.0.1:PORT, or pass --allow-non-loopback \
+             (WW_DEV_ALLOW_NON_LOOPBACK=true) if you really mean to expose it",
+            args.listen
+        );
+    }
+    Ok(())
+}
+
 /// The embedded backends, all kept under `data_dir`.
 pub async fn context(data_dir: &Path, stop: watch::Receiver<bool>) -> anyhow::Result<Context> {
     std::fs::create_dir_all(data_dir)
@@ -60,7 +78,7 @@ pub async fn context(data_dir: &Path, stop: watch::Receiver<bool>) -> anyhow::Re
         bus: EventBus::Embedded(Arc::new(bus)),
         keys: Arc::new(keys),
         clock: Clock::System,
-        forwarded: Arc::new(ForwardedPolicy::default()),
+        forwarded: Arc::new(ForwardedPolicy::none()),
         stop,
     })
 }
@@ -111,4 +129,27 @@ Stop with Ctrl-C.
 "#,
         data = data_dir.display()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn dev_args(args: &[&str]) -> DevArgs {
+        let cli = crate::cli::Cli::try_parse_from([&["ww", "dev"], args].concat()).expect("parses");
+        match cli.command {
+            crate::cli::Command::Dev(args) => args,
+            _ => unreachable!("parsed `ww dev`"),
+        }
+    }
+
+    #[test]
+    fn dev_listens_on_loopback_unless_told_otherwise() {
+        assert!(check_listen(&dev_args(&[])).is_ok());
+        assert!(check_listen(&dev_args(&["--listen", "[::1]:8080"])).is_ok());
+        let refused = check_listen(&dev_args(&["--listen", "0.0.0.0:8080"])).unwrap_err().to_string();
+        assert!(refused.contains("--allow-non-loopback") && refused.contains("/api/dev/missions/verify"), "{refused}");
+        assert!(check_listen(&dev_args(&["--listen", "0.0.0.0:8080", "--allow-non-loopback"])).is_ok());
+    }
 }

@@ -2,6 +2,7 @@
 //! the embedded dev mode and the benchmarks. `main.rs` only parses and dispatches, so
 //! tests build exactly what the binary runs.
 
+pub mod admin;
 pub mod app;
 pub mod bench;
 pub mod cli;

@@ -12,7 +12,8 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(ww::cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Connection errors may quote a URL with its password.
+            eprintln!("error: {}", platform::config::redact_secrets(&format!("{e:#}")));
             std::process::ExitCode::FAILURE
         }
     }

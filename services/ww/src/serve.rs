@@ -14,10 +14,22 @@ use tokio::net::TcpListener;
 use crate::app;
 use crate::cli::{ServeArgs, ServiceName};
 
+const REDIS_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     platform::telemetry::init(args.log_format);
     if args.services.contains(&ServiceName::CouponIssuer) && args.services_config.issuer.campaign.is_none() {
         anyhow::bail!("the coupon-issuer role serves one campaign: set --campaign or WW_CAMPAIGN");
+    }
+    if args.services.contains(&ServiceName::Auth) && args.http.trusted_proxies.is_none() {
+        // Login limits are per client address; guessing the proxy setup wrong either lets
+        // anyone pick their address (trusting too much) or puts everyone behind the
+        // ingress in one bucket (trusting too little). Make the deployment say it.
+        anyhow::bail!(
+            "the auth role limits logins per client address and needs a stated proxy policy: set \
+             --trusted-proxies or WW_TRUSTED_PROXIES to the CIDR ranges of the ingress/load balancer \
+             in front of it (e.g. 10.0.0.0/8), or to `none` when clients connect directly"
+        );
     }
     let stop = shutdown_signal();
     let ctx = context(&args, stop.clone()).await?;
@@ -38,9 +50,13 @@ pub async fn context(args: &ServeArgs, stop: tokio::sync::watch::Receiver<bool>)
             .redis_url
             .as_deref()
             .context("auth and coupon-issuer need Redis: set WW_REDIS_URL (redis://…)")?;
-        Counters::redis(url, &args.redis.redis_key_prefix)
+        let shown = platform::config::redact_url(url);
+        // The client retries an unreachable server for minutes; fail the start instead
+        // (the orchestrator restarts the process) and say why.
+        tokio::time::timeout(REDIS_CONNECT_TIMEOUT, Counters::redis(url, &args.redis.redis_key_prefix))
             .await
-            .with_context(|| format!("cannot connect to Redis at {url}"))?
+            .map_err(|_| anyhow::anyhow!("Redis at {shown} did not answer within {REDIS_CONNECT_TIMEOUT:?}"))?
+            .with_context(|| format!("cannot connect to Redis at {shown}"))?
     } else {
         Counters::memory()
     };
@@ -52,7 +68,7 @@ pub async fn context(args: &ServeArgs, stop: tokio::sync::watch::Receiver<bool>)
         bus,
         keys: Arc::new(keys),
         clock: Clock::System,
-        forwarded: Arc::new(ForwardedPolicy { trust_forwarded_for: args.http.trust_forwarded_for }),
+        forwarded: Arc::new(args.http.trusted_proxies.clone().unwrap_or_else(ForwardedPolicy::none)),
         stop,
     })
 }

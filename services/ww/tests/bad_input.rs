@@ -57,6 +57,26 @@ fn cases() -> Vec<Case> {
         status,
         code,
     };
+    let password = |auth: Auth, body: &str, status, code| Case {
+        name: "change password",
+        method: "POST",
+        path: "/api/auth/password",
+        content_type: json,
+        auth,
+        body: Some(body.to_owned()),
+        status,
+        code,
+    };
+    let logout_all = |auth: Auth, status, code| Case {
+        name: "logout everywhere",
+        method: "POST",
+        path: "/api/auth/logout-all",
+        content_type: None,
+        auth,
+        body: None,
+        status,
+        code,
+    };
     let patch = |body: &str, status, code| Case {
         name: "patch me",
         method: "PATCH",
@@ -67,7 +87,41 @@ fn cases() -> Vec<Case> {
         status,
         code,
     };
+    let good_change = r#"{"currentPassword": "not-my-password", "newPassword": "sunny-day-sunglasses"}"#;
     vec![
+        password(Auth::None, good_change, 401, "missing-token"),
+        password(
+            Auth::Raw(format!("Bearer {}", forged(common::SECRET, "test", -3600))),
+            good_change,
+            401,
+            "token-expired",
+        ),
+        password(Auth::Raw("Bearer not.a.jwt".to_owned()), good_change, 401, "invalid-token"),
+        password(Auth::Valid, "{\"currentPassword\": ", 400, "malformed-json"),
+        password(Auth::Valid, r#"{"currentPassword": 5, "newPassword": "sunny-day-sunglasses"}"#, 422, "invalid-body"),
+        password(Auth::Valid, r#"{"currentPassword": "not-my-password"}"#, 422, "invalid-body"),
+        password(
+            Auth::Valid,
+            r#"{"current_password": "a", "newPassword": "sunny-day-sunglasses"}"#,
+            422,
+            "invalid-body",
+        ),
+        password(
+            Auth::Valid,
+            r#"{"currentPassword": "not-my-password", "newPassword": "short"}"#,
+            422,
+            "weak-password",
+        ),
+        password(Auth::Valid, good_change, 403, "wrong-password"),
+        password(
+            Auth::Valid,
+            &format!(r#"{{"currentPassword": "x", "newPassword": "{}"}}"#, "p".repeat(40_000)),
+            413,
+            "body-too-large",
+        ),
+        logout_all(Auth::None, 401, "missing-token"),
+        logout_all(Auth::Raw("Bearer not.a.jwt".to_owned()), 401, "invalid-token"),
+        logout_all(Auth::Raw(format!("Bearer {}", forged(common::SECRET, "test", -3600))), 401, "token-expired"),
         signup("{\"email\": ", 400, "malformed-json"),
         signup("", 400, "malformed-json"),
         signup("[]", 422, "invalid-body"),

@@ -19,6 +19,9 @@ pub mod topics {
     /// Campaign definitions, keyed by campaign name (published by whoever owns them:
     /// the YAML loader in dev, the operator in a cluster).
     pub const CAMPAIGNS: &str = "campaigns.definitions";
+    /// Ended login sessions, keyed by session id (published by auth); every process
+    /// follows it to refuse the access tokens of those sessions.
+    pub const SESSIONS_REVOKED: &str = "sessions.revoked";
 }
 
 pub const MISSION_VERIFIED: &str = "MissionVerified";
@@ -95,4 +98,18 @@ pub struct UserProfileUpdated {
     pub home_lon: Option<f64>,
     pub time_zone: String,
     pub updated_at: DateTime<Utc>,
+}
+
+pub const SESSION_REVOKED: &str = "SessionRevoked";
+
+/// A login session ended (logout, logout everywhere, password change, refresh-token
+/// reuse). Access tokens of the session must be refused until `expires_at`, after which
+/// none of them can still be valid anyway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionRevoked {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub revoked_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }

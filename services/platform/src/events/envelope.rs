@@ -1,9 +1,13 @@
-//! The JSON envelope every event travels in: `{id, type, occurredAt, source, data}`.
+//! The JSON envelope every event travels in: `{id, type, occurredAt, source, data}`, plus
+//! the W3C `traceparent` of the work that published it when there was one (absent in
+//! events from before it existed, which still decode).
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::trace::TraceParent;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -16,6 +20,8 @@ pub struct Envelope {
     /// The service that published it.
     pub source: String,
     pub data: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl Envelope {
@@ -31,7 +37,13 @@ impl Envelope {
             occurred_at,
             source: source.to_owned(),
             data: serde_json::to_value(data)?,
+            traceparent: TraceParent::current().map(|t| t.to_string()),
         })
+    }
+
+    /// The trace this event belongs to, if it carries a valid one.
+    pub fn trace(&self) -> Option<TraceParent> {
+        self.traceparent.as_deref().and_then(TraceParent::parse)
     }
 
     /// The payload as `T`.
@@ -50,5 +62,27 @@ impl Envelope {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_from_before_traceparent_still_decodes() {
+        let old = r#"{"id":"0193a3a0-0000-7000-8000-000000000001","type":"T","occurredAt":"2026-01-01T00:00:00Z","source":"s","data":{}}"#;
+        let event: Envelope = serde_json::from_str(old).unwrap();
+        assert_eq!(event.traceparent, None);
+        assert!(!serde_json::to_string(&event).unwrap().contains("traceparent"), "absent, not null");
+    }
+
+    #[tokio::test]
+    async fn an_event_published_inside_a_trace_carries_it() {
+        let parent = TraceParent::new_root();
+        let event = parent.scope(async { Envelope::new("T", "s", Utc::now(), &serde_json::json!({})) }).await.unwrap();
+        assert_eq!(event.trace(), Some(parent));
+        let decoded: Envelope = serde_json::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
+        assert_eq!(decoded.trace().map(|t| t.trace_id), Some(parent.trace_id));
     }
 }

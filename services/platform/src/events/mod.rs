@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 pub use embedded::EmbeddedBus;
 pub use envelope::Envelope;
@@ -21,6 +22,7 @@ pub use kafka::{KafkaBus, KafkaConfig};
 pub use outbox::Outbox;
 
 use crate::http::ReadinessCheck;
+use crate::trace::TraceParent;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -204,9 +206,14 @@ async fn deliver<H: Handler>(handler: &H, events: &[Envelope], stop: &mut watch:
         return true;
     }
     let mut backoff = Duration::from_millis(50);
+    // The handling continues the publisher's trace (of the first event, for a batch).
+    let trace = events[0].trace().map(|t| t.child()).unwrap_or_else(TraceParent::new_root);
+    let span = tracing::info_span!("event", event_type = %events[0].kind, event_id = %events[0].id, trace_id = %trace.trace_id_hex());
     loop {
-        let outcome =
-            if events.len() == 1 { handler.handle(&events[0]).await } else { handler.handle_batch(events).await };
+        let handling = async {
+            if events.len() == 1 { handler.handle(&events[0]).await } else { handler.handle_batch(events).await }
+        };
+        let outcome = trace.scope(handling).instrument(span.clone()).await;
         match outcome {
             Ok(()) => return true,
             Err(e) => {

@@ -40,7 +40,11 @@ pub async fn run(args: HttpBenchArgs) -> anyhow::Result<()> {
     let run_id = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let secret = super::new_secret();
     let service_addr = free_addr()?;
-    let env = args.backends.child_env(&run_id, &secret, &[("WW_LOGIN_MAX_PER_ADDRESS", "100000000".to_owned())]);
+    let env = args.backends.child_env(
+        &run_id,
+        &secret,
+        &[("WW_LOGIN_MAX_PER_ADDRESS", "100000000".to_owned()), ("WW_TRUSTED_PROXIES", "none".to_owned())],
+    );
     let serve_args = ["serve", "auth", "user", "--listen", &service_addr.to_string()].map(str::to_owned);
     eprintln!("starting `ww serve auth user` on {service_addr} (PostgreSQL, Redis, Kafka)…");
     let service = ChildProc::start(&serve_args, &env, service_addr, "/readyz").await?;
