@@ -31,9 +31,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         ctx.forwarded = Arc::new(policy.clone());
     }
     let mut services = ServiceName::all();
+    let mut suggested = None;
     // Campaigns come from YAML in dev: announce them as their owner would, then issue them.
     match coupon::load_campaigns(&args.services_config.issuer) {
         Ok(campaigns) => {
+            suggested = suggest(&campaigns, chrono::Utc::now());
             coupon::publish_definitions(&ctx.bus, &campaigns, chrono::Utc::now().timestamp_millis()).await?;
             let names: Vec<&str> = campaigns.iter().map(|c| c.name()).collect();
             tracing::info!(campaigns = ?names, "loaded campaigns from {}", args.services_config.issuer.campaigns_dir.display());
@@ -46,7 +48,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let app = app::build(&services, &ctx, &args.services_config, &args.http.settings()).await?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    println!("{}", banner(&format!("http://{addr}"), &args.data_dir));
+    println!("{}", banner(&format!("http://{addr}"), &args.data_dir, suggested.as_ref()));
     app.run(listener, stop).await
 }
 
@@ -105,7 +107,27 @@ fn signing_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     Ok(secret.into_bytes())
 }
 
-fn banner(base: &str, data_dir: &Path) -> String {
+/// The campaign the banner suggests trying: one open now, else the one opening soonest
+/// within a day; with a word on when.
+fn suggest(campaigns: &[campaign::Campaign], now: chrono::DateTime<chrono::Utc>) -> Option<(String, String)> {
+    if let Some(open) = campaigns.iter().find(|c| c.status_at(now).phase == campaign::Phase::Open) {
+        return Some((open.name().to_owned(), "open now".to_owned()));
+    }
+    campaigns
+        .iter()
+        .filter_map(|c| c.next_opening_after(now).map(|t| (t, c)))
+        .filter(|(t, _)| *t - now < chrono::TimeDelta::hours(24))
+        .min_by_key(|(t, _)| *t)
+        .map(|(t, c)| (c.name().to_owned(), format!("opens at {}", t.to_rfc3339())))
+}
+
+fn banner(base: &str, data_dir: &Path, campaign: Option<&(String, String)>) -> String {
+    let issue = match campaign {
+        Some((name, when)) => format!(
+            "curl -s -X POST {base}/api/campaigns/{name}/issue -H \"authorization: Bearer $ACCESS_TOKEN\"   # {when}"
+        ),
+        None => "# no sample campaign opens within a day: edit the dates in config/samples/*.yaml".to_owned(),
+    };
     format!(
         r#"
 WeatherWise (dev) is running at {base}
@@ -122,7 +144,7 @@ Try it:
 Coupons (campaigns from config/samples):
   curl -s {base}/api/coupons/campaigns
   curl -s -X POST {base}/api/dev/missions/verify -H "authorization: Bearer $ACCESS_TOKEN"   # dev only
-  curl -s -X POST {base}/api/campaigns/rainy-day-pass/issue -H "authorization: Bearer $ACCESS_TOKEN"
+  {issue}
   curl -s {base}/api/coupons/me -H "authorization: Bearer $ACCESS_TOKEN"
 
 Stop with Ctrl-C.
@@ -135,6 +157,20 @@ Stop with Ctrl-C.
 mod tests {
     use super::*;
     use clap::Parser;
+
+    fn samples() -> Vec<campaign::Campaign> {
+        campaign::load_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/samples"))).expect("samples")
+    }
+
+    #[test]
+    fn the_banner_suggests_a_campaign_open_today_or_none() {
+        let at = |t: &str| t.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        let (name, when) = suggest(&samples(), at("2026-11-25T12:00:00Z")).expect("the demo runs all year");
+        assert_eq!((name.as_str(), when.as_str()), ("daily-demo", "open now"));
+        assert_eq!(suggest(&samples(), at("2028-06-01T12:00:00Z")), None, "every sample has ended");
+        let shown = banner("http://127.0.0.1:8080", Path::new(".ww-data"), None);
+        assert!(shown.contains("edit the dates"), "{shown}");
+    }
 
     fn dev_args(args: &[&str]) -> DevArgs {
         let cli = crate::cli::Cli::try_parse_from([&["ww", "dev"], args].concat()).expect("parses");
