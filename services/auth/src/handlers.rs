@@ -23,10 +23,17 @@ pub struct SignupRequest {
     /// Normalised to lower case; one account per address.
     #[schema(format = Email, max_length = 254, example = "minji@example.com")]
     pub email: String,
-    /// 10–128 characters, not a common password, not containing the email.
+    /// 10–128 characters with at least 4 different ones, not a common password, not
+    /// containing the email. (Rules beyond the length cannot be written in JSON Schema: a
+    /// password that breaks them is answered 422 `weak-password`.)
     #[schema(min_length = 10, max_length = 128, example = "rainy-day-umbrella")]
     pub password: String,
-    #[schema(min_length = 1, max_length = 32, example = "minji")]
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$",
+        example = "minji"
+    )]
     pub nickname: String,
 }
 
@@ -45,6 +52,9 @@ pub struct LoginRequest {
     pub password: String,
 }
 
+/// The longest refresh token a request may carry (the ones issued are far shorter).
+const REFRESH_TOKEN_MAX: usize = 256;
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RefreshRequest {
@@ -57,7 +67,8 @@ pub struct RefreshRequest {
 pub struct ChangePasswordRequest {
     #[schema(min_length = 1, max_length = 1024, example = "rainy-day-umbrella")]
     pub current_password: String,
-    /// 10–128 characters, not a common password, not containing the email, not the current one.
+    /// 10–128 characters with at least 4 different ones, not a common password, not
+    /// containing the email, not the current one (beyond the length: 422 `weak-password`).
     #[schema(min_length = 10, max_length = 128, example = "sunny-day-sunglasses")]
     pub new_password: String,
 }
@@ -315,6 +326,14 @@ pub async fn refresh(
         (status = 422, description = "A body of the wrong shape (`invalid-body`).", body = platform::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn logout(State(state): State<AuthState>, Json(req): Json<RefreshRequest>) -> Result<StatusCode, ApiError> {
+    // What the document says is accepted, and nothing else: no token we issue is longer.
+    if req.refresh_token.chars().count() > REFRESH_TOKEN_MAX {
+        return Err(ApiError::unprocessable(
+            "invalid-body",
+            format!("refreshToken is at most {REFRESH_TOKEN_MAX} characters."),
+        )
+        .with("field", "refreshToken"));
+    }
     let hash = tokens::hash(req.refresh_token.trim());
     let mut tx = state.db.pool.begin().await?;
     let mut revoked = Vec::new();

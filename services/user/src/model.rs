@@ -103,12 +103,17 @@ impl Profile {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ProfilePatch {
-    #[schema(min_length = 1, max_length = 32)]
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub nickname: Option<String>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Location>)]
     pub home_location: Option<Option<Location>>,
-    #[schema(max_length = 64, example = "Asia/Seoul")]
+    /// An IANA time zone name exactly as the tz database spells it (the schema lists them).
+    #[schema(schema_with = time_zone_schema)]
     pub time_zone: Option<String>,
     pub preferences: Option<PreferencesPatch>,
 }
@@ -148,6 +153,19 @@ pub fn check_location(loc: &Location) -> Result<(), ApiError> {
         .with("field", "homeLocation"));
     }
     Ok(())
+}
+
+/// The time zones the service accepts, as the document lists them: every name of the
+/// tz database this build knows (what [`check_time_zone`] parses), or `null`.
+fn time_zone_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    let names = chrono_tz::TZ_VARIANTS.iter().map(|z| serde_json::Value::from(z.name()));
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some(names.chain([serde_json::Value::Null])))
+        .description(Some("An IANA time zone name, e.g. `Asia/Seoul` or `UTC`."))
+        .examples([serde_json::json!("Asia/Seoul")])
+        .build()
 }
 
 pub fn check_time_zone(tz: &str) -> Result<String, ApiError> {

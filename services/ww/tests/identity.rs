@@ -564,3 +564,18 @@ async fn the_openapi_document_describes_the_new_auth_endpoints() {
             .contains("session-expired")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_states_the_nickname_rule_the_service_applies() {
+    let app = TestApp::embedded().await;
+    let doc = app.call("GET", "/openapi.json", None, None).await.body;
+    let schemas = &doc["components"]["schemas"];
+    for body in ["SignupRequest", "ProfilePatch"] {
+        assert_eq!(
+            schemas[body]["properties"]["nickname"]["pattern"],
+            platform::validate::NICKNAME_PATTERN,
+            "{body}: {}",
+            schemas[body]
+        );
+    }
+}

@@ -49,11 +49,8 @@ fn truncate(s: &str) -> String {
 /// The optional `Idempotency-Key`: retries with the same key get the same coupon.
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
-    let key = v
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= 64 && k.chars().all(|c| c.is_ascii_graphic()));
+    // Exactly what the document says (`^[!-~]{1,64}$`): no trimming, no spaces.
+    let key = v.to_str().ok().filter(|k| !k.is_empty() && k.len() <= 64 && k.chars().all(|c| c.is_ascii_graphic()));
     key.map(|k| Some(k.to_owned())).ok_or_else(|| {
         ApiError::bad_request("invalid-idempotency-key", "Idempotency-Key must be 1 to 64 visible ASCII characters.")
     })
@@ -62,7 +59,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 #[utoipa::path(post, path = "/api/campaigns/{campaign}/issue", tag = "coupon-issuer", security(("bearer" = [])),
     params(
         ("campaign" = String, Path, description = "The campaign's name.", max_length = 63, example = "daily-demo"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the same coupon (needed when a campaign allows several per person).", max_length = 64),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the same coupon (needed when a campaign allows several per person). 1 to 64 visible ASCII characters.", min_length = 1, max_length = 64, pattern = "^[!-~]{1,64}$"),
     ),
     responses(
         (status = 201, description = "Issued: the coupon is durable.", body = Coupon),

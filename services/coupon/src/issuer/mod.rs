@@ -319,8 +319,13 @@ impl Issuer {
             }
         };
         if let Some((refusal, after)) = local {
+            // Nobody is refused from a state being rebuilt, or without knowing who may
+            // hold an unsettled unit: those answers would be guesses.
+            if after.is_some() && !self.is_ready() {
+                return Err(IssueError::Rebuilding);
+            }
             match after {
-                Some(after) if self.may_hold(user, after).await => {}
+                Some(after) if self.may_hold(user, after).await? => {}
                 _ => return Err(refusal),
             }
         }
@@ -379,8 +384,8 @@ impl Issuer {
 
     /// Whether `user` may hold a unit no index knows yet, by a read of the unsettled
     /// holders sent after `after` (one read per transition and replica, reused for
-    /// [`UNSETTLED_REUSE_MS`]). The state store unreachable: answer from what is known.
-    async fn may_hold(&self, user: Uuid, after: After) -> bool {
+    /// [`UNSETTLED_REUSE_MS`]). The state store unreachable: 503, not a guess.
+    async fn may_hold(&self, user: Uuid, after: After) -> Result<bool, IssueError> {
         let usable = |read: &UnsettledRead| {
             let covers = match after {
                 After::SoldOut(marked_ms) => read.sent_ms > marked_ms,
@@ -390,11 +395,11 @@ impl Issuer {
         };
         let cached = |this: &Self| this.unsettled.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         if let Some(read) = cached(self).filter(|r| usable(r)) {
-            return read.users.contains(&user);
+            return Ok(read.users.contains(&user));
         }
         let _one_reader = self.unsettled_read.lock().await;
         if let Some(read) = cached(self).filter(|r| usable(r)) {
-            return read.users.contains(&user);
+            return Ok(read.users.contains(&user));
         }
         let sent_ms = self.elapsed_ms();
         match self.engine.unsettled().await {
@@ -402,12 +407,9 @@ impl Issuer {
                 let holds = users.contains(&user);
                 *self.unsettled.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
                     Some(Arc::new(UnsettledRead { at, sent_ms, users }));
-                holds
+                Ok(holds)
             }
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot read the unsettled holders");
-                false
-            }
+            Err(e) => Err(engine_down(e)),
         }
     }
 
@@ -522,6 +524,10 @@ impl Issuer {
                     return self.publish(user, seq, &record, false).await.map(Outcome::Issued);
                 }
                 Take::Taken { seq, record } => {
+                    // A unit came back (a release, a rebuild): this replica's flag is stale.
+                    if self.sold_out.day.load(Ordering::Relaxed) == day_number(day) {
+                        self.clear_sold_out();
+                    }
                     return self.publish(user, seq, &record, true).await.map(Outcome::Issued);
                 }
             }
@@ -538,10 +544,16 @@ impl Issuer {
             }
             Err(e) if fresh && e.certainly_unpublished() => {
                 tracing::error!(error = %e, %user, "issuance event not published; giving the unit back");
-                if let Err(release) = self.engine.release(user, seq, record).await {
-                    tracing::error!(error = %release, %user, "could not give the unit back; the issuer re-sends it");
+                match self.engine.release(user, seq, record).await {
+                    Ok(true) => Err(IssueError::PublishFailed),
+                    // Claimed by a resolver meanwhile, or the release did not go through:
+                    // the unit stays the person's and is re-sent; nothing is promised.
+                    Ok(false) => Err(IssueError::PublishUncertain),
+                    Err(release) => {
+                        tracing::error!(error = %release, %user, "could not give the unit back; the issuer re-sends it");
+                        Err(IssueError::PublishUncertain)
+                    }
                 }
-                Err(IssueError::PublishFailed)
             }
             Err(e) => {
                 tracing::error!(error = %e, %user, "issuance event may not be durable; the issuer resolves it");

@@ -87,8 +87,12 @@ impl Issuer {
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(LEASE / 5).await;
-                    if !matches!(engine.renew_rebuild(&owner).await, Ok(true)) {
-                        return;
+                    match engine.renew_rebuild(&owner).await {
+                        Ok(true) => {}
+                        // Lost: the apply checks the lease before writing and fails.
+                        Ok(false) => return,
+                        // A blip: try again on the next beat, well inside the lease.
+                        Err(e) => tracing::warn!(error = %e, "could not renew the rebuild lease; retrying"),
                     }
                 }
             })

@@ -195,7 +195,11 @@ impl MemoryState {
         }
         let was_pending = std::mem::replace(&mut record.pending, false);
         self.pending.remove(&Claim { user, seq, coupon_id });
-        self.settled(user);
+        let latest_pending =
+            self.holders.get(&user).and_then(|h| h.coupons.values().next_back()).is_some_and(|r| r.pending);
+        if was_pending && !latest_pending {
+            self.settled(user);
+        }
         was_pending
     }
 
@@ -207,6 +211,11 @@ impl MemoryState {
         let Some(holder) = self.holders.get_mut(&user) else { return false };
         let Some(held) = holder.coupons.get(&seq) else { return false };
         if !held.pending || held.coupon_id != record.coupon_id {
+            return false;
+        }
+        // Claimed meanwhile by a replica re-sending it: its publish may have landed.
+        let claim = Claim { user, seq, coupon_id: record.coupon_id };
+        if self.pending.get(&claim) != Some(&millis(held.issued_at)) {
             return false;
         }
         let held = holder.coupons.remove(&seq).map(|r| r.idempotency_key);
@@ -223,8 +232,8 @@ impl MemoryState {
         }
         *self.issued.entry(record.day).or_default() -= 1;
         self.total -= 1;
-        self.pending.remove(&Claim { user, seq, coupon_id: record.coupon_id });
-        self.unsettled.remove(&user);
+        self.pending.remove(&claim);
+        self.settled(user);
         true
     }
 
@@ -239,7 +248,7 @@ impl MemoryState {
             return stop;
         }
         if let Some(s) = self.stock.get(&day) {
-            return Guarded::Done(Some(*s));
+            return Guarded::Done(Some((*s).max(0)));
         }
         let issued = self.issued.get(&day).copied().unwrap_or(0);
         let mut stock = i64::from(daily) - issued;

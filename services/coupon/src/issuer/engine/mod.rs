@@ -334,7 +334,7 @@ impl Engine {
     pub async fn release(&self, user: Uuid, seq: u32, record: &Record) -> anyhow::Result<bool> {
         let epoch = self.epoch();
         match &self.inner.backend {
-            Backend::Redis(r) => r.release(&epoch, user, seq, record).await,
+            Backend::Redis(r) => r.release(&epoch, &self.clock_arg(), user, seq, record).await,
             Backend::Memory(_) => Ok(self.mem().is_some_and(|mut m| m.release(&epoch, user, seq, record))),
         }
     }

@@ -162,7 +162,14 @@ impl RedisEngine {
         Ok(done == 1)
     }
 
-    pub(super) async fn release(&self, epoch: &str, user: Uuid, seq: u32, record: &Record) -> anyhow::Result<bool> {
+    pub(super) async fn release(
+        &self,
+        epoch: &str,
+        clock: &str,
+        user: Uuid,
+        seq: u32,
+        record: &Record,
+    ) -> anyhow::Result<bool> {
         let mut conn = self.conn.clone();
         let done: i64 = self
             .release
@@ -177,6 +184,8 @@ impl RedisEngine {
             .arg(seq)
             .arg(record.coupon_id.to_string())
             .arg(user.to_string())
+            .arg(clock)
+            .arg(UNSETTLED_GRACE.as_millis() as u64)
             .invoke_async(&mut conn)
             .await?;
         Ok(done == 1)

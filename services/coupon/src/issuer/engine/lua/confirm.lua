@@ -8,9 +8,11 @@ local field = 'c:' .. ARGV[2]
 local v = redis.call('HGET', KEYS[2], field)
 if not v or coupon_id(v) ~= ARGV[3] then return 0 end
 redis.call('ZREM', KEYS[3], ARGV[4] .. ':' .. ARGV[2] .. ':' .. ARGV[3])
-settled(KEYS[4], ARGV[4], now_ms(ARGV[5]), ARGV[6])
 if pending(v) then
   redis.call('HSET', KEYS[2], field, 'I' .. string.sub(v, 2))
+  -- A later coupon of the person may be pending: that mark stays.
+  local latest = redis.call('HGET', KEYS[2], 'c:' .. (redis.call('HGET', KEYS[2], 'n') or '0'))
+  if not (latest and pending(latest)) then settled(KEYS[4], ARGV[4], now_ms(ARGV[5]), ARGV[6]) end
   return 1
 end
 return 0

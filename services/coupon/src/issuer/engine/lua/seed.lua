@@ -7,7 +7,11 @@ if stop then
   return -2
 end
 local existing = redis.call('GET', KEYS[2])
-if existing then return tonumber(existing) end
+if existing then
+  local s = tonumber(existing)
+  if s < 0 then return 0 end
+  return s
+end
 local s = tonumber(ARGV[2]) - tonumber(redis.call('GET', KEYS[3]) or '0')
 local limit = tonumber(ARGV[3])
 if limit > 0 then
