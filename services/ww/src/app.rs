@@ -26,16 +26,7 @@ pub async fn build(
     let mut started: Vec<Started> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for service in services.iter().filter(|s| seen.insert(**s)) {
-        let s = match service {
-            ServiceName::Auth => auth::start(ctx, &config.auth).await?,
-            ServiceName::User => user::start(ctx, &config.user).await?,
-            ServiceName::Coupon => coupon::start(ctx).await?,
-            ServiceName::CouponIssuer => {
-                let campaigns = coupon::load_campaigns(&config.issuer)?;
-                coupon::start_issuers(ctx, campaigns, &config.issuer).await?.0
-            }
-            ServiceName::DevTools => dev_tools(ctx),
-        };
+        let s = (service.role().start)(ctx, config).await?;
         tracing::info!(service = s.name, "service started");
         started.push(s);
     }
@@ -67,17 +58,5 @@ impl App {
             tracing::warn!("background tasks did not stop within 10s");
         }
         Ok(())
-    }
-}
-
-fn dev_tools(ctx: &Context) -> Started {
-    use utoipa::OpenApi;
-    let state = coupon::dev::DevState { bus: ctx.bus.clone(), keys: ctx.keys.clone(), clock: ctx.clock.clone() };
-    Started {
-        name: "dev-tools",
-        router: coupon::dev::router(state),
-        openapi: coupon::dev::DevDoc::openapi(),
-        readiness: Vec::new(),
-        tasks: Vec::new(),
     }
 }

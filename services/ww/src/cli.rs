@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use platform::config::{HttpConfig, JwtConfig};
 use platform::counters::RedisConfig;
 use platform::db::DatabaseConfig;
@@ -43,30 +43,7 @@ pub enum Command {
     Internal(InternalCommand),
 }
 
-/// A service role this binary can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
-pub enum ServiceName {
-    /// Signup, login, refresh, logout.
-    Auth,
-    /// Profiles (`/api/users/me`), built from signup events.
-    User,
-    /// Coupon catalog, wallet, redemption and the persister of issued coupons.
-    Coupon,
-    /// The first-come issuer of one campaign (`--campaign NAME`): the per-event workload.
-    CouponIssuer,
-    /// Development helpers (`ww dev` only).
-    #[value(skip)]
-    DevTools,
-}
-
-impl ServiceName {
-    /// Everything `ww dev` runs.
-    pub fn all() -> Vec<ServiceName> {
-        let mut all = ServiceName::value_variants().to_vec();
-        all.push(ServiceName::DevTools);
-        all
-    }
-}
+pub use crate::roles::ServiceName;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {

@@ -7,4 +7,5 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod dev;
+pub mod roles;
 pub mod serve;

@@ -18,18 +18,9 @@ const REDIS_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     platform::telemetry::init(args.log_format);
-    if args.services.contains(&ServiceName::CouponIssuer) && args.services_config.issuer.campaign.is_none() {
-        anyhow::bail!("the coupon-issuer role serves one campaign: set --campaign or WW_CAMPAIGN");
-    }
-    if args.services.contains(&ServiceName::Auth) && args.http.trusted_proxies.is_none() {
-        // Login limits are per client address; guessing the proxy setup wrong either lets
-        // anyone pick their address (trusting too much) or puts everyone behind the
-        // ingress in one bucket (trusting too little). Make the deployment say it.
-        anyhow::bail!(
-            "the auth role limits logins per client address and needs a stated proxy policy: set \
-             --trusted-proxies or WW_TRUSTED_PROXIES to the CIDR ranges of the ingress/load balancer \
-             in front of it (e.g. 10.0.0.0/8), or to `none` when clients connect directly"
-        );
+    // What each role needs said before it can run (see crate::roles).
+    if let Some(missing) = args.services.iter().find_map(|s| (s.role().missing)(&args)) {
+        anyhow::bail!(missing);
     }
     let stop = shutdown_signal();
     let ctx = context(&args, stop.clone()).await?;
@@ -44,12 +35,13 @@ pub async fn context(args: &ServeArgs, stop: tokio::sync::watch::Receiver<bool>)
     let database =
         args.database.database_url.clone().context("no database configured: set WW_DATABASE_URL (postgres://…)")?;
     let keys = JwtKeys::from_config(&args.jwt)?;
-    let counters = if args.services.iter().any(|s| matches!(s, ServiceName::Auth | ServiceName::CouponIssuer)) {
+    let needs_redis: Vec<ServiceName> = args.services.iter().copied().filter(|s| s.role().redis).collect();
+    let counters = if !needs_redis.is_empty() {
         let url = args
             .redis
             .redis_url
             .as_deref()
-            .context("auth and coupon-issuer need Redis: set WW_REDIS_URL (redis://…)")?;
+            .with_context(|| format!("{needs_redis:?} need Redis: set WW_REDIS_URL (redis://…)"))?;
         let shown = platform::config::redact_url(url);
         // The client retries an unreachable server for minutes; fail the start instead
         // (the orchestrator restarts the process) and say why.
