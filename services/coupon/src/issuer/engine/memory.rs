@@ -128,7 +128,7 @@ impl MemoryState {
         }
         let now = self.now();
         // A person who was refused leaves nothing behind: look, do not insert.
-        let (latest, held) = match self.holders.get(&req.user) {
+        let latest = match self.holders.get(&req.user) {
             Some(holder) => {
                 if let Some(seq) = req.idempotency_key.and_then(|k| holder.keys.get(k))
                     && let Some(record) = holder.coupons.get(seq)
@@ -141,11 +141,10 @@ impl MemoryState {
                 {
                     return Guarded::Done(Take::Holds { seq: n, record: last.clone(), now });
                 }
-                (n, true)
+                n
             }
-            None => (0, false),
+            None => 0,
         };
-        let _ = held;
         if now < req.opens_at || now >= req.closes_at {
             return Guarded::Done(Take::Outside { now: from_millis(millis(now)) });
         }

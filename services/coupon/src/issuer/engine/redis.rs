@@ -91,6 +91,20 @@ impl RedisEngine {
         format!("{}u:{user}", self.base)
     }
 
+    /// The keys of the steps that give a unit back or count one in (`release`, `adopt`):
+    /// epoch, holder, the day's stock and count, the total, the pending and unsettled sets.
+    fn unit_keys<'a>(&self, script: &'a Script, user: Uuid, day: NaiveDate) -> redis::ScriptInvocation<'a> {
+        let mut invocation = script.key(self.key("epoch"));
+        invocation
+            .key(self.user(user))
+            .key(self.day("stock", day))
+            .key(self.day("issued", day))
+            .key(self.key("total"))
+            .key(self.key("pending"))
+            .key(self.key("unsettled"));
+        invocation
+    }
+
     pub(super) async fn take(&self, epoch: &str, clock: &str, req: &TakeRequest<'_>) -> anyhow::Result<Guarded<Take>> {
         let mut conn = self.conn.clone();
         let reply: Vec<String> = self
@@ -172,14 +186,7 @@ impl RedisEngine {
     ) -> anyhow::Result<bool> {
         let mut conn = self.conn.clone();
         let done: i64 = self
-            .release
-            .key(self.key("epoch"))
-            .key(self.user(user))
-            .key(self.day("stock", record.day))
-            .key(self.day("issued", record.day))
-            .key(self.key("total"))
-            .key(self.key("pending"))
-            .key(self.key("unsettled"))
+            .unit_keys(&self.release, user, record.day)
             .arg(epoch)
             .arg(seq)
             .arg(record.coupon_id.to_string())
@@ -235,14 +242,7 @@ impl RedisEngine {
     ) -> anyhow::Result<Guarded<Adopt>> {
         let mut conn = self.conn.clone();
         let reply: Vec<String> = self
-            .adopt
-            .key(self.key("epoch"))
-            .key(self.user(user))
-            .key(self.day("stock", record.day))
-            .key(self.day("issued", record.day))
-            .key(self.key("total"))
-            .key(self.key("pending"))
-            .key(self.key("unsettled"))
+            .unit_keys(&self.adopt, user, record.day)
             .arg(epoch)
             .arg(seq)
             .arg(record.coupon_id.to_string())
