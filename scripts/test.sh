@@ -41,6 +41,8 @@ log "cargo test"
 cargo test --workspace --locked
 
 if [ -z "$quick" ]; then
+  log "kubernetes-validate --strict on every manifest"
+  scripts/validate-manifests.sh
   log "schemathesis against ww dev"
   scripts/schemathesis.sh
 fi

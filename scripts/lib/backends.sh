@@ -110,5 +110,10 @@ ensure_python_tools() {
     python3 -m venv "$venv" >&2 2>/dev/null || { apt_install python3-venv; python3 -m venv "$venv" >&2; }
     "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==4.32.5" >&2
   fi
+  if [ ! -x "$venv/bin/kubernetes-validate" ]; then
+    log "installing kubernetes-validate into $venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "kubernetes-validate==1.37.0" >&2
+  fi
   export SCHEMATHESIS="$venv/bin/schemathesis"
+  export KUBERNETES_VALIDATE="$venv/bin/kubernetes-validate"
 }

@@ -66,6 +66,14 @@ pub fn parse_yaml(text: &str) -> Result<Vec<Campaign>, LoadError> {
     Ok(found.into_iter().map(|(_, campaign)| campaign).collect())
 }
 
+/// Every campaign in one YAML file.
+pub fn load_file(path: &Path) -> Result<Vec<Campaign>, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;
+    let mut found = Vec::new();
+    collect(&text, Some(path), &mut found)?;
+    Ok(found.into_iter().map(|(_, campaign)| campaign).collect())
+}
+
 /// Every campaign in the `*.yaml` and `*.yml` files of `dir`, files taken in file-name order.
 /// Campaign names must be unique across all of them.
 pub fn load_dir(dir: &Path) -> Result<Vec<Campaign>, LoadError> {
@@ -117,7 +125,8 @@ fn collect(text: &str, file: Option<&Path>, found: &mut Vec<(Origin, Campaign)>)
             Ok(resource) => resource,
             Err(source) => return Err(LoadError::Yaml { origin, source }),
         };
-        let campaign = match Campaign::new(&resource.metadata.name, resource.spec) {
+        let name = resource.metadata.name.unwrap_or_default();
+        let campaign = match Campaign::new(&name, resource.spec) {
             Ok(campaign) => campaign,
             Err(source) => return Err(LoadError::Invalid { origin, source }),
         };

@@ -15,13 +15,10 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::resource::CampaignSpec;
-
-const MAX_TEXT: usize = 80;
-const MAX_BENEFIT: usize = 200;
-const MAX_PERIOD_DAYS: i64 = 366;
-const VALIDITY_DAYS: RangeInclusive<u32> = 1..=365;
-const DAILY_QUANTITY: RangeInclusive<u32> = 1..=10_000_000;
-const PER_USER: RangeInclusive<u32> = 1..=100;
+use crate::resource::limits::{
+    BENEFIT_MAX, CPU_UTILIZATION, DAILY_QUANTITY, IMAGE_MAX, NAME_MAX, PER_USER, PERIOD_DAYS_MAX, PREWARM_SECONDS,
+    REPLICAS, TEXT_MAX, TOTAL_QUANTITY, VALIDITY_DAYS,
+};
 
 /// A campaign whose name and spec passed validation, with its time zone resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,9 +71,9 @@ impl Campaign {
                  starting and ending with a letter or digit"
             ));
         }
-        check_text(&mut problems, "spec.displayName", &spec.display_name, MAX_TEXT);
-        check_text(&mut problems, "spec.coupon.title", &spec.coupon.title, MAX_TEXT);
-        check_text(&mut problems, "spec.coupon.benefit", &spec.coupon.benefit, MAX_BENEFIT);
+        check_text(&mut problems, "spec.displayName", &spec.display_name, TEXT_MAX);
+        check_text(&mut problems, "spec.coupon.title", &spec.coupon.title, TEXT_MAX);
+        check_text(&mut problems, "spec.coupon.benefit", &spec.coupon.benefit, BENEFIT_MAX);
         check_range(&mut problems, "spec.coupon.validityDays", spec.coupon.validity_days, VALIDITY_DAYS);
 
         let schedule = &spec.schedule;
@@ -93,8 +90,8 @@ impl Campaign {
                 "spec.schedule.endDate: {} is before startDate {}",
                 schedule.end_date, schedule.start_date
             ));
-        } else if period > MAX_PERIOD_DAYS {
-            problems.push(format!("spec.schedule.endDate: the period is {period} days; at most {MAX_PERIOD_DAYS}"));
+        } else if period > PERIOD_DAYS_MAX {
+            problems.push(format!("spec.schedule.endDate: the period is {period} days; at most {PERIOD_DAYS_MAX}"));
         }
         if let Some(closes_at) = schedule.closes_at
             && closes_at <= schedule.opens_at
@@ -105,11 +102,40 @@ impl Campaign {
             ));
         }
 
-        check_range(&mut problems, "spec.quota.dailyQuantity", spec.quota.daily_quantity, DAILY_QUANTITY);
-        if spec.quota.total_quantity == Some(0) {
-            problems.push("spec.quota.totalQuantity: must be at least 1 when set".to_owned());
+        let quota = &spec.quota;
+        check_range(&mut problems, "spec.quota.dailyQuantity", quota.daily_quantity, DAILY_QUANTITY);
+        if let Some(total) = quota.total_quantity {
+            check_range(&mut problems, "spec.quota.totalQuantity", total, TOTAL_QUANTITY);
+            if u64::from(quota.daily_quantity) > total {
+                problems.push(format!(
+                    "spec.quota.dailyQuantity: {} is more than totalQuantity {total}",
+                    quota.daily_quantity
+                ));
+            }
         }
-        check_range(&mut problems, "spec.quota.perUser", spec.quota.per_user, PER_USER);
+        check_range(&mut problems, "spec.quota.perUser", quota.per_user, PER_USER);
+
+        let workload = &spec.workload;
+        if let Some(image) = &workload.image {
+            check_text(&mut problems, "spec.workload.image", image, IMAGE_MAX);
+        }
+        check_range(&mut problems, "spec.workload.prewarmSeconds", workload.prewarm_seconds, PREWARM_SECONDS);
+        let replicas = workload.replicas;
+        check_range(&mut problems, "spec.workload.replicas.idle", replicas.idle, REPLICAS);
+        check_range(&mut problems, "spec.workload.replicas.min", replicas.min, 1..=*REPLICAS.end());
+        check_range(&mut problems, "spec.workload.replicas.max", replicas.max, 1..=*REPLICAS.end());
+        if !(replicas.idle <= replicas.min && replicas.min <= replicas.max) {
+            problems.push(format!(
+                "spec.workload.replicas: idle {} <= min {} <= max {} does not hold",
+                replicas.idle, replicas.min, replicas.max
+            ));
+        }
+        check_range(
+            &mut problems,
+            "spec.workload.targetCpuUtilization",
+            workload.target_cpu_utilization,
+            CPU_UTILIZATION,
+        );
 
         match tz {
             Some(tz) if problems.is_empty() => Ok(Self { name: name.to_owned(), spec, tz }),
@@ -238,7 +264,7 @@ fn end_of_gap(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
 /// A Kubernetes DNS-1123 label, which is what `metadata.name` must be for this resource.
 fn is_dns_label(name: &str) -> bool {
     let bytes = name.as_bytes();
-    (1..=63).contains(&bytes.len())
+    (1..=NAME_MAX).contains(&bytes.len())
         && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
@@ -262,7 +288,7 @@ fn check_range<T: PartialOrd + Display>(problems: &mut Vec<String>, path: &str, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resource::{CouponTemplate, Eligibility, Quota, Schedule};
+    use crate::resource::{CouponTemplate, Eligibility, Quota, Replicas, Schedule, Workload};
 
     fn spec(tz: &str, start: &str, end: &str, opens: &str, closes: Option<&str>) -> CampaignSpec {
         let time = |t: &str| NaiveTime::parse_from_str(t, "%H:%M").unwrap();
@@ -282,6 +308,8 @@ mod tests {
             },
             quota: Quota { daily_quantity: 100, total_quantity: None, per_user: 1 },
             eligibility: Eligibility::default(),
+            workload: Workload::default(),
+            suspend: false,
         }
     }
 
@@ -486,6 +514,23 @@ mod tests {
                 "spec.quota.dailyQuantity",
                 "spec.quota.totalQuantity",
                 "spec.quota.perUser",
+            ]
+        );
+    }
+
+    #[test]
+    fn quantities_and_replicas_must_agree_with_each_other() {
+        let mut bad = spec("Asia/Seoul", "2026-12-01", "2026-12-01", "10:00", None);
+        bad.quota.total_quantity = Some(50);
+        bad.workload.replicas = Replicas { idle: 3, min: 2, max: 1 };
+        bad.workload.target_cpu_utilization = 5;
+        let problems = Campaign::new("x", bad).unwrap_err().problems;
+        assert_eq!(
+            problems,
+            [
+                "spec.quota.dailyQuantity: 100 is more than totalQuantity 50",
+                "spec.workload.replicas: idle 3 <= min 2 <= max 1 does not hold",
+                "spec.workload.targetCpuUtilization: 5 is not within 10 to 100",
             ]
         );
     }

@@ -6,7 +6,17 @@ use serde::{Deserialize, Deserializer, Serializer};
 
 const EXPECTED: &str = "a time of day written \"HH:MM\" or \"HH:MM:SS\"";
 
+/// Two digits for each part, as the schema's pattern says; chrono alone would also take `9:00`.
+fn well_formed(text: &str) -> bool {
+    let b = text.as_bytes();
+    matches!(b.len(), 5 | 8)
+        && b.iter().enumerate().all(|(i, c)| if i == 2 || i == 5 { *c == b':' } else { c.is_ascii_digit() })
+}
+
 fn parse(text: &str) -> Option<NaiveTime> {
+    if !well_formed(text) {
+        return None;
+    }
     NaiveTime::parse_from_str(text, "%H:%M")
         .or_else(|_| NaiveTime::parse_from_str(text, "%H:%M:%S"))
         .ok()

@@ -72,18 +72,13 @@ pub struct CampaignSummary {
 #[serde(deny_unknown_fields)]
 pub struct CampaignFilter {
     /// Only campaigns in this phase.
+    // The pattern is `campaign::API_PHASE_PATTERN`: utoipa takes only a literal; a test compares.
     #[param(pattern = "^(scheduled|waiting|open|closed|ended)$")]
     pub phase: Option<String>,
 }
 
 fn phase_name(p: Phase) -> &'static str {
-    match p {
-        Phase::Scheduled => "scheduled",
-        Phase::Waiting => "waiting",
-        Phase::Open => "open",
-        Phase::Closed => "closed",
-        Phase::Ended => "ended",
-    }
+    p.api_word()
 }
 
 #[utoipa::path(get, path = "/api/coupons/campaigns", tag = "coupons", params(CampaignFilter),
@@ -93,11 +88,11 @@ pub async fn campaigns(
     Query(filter): Query<CampaignFilter>,
 ) -> Result<Json<Vec<CampaignSummary>>, ApiError> {
     if let Some(p) = &filter.phase
-        && !["scheduled", "waiting", "open", "closed", "ended"].contains(&p.as_str())
+        && Phase::from_api_word(p).is_none()
     {
         return Err(ApiError::bad_request(
             "invalid-query",
-            "phase must be one of scheduled, waiting, open, closed, ended.",
+            format!("phase must be one of {}.", campaign::api_words().collect::<Vec<_>>().join(", ")),
         ));
     }
     let now = state.clock.now();

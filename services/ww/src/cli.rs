@@ -34,6 +34,9 @@ pub enum Command {
     /// Operator tasks on the databases (`WW_DATABASE_URL`), e.g. granting roles.
     #[command(subcommand)]
     Admin(crate::admin::AdminCommand),
+    /// Check a CouponCampaign as the API server and the operator will, or preview its coming days.
+    #[command(subcommand)]
+    Campaign(crate::campaign_cmd::CampaignCommand),
     /// Rerunnable benchmarks that print figures, ratios against a ceiling measured in
     /// the same run, and with --json one JSON object as the last line.
     #[command(subcommand)]
@@ -116,6 +119,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => crate::serve::run(*args).await,
         Command::Dev(args) => crate::dev::run(args).await,
         Command::Admin(cmd) => crate::admin::run(cmd).await,
+        Command::Campaign(cmd) => crate::campaign_cmd::run(cmd),
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Internal(InternalCommand::Ceiling { listen }) => bench::ceiling::serve(listen).await,
     }

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod app;
 pub mod bench;
+pub mod campaign_cmd;
 pub mod cli;
 pub mod dev;
 pub mod roles;

@@ -59,6 +59,8 @@ fn campaign(rules: Rules) -> Campaign {
         eligibility: Eligibility {
             mission: if rules.mission { MissionRequirement::VerifiedSameDay } else { MissionRequirement::None },
         },
+        workload: Default::default(),
+        suspend: false,
     };
     Campaign::new(&name, spec).unwrap()
 }

@@ -43,6 +43,8 @@ fn campaign(daily: u32) -> Campaign {
         },
         quota: Quota { daily_quantity: daily, total_quantity: None, per_user: 1 },
         eligibility: Eligibility { mission: MissionRequirement::None },
+        workload: Default::default(),
+        suspend: false,
     };
     Campaign::new(&format!("x-{}", &Uuid::new_v4().simple().to_string()[..10]), spec).unwrap()
 }

@@ -579,3 +579,12 @@ async fn the_document_states_the_nickname_rule_the_service_applies() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_states_the_campaign_phase_words_the_service_accepts() {
+    let app = TestApp::embedded().await;
+    let doc = app.call("GET", "/openapi.json", None, None).await.body;
+    let params = doc["paths"]["/api/coupons/campaigns"]["get"]["parameters"].as_array().unwrap();
+    let phase = params.iter().find(|p| p["name"] == "phase").unwrap();
+    assert_eq!(phase["schema"]["pattern"], campaign::API_PHASE_PATTERN);
+}

@@ -57,6 +57,8 @@ pub fn campaign(daily: u32) -> Campaign {
         },
         quota: Quota { daily_quantity: daily, total_quantity: None, per_user: 1 },
         eligibility: Eligibility { mission: MissionRequirement::None },
+        workload: Default::default(),
+        suspend: false,
     };
     Campaign::new(&format!("f-{}", &Uuid::new_v4().simple().to_string()[..10]), spec).unwrap()
 }
@@ -136,7 +138,7 @@ impl Cluster {
         let addr = self.addrs[i];
         let args: Vec<String> =
             ["serve", "coupon-issuer", "--listen", &addr.to_string()].iter().map(|s| (*s).to_owned()).collect();
-        ChildProc::start_exe(env!("CARGO_BIN_EXE_ww").as_ref(), &args, &self.child_env(), addr, "/readyz")
+        ChildProc::start_exe(&ww_exe(), &args, &self.child_env(), addr, "/readyz")
             .await
             .unwrap_or_else(|e| panic!("issuer replica {i} did not come up: {e:#}"))
     }
@@ -175,7 +177,7 @@ impl Cluster {
         let args: Vec<String> =
             ["serve", "coupon", "--listen", &addr.to_string()].iter().map(|s| (*s).to_owned()).collect();
         let env = self.child_env_with(extra);
-        let proc = ChildProc::start_exe(env!("CARGO_BIN_EXE_ww").as_ref(), &args, &env, addr, "/readyz")
+        let proc = ChildProc::start_exe(&ww_exe(), &args, &env, addr, "/readyz")
             .await
             .unwrap_or_else(|e| panic!("persister did not come up: {e:#}"));
         *self.persister.lock().await = Some(proc);
@@ -418,5 +420,17 @@ impl Cluster {
             told.abandoned,
             told.unreachable
         );
+    }
+}
+
+/// The `ww` binary the drills start: this build's, or `WW_TEST_WW_BIN` to run the same drills
+/// against another build (how the closing notes show a drill failing on an earlier commit).
+fn ww_exe() -> std::path::PathBuf {
+    match std::env::var_os("WW_TEST_WW_BIN") {
+        Some(path) => {
+            eprintln!("drills run {} (WW_TEST_WW_BIN), not this build", std::path::Path::new(&path).display());
+            path.into()
+        }
+        None => env!("CARGO_BIN_EXE_ww").into(),
     }
 }
