@@ -9,6 +9,23 @@ validate="${KUBERNETES_VALIDATE:-kubernetes-validate}"
 command -v "$validate" >/dev/null || { echo "error: kubernetes-validate not found (scripts/test.sh installs it)" >&2; exit 1; }
 # The oldest Kubernetes the operator supports (k8s-openapi's v1_33 feature).
 version=1.33.0
-files=(crds/*.yaml)
-"$validate" --strict --kubernetes-version "$version" "${files[@]}"
+out="${CARGO_TARGET_DIR:-target}/manifests"
+rm -rf "$out" && mkdir -p "$out"
+# What the operator applies for every sample, at each kind of instant: idle (long before), while
+# pre-warming with nothing Ready yet, open with pods Ready (autoscaler and route), and suspended.
+render() {
+  cargo run -q --locked -p ww-operator --bin ww-operator -- render config/samples/*.yaml \
+    --image ghcr.io/weatherwise/ww:0.1.0 --ingress-class nginx --ingress-host weather.example.com \
+    --ingress-tls-secret weather-example-tls --priority-class weatherwise-events --trusted-proxies 10.0.0.0/8 "$@"
+}
+render --at 2026-01-01T00:00:00Z >"$out/idle.yaml"
+render --at 2026-12-01T22:56:00Z >"$out/prewarming.yaml"
+render --at 2026-12-07T02:00:00Z --ready-replicas 2 >"$out/open.yaml"
+sed 's/^  suspend: false$/  suspend: true/' config/samples/coupon-campaign-full.yaml >"$out/suspended-campaign.yaml"
+cargo run -q --locked -p ww-operator --bin ww-operator -- render "$out/suspended-campaign.yaml" --image ghcr.io/weatherwise/ww:0.1.0 \
+  --at 2026-12-07T02:00:00Z >"$out/suspended.yaml"
+rm "$out/suspended-campaign.yaml"
+files=(crds/*.yaml "$out"/*.yaml)
+"$validate" --strict --quiet --kubernetes-version "$version" "${files[@]}"
+grep -q "kind: HorizontalPodAutoscaler" "$out/suspended.yaml" && { echo "error: a suspended campaign rendered an autoscaler" >&2; exit 1; }
 echo "kubernetes-validate --strict (Kubernetes $version): ${#files[@]} file(s) valid"

@@ -84,7 +84,7 @@ pub struct CampaignSpec {
     #[serde(default)]
     pub eligibility: Eligibility,
     /// How the operator runs this campaign's issuer. Ignored outside Kubernetes (`ww dev`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Workload::is_default")]
     pub workload: Workload,
     /// While true the campaign hands out nothing: its issuer is scaled to zero and claims are
     /// answered "not open". Setting it back resumes the schedule where it stands.
@@ -236,6 +236,12 @@ impl Default for Workload {
             resources: None,
             behavior: None,
         }
+    }
+}
+
+impl Workload {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
     }
 }
 

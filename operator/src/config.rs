@@ -1,0 +1,120 @@
+//! What the operator injects into the workloads it creates, set by the Helm chart: the issuer
+//! image, references to the Secrets holding the backends' addresses and the JWT keys, the
+//! trusted-proxy policy, the ingress class, host and TLS secret, and where the steady-state
+//! coupon service answers for a campaign whose issuer is scaled to zero.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A key of a Secret in the campaign's namespace, written `SECRET:KEY`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretKey {
+    pub name: String,
+    pub key: String,
+}
+
+impl SecretKey {
+    pub fn new(name: &str, key: &str) -> Self {
+        Self { name: name.to_owned(), key: key.to_owned() }
+    }
+}
+
+impl FromStr for SecretKey {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once(':') {
+            Some((name, key)) if !name.is_empty() && !key.is_empty() => {
+                Ok(Self { name: name.to_owned(), key: key.to_owned() })
+            }
+            _ => Err(format!("`{s}` is not SECRET:KEY")),
+        }
+    }
+}
+
+impl fmt::Display for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.name, self.key)
+    }
+}
+
+/// A Service and port, written `NAME:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRef {
+    pub name: String,
+    pub port: u16,
+}
+
+impl FromStr for ServiceRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, port) = s.split_once(':').ok_or_else(|| format!("`{s}` is not NAME:PORT"))?;
+        let port = port.parse().map_err(|_| format!("`{port}` is not a port"))?;
+        if name.is_empty() {
+            return Err(format!("`{s}` has no service name"));
+        }
+        Ok(Self { name: name.to_owned(), port })
+    }
+}
+
+/// Everything the operator puts into the children besides the campaign itself.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkloadConfig {
+    /// The image of `ww` the issuers run unless a campaign names its own.
+    #[arg(long, env = "WW_OPERATOR_IMAGE")]
+    pub image: String,
+    /// IfNotPresent, Always or Never.
+    #[arg(long, env = "WW_OPERATOR_IMAGE_PULL_POLICY", default_value = "IfNotPresent")]
+    pub image_pull_policy: String,
+    /// The Secret key holding the PostgreSQL URL (`WW_DATABASE_URL` of the issuers).
+    #[arg(long, env = "WW_OPERATOR_DATABASE_URL_SECRET", default_value = "weatherwise-backends:database-url")]
+    pub database_url_secret: SecretKey,
+    /// The Secret key holding the Redis URL (`WW_REDIS_URL`).
+    #[arg(long, env = "WW_OPERATOR_REDIS_URL_SECRET", default_value = "weatherwise-backends:redis-url")]
+    pub redis_url_secret: SecretKey,
+    /// The Secret key holding the Kafka bootstrap servers (`WW_KAFKA_BROKERS`).
+    #[arg(long, env = "WW_OPERATOR_KAFKA_BROKERS_SECRET", default_value = "weatherwise-backends:kafka-brokers")]
+    pub kafka_brokers_secret: SecretKey,
+    /// The Secret key holding the JWT verification keys (`WW_JWT_KEYS`).
+    #[arg(long, env = "WW_OPERATOR_JWT_KEYS_SECRET", default_value = "weatherwise-jwt:keys")]
+    pub jwt_keys_secret: SecretKey,
+    /// The issuers' `WW_TRUSTED_PROXIES`: CIDR ranges of the ingress in front of them, or `none`.
+    #[arg(long, env = "WW_OPERATOR_TRUSTED_PROXIES", default_value = "none")]
+    pub trusted_proxies: String,
+    /// The IngressClass of the campaign routes; absent: the cluster's default class.
+    #[arg(long, env = "WW_OPERATOR_INGRESS_CLASS")]
+    pub ingress_class: Option<String>,
+    /// The public host of the campaign routes; absent: no Ingress is created.
+    #[arg(long, env = "WW_OPERATOR_INGRESS_HOST")]
+    pub ingress_host: Option<String>,
+    /// The TLS Secret for the host; absent: plain HTTP at the ingress.
+    #[arg(long, env = "WW_OPERATOR_INGRESS_TLS_SECRET")]
+    pub ingress_tls_secret: Option<String>,
+    /// The steady-state coupon Service that answers for a campaign while no issuer runs.
+    #[arg(long, env = "WW_OPERATOR_COUPON_SERVICE", default_value = "weatherwise-coupon:80")]
+    pub coupon_service: ServiceRef,
+    /// The PriorityClass of issuer pods, so event workloads can preempt batch work.
+    #[arg(long, env = "WW_OPERATOR_PRIORITY_CLASS")]
+    pub priority_class: Option<String>,
+}
+
+impl WorkloadConfig {
+    /// A configuration for tests and examples.
+    pub fn example() -> Self {
+        Self {
+            image: "ghcr.io/weatherwise/ww:0.1.0".to_owned(),
+            image_pull_policy: "IfNotPresent".to_owned(),
+            database_url_secret: SecretKey::new("weatherwise-backends", "database-url"),
+            redis_url_secret: SecretKey::new("weatherwise-backends", "redis-url"),
+            kafka_brokers_secret: SecretKey::new("weatherwise-backends", "kafka-brokers"),
+            jwt_keys_secret: SecretKey::new("weatherwise-jwt", "keys"),
+            trusted_proxies: "10.0.0.0/8".to_owned(),
+            ingress_class: Some("nginx".to_owned()),
+            ingress_host: Some("weather.example.com".to_owned()),
+            ingress_tls_secret: Some("weather-example-tls".to_owned()),
+            coupon_service: ServiceRef { name: "weatherwise-coupon".to_owned(), port: 80 },
+            priority_class: Some("weatherwise-events".to_owned()),
+        }
+    }
+}
