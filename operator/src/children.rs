@@ -59,12 +59,8 @@ impl Children {
     /// Every object as JSON with its `apiVersion` and `kind`, in the order they are applied: the
     /// ConfigMap before the Deployment that mounts it, the route last.
     pub fn objects(&self) -> serde_json::Result<Vec<serde_json::Value>> {
-        let mut objects = vec![
-            typed(&self.config_map)?,
-            typed(&self.service)?,
-            typed(&self.pdb)?,
-            typed(&self.deployment)?,
-        ];
+        let mut objects =
+            vec![typed(&self.config_map)?, typed(&self.service)?, typed(&self.pdb)?, typed(&self.deployment)?];
         if let Some(hpa) = &self.hpa {
             objects.push(typed(hpa)?);
         }
@@ -370,7 +366,13 @@ pub fn default_behavior() -> HorizontalPodAutoscalerBehavior {
     }
 }
 
-fn hpa(resource: &CouponCampaign, campaign: &Campaign, min: u32, max: u32, owner: &OwnerReference) -> HorizontalPodAutoscaler {
+fn hpa(
+    resource: &CouponCampaign,
+    campaign: &Campaign,
+    min: u32,
+    max: u32,
+    owner: &OwnerReference,
+) -> HorizontalPodAutoscaler {
     let workload = &resource.spec.workload;
     HorizontalPodAutoscaler {
         metadata: meta(resource, owner),
@@ -425,11 +427,17 @@ fn ingress(
     owner: &OwnerReference,
 ) -> Ingress {
     let backend = if issuer_serves {
-        IngressServiceBackend { name: child_name(name), port: Some(ServiceBackendPort { number: Some(80), ..ServiceBackendPort::default() }) }
+        IngressServiceBackend {
+            name: child_name(name),
+            port: Some(ServiceBackendPort { number: Some(80), ..ServiceBackendPort::default() }),
+        }
     } else {
         IngressServiceBackend {
             name: config.coupon_service.name.clone(),
-            port: Some(ServiceBackendPort { number: Some(i32::from(config.coupon_service.port)), ..ServiceBackendPort::default() }),
+            port: Some(ServiceBackendPort {
+                number: Some(i32::from(config.coupon_service.port)),
+                ..ServiceBackendPort::default()
+            }),
         }
     };
     Ingress {

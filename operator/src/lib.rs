@@ -1,8 +1,16 @@
 //! The WeatherWise operator: the custom resource definitions as the API server receives them
-//! (`crdgen` writes them to `crds/`), the children a campaign owns, and `render`, which prints
-//! them without a cluster.
+//! (`crdgen` writes them to `crds/`), the children a campaign owns, the controller that keeps
+//! them as the campaign's plan says, leader election, and `render`, which prints the children
+//! without a cluster.
 
 pub mod children;
 pub mod config;
+pub mod controller;
+pub mod counters;
 pub mod crds;
+pub mod http;
+pub mod leader;
 pub mod render;
+pub mod run;
+pub mod standin;
+pub mod status;

@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "ww-operator", version, about = "The WeatherWise operator: CouponCampaign resources into pre-warmed, autoscaled issuers.")]
+#[command(
+    name = "ww-operator",
+    version,
+    about = "The WeatherWise operator: CouponCampaign resources into pre-warmed, autoscaled issuers."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -11,6 +15,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the controller (behind a leader lease) against the cluster of the kubeconfig or the
+    /// in-cluster service account.
+    Run(Box<operator::run::RunArgs>),
     /// Print the objects the operator would apply for campaigns at an instant, as YAML.
     Render(Box<operator::render::RenderArgs>),
 }
@@ -18,6 +25,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => run(*args),
         Command::Render(args) => operator::render::render(&args).map(|yaml| print!("{yaml}")),
     };
     match result {
@@ -27,4 +35,14 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+fn run(args: operator::run::RunArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(operator::run::run(args, metrics))
 }

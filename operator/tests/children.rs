@@ -58,7 +58,13 @@ fn every_child_is_owned_by_the_campaign_and_labelled_the_standard_way() {
         assert_eq!(object["metadata"]["namespace"], "marketing", "{kind}");
         assert_eq!(object["metadata"]["name"], "cc-rainy-day-pass", "{kind}");
         let labels = &object["metadata"]["labels"];
-        for key in ["app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component", "app.kubernetes.io/managed-by", "app.kubernetes.io/part-of"] {
+        for key in [
+            "app.kubernetes.io/name",
+            "app.kubernetes.io/instance",
+            "app.kubernetes.io/component",
+            "app.kubernetes.io/managed-by",
+            "app.kubernetes.io/part-of",
+        ] {
             assert!(labels[key].is_string(), "{kind} lacks {key}");
         }
     }
@@ -86,10 +92,18 @@ fn from_prewarm_an_autoscaler_owns_the_count_and_replicas_is_left_out() {
 #[test]
 fn the_route_goes_to_the_issuer_only_once_a_pod_is_ready_and_back_before_it_scales_to_zero() {
     let r = resource(CAMPAIGN);
-    assert_eq!(backend(&children_at(&r, "2026-12-07T09:56:00+09:00", 0)), "weatherwise-coupon", "pre-warming, nothing ready");
+    assert_eq!(
+        backend(&children_at(&r, "2026-12-07T09:56:00+09:00", 0)),
+        "weatherwise-coupon",
+        "pre-warming, nothing ready"
+    );
     assert_eq!(backend(&children_at(&r, "2026-12-07T09:57:00+09:00", 2)), "cc-rainy-day-pass", "pre-warmed");
     assert_eq!(backend(&children_at(&r, "2026-12-07T12:00:30+09:00", 3)), "cc-rainy-day-pass", "cooling down");
-    assert_eq!(backend(&children_at(&r, "2026-12-07T12:01:00+09:00", 3)), "weatherwise-coupon", "idle is 0: back before the pods go");
+    assert_eq!(
+        backend(&children_at(&r, "2026-12-07T12:01:00+09:00", 3)),
+        "weatherwise-coupon",
+        "idle is 0: back before the pods go"
+    );
 }
 
 #[test]

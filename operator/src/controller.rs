@@ -1,0 +1,513 @@
+//! The CouponCampaign controller: watch → plan → children applied (only what differs from what
+//! the watches last saw) → status patched (only when it changes, counts at most every few
+//! seconds) → requeue at the plan's next change, not by polling.
+//!
+//! Campaigns are watched as untyped objects and read one at a time, so one malformed object
+//! (say, stored before a schema change) is reported in its own status and never stops the watch
+//! for the others. Invalid specs wait for a change; API errors back off per campaign.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use campaign::plan::{Observed, Plan, Scale};
+use campaign::{Campaign, CouponCampaign, CouponCampaignStatus, ResourcePhase};
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use crate::children::{self, Children, FIELD_MANAGER, MANAGED_BY, Running, child_name};
+use crate::config::WorkloadConfig;
+use crate::counters::Counters;
+use crate::http::Readiness;
+use crate::status;
+
+/// Counts in the status are written at most this often while a campaign is open.
+pub const STATUS_COUNTS_INTERVAL: Duration = Duration::from_secs(5);
+/// How often an open campaign is looked at again when nothing else happens (to notice issuers
+/// going silent).
+const OPEN_RECHECK: Duration = Duration::from_secs(5);
+
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("cannot serialize an object: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the campaign has no namespace, name or uid")]
+    Unnamed,
+}
+
+impl Error {
+    /// The `reason` label of the failure metric.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Kube(kube::Error::Api(e)) if e.code == 409 => "conflict",
+            Self::Kube(kube::Error::Api(e)) if e.code == 404 => "not-found",
+            Self::Kube(kube::Error::Api(e)) if e.code >= 500 => "api-server",
+            Self::Kube(kube::Error::Api(_)) => "api-refused",
+            Self::Kube(_) => "api-unreachable",
+            Self::Json(_) => "serialize",
+            Self::Unnamed => "unnamed",
+        }
+    }
+}
+
+/// What the watches last saw of the children.
+#[derive(Clone)]
+pub struct Stores {
+    pub deployments: Store<Deployment>,
+    pub config_maps: Store<ConfigMap>,
+    pub services: Store<Service>,
+    pub hpas: Store<HorizontalPodAutoscaler>,
+    pub pdbs: Store<PodDisruptionBudget>,
+    pub ingresses: Store<Ingress>,
+}
+
+/// API writes the controller made, by kind; the benchmark reads them.
+#[derive(Debug, Default)]
+pub struct Writes {
+    pub children: AtomicU64,
+    pub status: AtomicU64,
+}
+
+pub struct Context {
+    pub client: Client,
+    pub config: WorkloadConfig,
+    pub clock: Clock,
+    pub stores: Stores,
+    pub counters: Counters,
+    pub recorder: Option<Recorder>,
+    pub writes: Writes,
+    /// When each campaign's status was last written, to space out count-only updates.
+    last_status: Mutex<HashMap<String, Instant>>,
+    /// Consecutive failures per campaign, for the backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        config: WorkloadConfig,
+        clock: Clock,
+        stores: Stores,
+        counters: Counters,
+        recorder: Option<Recorder>,
+    ) -> Self {
+        Self {
+            client,
+            config,
+            clock,
+            stores,
+            counters,
+            recorder,
+            writes: Writes::default(),
+            last_status: Mutex::default(),
+            failures: Mutex::default(),
+        }
+    }
+}
+
+fn campaign_resource() -> ApiResource {
+    ApiResource::erase::<CouponCampaign>(&())
+}
+
+/// Reconciles one campaign.
+pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile_campaign(&object, &ctx).await;
+    metrics::histogram!("ww_operator_reconcile_duration_seconds").record(started.elapsed().as_secs_f64());
+    let key = key_of(&object);
+    match &result {
+        Ok(_) => {
+            metrics::counter!("ww_operator_reconciles_total", "result" => "ok").increment(1);
+            ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        }
+        Err(e) => {
+            metrics::counter!("ww_operator_reconciles_total", "result" => "error").increment(1);
+            metrics::counter!("ww_operator_reconcile_failures_total", "reason" => e.reason()).increment(1);
+        }
+    }
+    result
+}
+
+/// Transient errors back off per campaign: 0.5 s, 1 s, 2 s … at most a minute.
+pub fn error_policy(object: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = key_of(&object);
+    let mut failures = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
+    let n = failures.entry(key.clone()).or_insert(0);
+    *n = n.saturating_add(1);
+    let delay = Duration::from_millis(500).saturating_mul(1 << (*n - 1).min(7)).min(Duration::from_secs(60));
+    tracing::warn!(campaign = %key, error = %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+fn key_of(object: &DynamicObject) -> String {
+    Counters::key(object.metadata.namespace.as_deref().unwrap_or(""), object.metadata.name.as_deref().unwrap_or(""))
+}
+
+async fn reconcile_campaign(object: &DynamicObject, ctx: &Context) -> Result<Action, Error> {
+    let (Some(namespace), Some(name)) = (object.metadata.namespace.clone(), object.metadata.name.clone()) else {
+        return Err(Error::Unnamed);
+    };
+    if object.metadata.deletion_timestamp.is_some() {
+        // The children go with it (owner references); nothing to do.
+        ctx.counters.forget(&namespace, &name);
+        return Ok(Action::await_change());
+    }
+    let now = (ctx.clock)();
+    let old_status: Option<CouponCampaignStatus> =
+        object.data.get("status").and_then(|s| serde_json::from_value(s.clone()).ok());
+    let generation = object.metadata.generation;
+
+    // Read the object as a campaign; a malformed or invalid one is reported and waits for a change.
+    let resource: CouponCampaign = match serde_json::from_value(serde_json::to_value(object)?) {
+        Ok(resource) => resource,
+        Err(e) => {
+            let problem = format!("the resource cannot be read: {e}");
+            let new = status::invalid(old_status.as_ref(), generation, &problem, now);
+            write_status(ctx, object, old_status.as_ref(), &new, true).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let campaign = match Campaign::new(&name, resource.spec.clone()) {
+        Ok(c) => c,
+        Err(invalid) => {
+            let new = status::invalid(old_status.as_ref(), generation, &invalid.to_string(), now);
+            write_status(ctx, object, old_status.as_ref(), &new, true).await?;
+            return Ok(Action::await_change());
+        }
+    };
+
+    let counters = ctx.counters.latest(&namespace, &name);
+    let sold_out = counters.is_some_and(|c| c.day == campaign.day_of(now) && c.remaining_today == 0);
+    let plan = campaign.plan_at(now, Observed { sold_out });
+    let child = child_name(&name);
+    let deployment = ctx.stores.deployments.get(&ObjectRef::new(&child).within(&namespace));
+    let running = Running {
+        ready_replicas: deployment
+            .as_ref()
+            .and_then(|d| d.status.as_ref())
+            .and_then(|s| s.ready_replicas)
+            .map_or(0, |r| u32::try_from(r).unwrap_or(0)),
+    };
+    let Some(built) = children::build(&resource, &campaign, &plan, &ctx.config, running) else {
+        return Err(Error::Unnamed);
+    };
+    apply_children(ctx, &namespace, &built, &plan, deployment.as_deref()).await?;
+
+    let first_day = campaign.day_bounds(campaign.spec().schedule.start_date).0;
+    let started = (now >= first_day).then_some(first_day);
+    let endpoint = ctx.config.ingress_host.as_ref().map(|host| {
+        let scheme = if ctx.config.ingress_tls_secret.is_some() { "https" } else { "http" };
+        format!("{scheme}://{host}/api/campaigns/{name}/")
+    });
+    let new =
+        status::desired(old_status.as_ref(), generation, &plan, running, counters.as_ref(), endpoint, started, now);
+    let wait = write_status(ctx, object, old_status.as_ref(), &new, false).await?;
+    if let (Some(recorder), Some(old), Some(phase)) =
+        (&ctx.recorder, old_status.as_ref().and_then(|s| s.phase), new.phase)
+        && old != phase
+    {
+        publish_phase(recorder, object, old, phase, &plan).await;
+    }
+    Ok(requeue(&plan, now, wait))
+}
+
+/// When to look again: at the plan's next change; sooner while open (issuers going silent show
+/// in the status) or when a count-only status write was held back.
+fn requeue(plan: &Plan, now: DateTime<Utc>, held_back: Option<Duration>) -> Action {
+    let mut wait = plan.next_change.map(|t| (t - now).to_std().unwrap_or(Duration::ZERO));
+    if matches!(plan.phase, ResourcePhase::Open | ResourcePhase::SoldOut | ResourcePhase::Prewarming) {
+        wait = Some(wait.map_or(OPEN_RECHECK, |w| w.min(OPEN_RECHECK)));
+    }
+    if let Some(held) = held_back {
+        wait = Some(wait.map_or(held, |w| w.min(held)));
+    }
+    match wait {
+        // Wake a moment after the change so the plan read then is the new one.
+        Some(w) => Action::requeue(w + Duration::from_millis(10)),
+        None => Action::await_change(),
+    }
+}
+
+/// Whether `observed` already holds every field of `desired` with the same value (fields the API
+/// server or other controllers add are ignored).
+pub fn covers(observed: &Value, desired: &Value) -> bool {
+    match (observed, desired) {
+        (Value::Object(o), Value::Object(d)) => d.iter().all(|(k, v)| o.get(k).is_some_and(|ov| covers(ov, v))),
+        (Value::Array(o), Value::Array(d)) => o.len() == d.len() && o.iter().zip(d).all(|(a, b)| covers(a, b)),
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (a, b) => a == b,
+    }
+}
+
+async fn apply_one<K>(ctx: &Context, store: &Store<K>, namespace: &str, desired: &K) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
+    K: Resource<Scope = kube::core::NamespaceResourceScope>,
+{
+    let name = desired.meta().name.clone().unwrap_or_default();
+    let mut body = serde_json::to_value(desired)?;
+    if let Some(map) = body.as_object_mut() {
+        map.insert("apiVersion".to_owned(), K::api_version(&()).into());
+        map.insert("kind".to_owned(), K::kind(&()).into());
+    }
+    if let Some(observed) = store.get(&ObjectRef::new(&name).within(namespace))
+        && covers(&serde_json::to_value(observed.as_ref())?, &body)
+    {
+        return Ok(());
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+    count_write(ctx, K::kind(&()).as_ref(), "apply");
+    Ok(())
+}
+
+fn count_write(ctx: &Context, kind: &str, verb: &'static str) {
+    ctx.writes.children.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("ww_operator_api_writes_total", "kind" => kind.to_owned(), "verb" => verb).increment(1);
+}
+
+async fn apply_children(
+    ctx: &Context,
+    namespace: &str,
+    built: &Children,
+    plan: &Plan,
+    deployment: Option<&Deployment>,
+) -> Result<(), Error> {
+    let stores = &ctx.stores;
+    apply_one(ctx, &stores.config_maps, namespace, &built.config_map).await?;
+    apply_one(ctx, &stores.services, namespace, &built.service).await?;
+    apply_one(ctx, &stores.pdbs, namespace, &built.pdb).await?;
+    // The route first: it moves back to the coupon service before the issuers scale to zero,
+    // and it moves to the issuers only once one of them is Ready.
+    if let Some(ingress) = &built.ingress {
+        apply_one(ctx, &stores.ingresses, namespace, ingress).await?;
+    }
+    let name = built.deployment.metadata.name.clone().unwrap_or_default();
+    let scale = match plan.scale {
+        Scale::Fixed(n) => n,
+        Scale::Autoscaled { min, .. } => min,
+    };
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
+    match deployment {
+        // Created with its first count (an Update, not part of what is applied), so the applied
+        // fields never include `replicas` and an autoscaler can own it later without a fight.
+        None => {
+            let mut first = built.deployment.clone();
+            if let Some(spec) = first.spec.as_mut() {
+                spec.replicas = Some(i32::try_from(scale).unwrap_or(i32::MAX));
+            }
+            let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
+            match deployments.create(&params, &first).await {
+                Ok(_) => count_write(ctx, "Deployment", "create"),
+                // The watch had not shown it yet: fall through to apply.
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    apply_one(ctx, &stores.deployments, namespace, &built.deployment).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Some(_) => apply_one(ctx, &stores.deployments, namespace, &built.deployment).await?,
+    }
+    match &built.hpa {
+        Some(hpa) => apply_one(ctx, &stores.hpas, namespace, hpa).await?,
+        None => {
+            if stores.hpas.get(&ObjectRef::new(&name).within(namespace)).is_some() {
+                let api: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), namespace);
+                match api.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => count_write(ctx, "HorizontalPodAutoscaler", "delete"),
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    // A fixed count is set through the scale subresource, and only when it differs.
+    if let (Scale::Fixed(n), Some(current)) = (plan.scale, deployment) {
+        let replicas = current.spec.as_ref().and_then(|s| s.replicas);
+        if replicas != Some(i32::try_from(n).unwrap_or(i32::MAX)) {
+            let patch = serde_json::json!({"spec": {"replicas": n}});
+            deployments
+                .patch_scale(
+                    &name,
+                    &PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() },
+                    &Patch::Merge(&patch),
+                )
+                .await?;
+            count_write(ctx, "Deployment", "scale");
+        }
+    }
+    Ok(())
+}
+
+/// Writes `new` when it differs from `old`. A change only in the counts waits until
+/// [`STATUS_COUNTS_INTERVAL`] has passed since the last write; the wait left is returned.
+async fn write_status(
+    ctx: &Context,
+    object: &DynamicObject,
+    old: Option<&CouponCampaignStatus>,
+    new: &CouponCampaignStatus,
+    at_once: bool,
+) -> Result<Option<Duration>, Error> {
+    if !status::differs(old, new) {
+        return Ok(None);
+    }
+    let key = key_of(object);
+    if !at_once && status::only_counts_changed(old, new) {
+        let last = ctx.last_status.lock().unwrap_or_else(|e| e.into_inner()).get(&key).copied();
+        if let Some(last) = last {
+            let since = last.elapsed();
+            if since < STATUS_COUNTS_INTERVAL {
+                return Ok(Some(STATUS_COUNTS_INTERVAL - since));
+            }
+        }
+    }
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        object.metadata.namespace.as_deref().unwrap_or_default(),
+        &campaign_resource(),
+    );
+    let body = serde_json::json!({
+        "apiVersion": campaign::API_VERSION,
+        "kind": campaign::KIND,
+        "status": new,
+    });
+    api.patch_status(&object.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+    ctx.writes.status.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("ww_operator_status_writes_total").increment(1);
+    ctx.last_status.lock().unwrap_or_else(|e| e.into_inner()).insert(key, Instant::now());
+    Ok(None)
+}
+
+async fn publish_phase(
+    recorder: &Recorder,
+    object: &DynamicObject,
+    old: ResourcePhase,
+    new: ResourcePhase,
+    plan: &Plan,
+) {
+    let note = match plan.next_change {
+        Some(next) => format!("{old} → {new}; next change at {}", next.to_rfc3339()),
+        None => format!("{old} → {new}"),
+    };
+    let event = Event {
+        type_: if new == ResourcePhase::Invalid { EventType::Warning } else { EventType::Normal },
+        reason: new.as_str().to_owned(),
+        note: Some(note),
+        action: "Reconcile".to_owned(),
+        secondary: None,
+    };
+    let reference = object.object_ref(&campaign_resource());
+    if let Err(e) = recorder.publish(&event, &reference).await {
+        tracing::warn!(error = %e, "could not publish an event");
+    }
+}
+
+/// The watches on the children, with their stores; the streams trigger reconciles of the owner.
+pub struct ChildWatches {
+    pub stores: Stores,
+    controller: Box<dyn FnOnce(Controller<DynamicObject>) -> Controller<DynamicObject> + Send>,
+}
+
+fn watch_children<K>(
+    client: &Client,
+    config: &watcher::Config,
+) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + Send + Sync + DeserializeOwned + 'static,
+{
+    let api: Api<K> = Api::all(client.clone());
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, config.clone())).default_backoff().touched_objects();
+    (reader, stream)
+}
+
+impl ChildWatches {
+    /// Watches every kind of child the operator creates (only objects it manages).
+    pub fn new(client: &Client) -> Self {
+        let config = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
+        let (deployments, d) = watch_children::<Deployment>(client, &config);
+        let (config_maps, c) = watch_children::<ConfigMap>(client, &config);
+        let (services, s) = watch_children::<Service>(client, &config);
+        let (hpas, h) = watch_children::<HorizontalPodAutoscaler>(client, &config);
+        let (pdbs, p) = watch_children::<PodDisruptionBudget>(client, &config);
+        let (ingresses, i) = watch_children::<Ingress>(client, &config);
+        let stores = Stores { deployments, config_maps, services, hpas, pdbs, ingresses };
+        Self {
+            stores,
+            controller: Box::new(move |controller| {
+                controller.owns_stream(d).owns_stream(c).owns_stream(s).owns_stream(h).owns_stream(p).owns_stream(i)
+            }),
+        }
+    }
+
+    /// Resolves once every watch has listed its objects once.
+    pub async fn synced(stores: &Stores) {
+        let _ = futures::join!(
+            stores.deployments.wait_until_ready(),
+            stores.config_maps.wait_until_ready(),
+            stores.services.wait_until_ready(),
+            stores.hpas.wait_until_ready(),
+            stores.pdbs.wait_until_ready(),
+            stores.ingresses.wait_until_ready(),
+        );
+    }
+}
+
+/// Runs the controller until `shutdown` resolves. `reconcile_on` names campaigns to look at again
+/// now (new counters). `ready` turns true once every watch has listed once.
+pub async fn run(
+    ctx: Arc<Context>,
+    watches: ChildWatches,
+    reconcile_on: impl Stream<Item = ObjectRef<DynamicObject>> + Send + 'static,
+    ready: Readiness,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let ar = campaign_resource();
+    let campaigns: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ar);
+    let stores = ctx.stores.clone();
+    let controller = Controller::new_with(campaigns, watcher::Config::default(), ar);
+    let controller = (watches.controller)(controller);
+    let campaign_store = controller.store();
+    tokio::spawn(async move {
+        let _ = campaign_store.wait_until_ready().await;
+        ChildWatches::synced(&stores).await;
+        ready.set(true);
+        tracing::info!("watches synced; reconciling");
+    });
+    controller
+        .reconcile_on(reconcile_on)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "controller event");
+            }
+        })
+        .await;
+}
+
+/// The Reporter of Events: the operator's Deployment and this pod.
+pub fn reporter(instance: Option<String>) -> Reporter {
+    Reporter { controller: "ww-operator".to_owned(), instance }
+}

@@ -1,0 +1,131 @@
+//! `ww-operator run`: the controller behind a leader lease, with `/metrics`, `/healthz` and
+//! `/readyz`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::Api;
+use kube::runtime::events::Recorder;
+use tokio::sync::watch;
+
+use crate::config::WorkloadConfig;
+use crate::controller::{self, ChildWatches, Context};
+use crate::counters::Counters;
+use crate::http::{self, Readiness};
+use crate::leader::{self, LeaseConfig};
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    #[arg(long, env = "WW_OPERATOR_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// The namespace of the leader Lease (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "weatherwise")]
+    pub lease_namespace: String,
+    /// The Lease both replicas compete for.
+    #[arg(long, env = "WW_OPERATOR_LEASE", default_value = "ww-operator")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease (its pod name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// A lease unchanged this long counts as expired.
+    #[arg(long, env = "WW_OPERATOR_LEASE_SECONDS", default_value_t = 15)]
+    pub lease_seconds: u64,
+    #[command(flatten)]
+    pub workload: WorkloadConfig,
+}
+
+pub async fn run(args: RunArgs, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) -> anyhow::Result<()> {
+    let client = kube::Client::try_default().await?;
+    let identity = args.identity.clone().unwrap_or_else(|| format!("ww-operator-{}", std::process::id()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let ready = Readiness::default();
+    let server = tokio::spawn(http::serve(args.listen, http::router(metrics, ready.clone()), {
+        let mut stop = stop_rx.clone();
+        async move {
+            let _ = stop.changed().await;
+        }
+    }));
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+
+    let (leading_tx, mut leading_rx) = watch::channel(false);
+    let lease = LeaseConfig {
+        namespace: args.lease_namespace.clone(),
+        name: args.lease_name.clone(),
+        identity: identity.clone(),
+        duration: Duration::from_secs(args.lease_seconds),
+        retry: Duration::from_secs((args.lease_seconds / 5).max(1)),
+    };
+    let election = tokio::spawn(leader::run(
+        Api::<Lease>::namespaced(client.clone(), &args.lease_namespace),
+        lease,
+        leading_tx,
+        stop_rx.clone(),
+    ));
+    // A standby is ready: it serves its endpoints and waits for the lease.
+    ready.set(true);
+    tracing::info!(%identity, "waiting for the lease");
+    let mut stop = stop_rx.clone();
+    loop {
+        if *leading_rx.borrow() {
+            break;
+        }
+        tokio::select! {
+            changed = leading_rx.changed() => if changed.is_err() { return Ok(()) },
+            _ = stop.changed() => return Ok(()),
+        }
+    }
+    tracing::info!(%identity, "leading: starting the controller");
+    ready.set(false);
+    let watches = ChildWatches::new(&client);
+    let recorder = Recorder::new(client.clone(), controller::reporter(Some(identity)));
+    let ctx = Arc::new(Context::new(
+        client,
+        args.workload,
+        Arc::new(chrono::Utc::now),
+        watches.stores.clone(),
+        Counters::default(),
+        Some(recorder),
+    ));
+    // Stop reconciling as soon as the lease is lost (or on SIGTERM).
+    let mut lost = leading_rx.clone();
+    let shutdown = async move {
+        loop {
+            if lost.changed().await.is_err() || !*lost.borrow() {
+                return;
+            }
+        }
+    };
+    controller::run(ctx, watches, futures::stream::pending(), ready, shutdown).await;
+    let still_leading = *leading_rx.borrow();
+    let _ = election.await;
+    server.abort();
+    if !still_leading && !*stop_rx.borrow() {
+        anyhow::bail!("lost the leader lease; exiting so a fresh start waits for it again");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
