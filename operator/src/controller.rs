@@ -179,10 +179,10 @@ async fn reconcile_campaign(object: &DynamicObject, ctx: &Context) -> Result<Act
     let generation = object.metadata.generation;
 
     // Read the object as a campaign; a malformed or invalid one is reported and waits for a change.
-    let resource: CouponCampaign = match serde_json::from_value(serde_json::to_value(object)?) {
+    let resource: CouponCampaign = match campaign::check::read(&serde_json::to_value(object)?) {
         Ok(resource) => resource,
-        Err(e) => {
-            let problem = format!("the resource cannot be read: {e}");
+        Err(problem) => {
+            let problem = format!("the resource cannot be read: {problem}");
             let new = status::invalid(old_status.as_ref(), generation, &problem, now);
             write_status(ctx, object, old_status.as_ref(), &new, true).await?;
             return Ok(Action::await_change());
@@ -220,8 +220,9 @@ async fn reconcile_campaign(object: &DynamicObject, ctx: &Context) -> Result<Act
         let scheme = if ctx.config.ingress_tls_secret.is_some() { "https" } else { "http" };
         format!("{scheme}://{host}/api/campaigns/{name}/")
     });
-    let new =
-        status::desired(old_status.as_ref(), generation, &plan, running, counters.as_ref(), endpoint, started, now);
+    let seen =
+        status::Seen { old: old_status.as_ref(), generation, running, counters: counters.as_ref(), endpoint, started };
+    let new = status::desired(seen, &plan, now);
     let wait = write_status(ctx, object, old_status.as_ref(), &new, false).await?;
     if let (Some(recorder), Some(old), Some(phase)) =
         (&ctx.recorder, old_status.as_ref().and_then(|s| s.phase), new.phase)
@@ -277,9 +278,31 @@ where
         return Ok(());
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let patch = Patch::Apply(&body);
+    retry_conflicts(|| api.patch(&name, &params, &patch)).await?;
     count_write(ctx, K::kind(&()).as_ref(), "apply");
     Ok(())
+}
+
+/// A forced apply does not conflict on fields, but an API server may still answer 409 (e.g. a
+/// storage-level conflict under load): try again at once, a few times, before backing off.
+async fn retry_conflicts<T, F, Fut>(mut write: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        match write().await {
+            Err(kube::Error::Api(e)) if e.code == 409 && attempt < 3 => {
+                attempt += 1;
+                metrics::counter!("ww_operator_conflicts_retried_total").increment(1);
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 fn count_write(ctx: &Context, kind: &str, verb: &'static str) {
@@ -334,7 +357,8 @@ async fn apply_children(
         None => {
             if stores.hpas.get(&ObjectRef::new(&name).within(namespace)).is_some() {
                 let api: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), namespace);
-                match api.delete(&name, &DeleteParams::default()).await {
+                let params = DeleteParams::default();
+                match retry_conflicts(|| api.delete(&name, &params)).await {
                     Ok(_) => count_write(ctx, "HorizontalPodAutoscaler", "delete"),
                     Err(kube::Error::Api(e)) if e.code == 404 => {}
                     Err(e) => return Err(e.into()),
@@ -392,7 +416,10 @@ async fn write_status(
         "kind": campaign::KIND,
         "status": new,
     });
-    api.patch_status(&object.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let name = object.name_any();
+    let patch = Patch::Apply(&body);
+    retry_conflicts(|| api.patch_status(&name, &params, &patch)).await?;
     ctx.writes.status.fetch_add(1, Ordering::Relaxed);
     metrics::counter!("ww_operator_status_writes_total").increment(1);
     ctx.last_status.lock().unwrap_or_else(|e| e.into_inner()).insert(key, Instant::now());
@@ -488,9 +515,9 @@ pub async fn run(
     let stores = ctx.stores.clone();
     let controller = Controller::new_with(campaigns, watcher::Config::default(), ar);
     let controller = (watches.controller)(controller);
-    let campaign_store = controller.store();
+    // (The controller's own store of campaigns never reports ready in kube-runtime 5.0, though
+    // it fills; the children's stores do, and reconciles wait for nothing else.)
     tokio::spawn(async move {
-        let _ = campaign_store.wait_until_ready().await;
         ChildWatches::synced(&stores).await;
         ready.set(true);
         tracing::info!("watches synced; reconciling");

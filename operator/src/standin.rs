@@ -460,6 +460,9 @@ impl StandIn {
 
 async fn handle(State(api): State<StandIn>, request: Request) -> Response {
     api.counts.requests.fetch_add(1, Ordering::Relaxed);
+    if std::env::var_os("WW_STANDIN_TRACE").is_some() {
+        eprintln!("stand-in: {} {}", request.method(), request.uri());
+    }
     let (parts, body) = request.into_parts();
     let query = parts.uri.query().unwrap_or("").to_owned();
     let watching = query_param(&query, "watch").is_some_and(|w| w == "true" || w == "1");
@@ -616,17 +619,15 @@ fn tokio_stream_from(
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-fn parse_body(body: &Bytes) -> Result<Value, Response> {
-    serde_json::from_slice(body)
-        .or_else(|_| serde_yaml::from_slice(body))
-        .map_err(|e| status_error(StatusCode::BAD_REQUEST, "BadRequest", format!("unreadable body: {e}")))
+fn parse_body(body: &Bytes) -> Result<Value, String> {
+    serde_json::from_slice(body).or_else(|_| serde_yaml::from_slice(body)).map_err(|e| format!("unreadable body: {e}"))
 }
 
 fn create(api: &StandIn, target: &Target, body: &Bytes) -> Response {
     api.counts.creates.fetch_add(1, Ordering::Relaxed);
     let object = match parse_body(body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(e) => return status_error(StatusCode::BAD_REQUEST, "BadRequest", e),
     };
     let ns = target.namespace.clone().unwrap_or_default();
     let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
@@ -647,7 +648,7 @@ fn replace(api: &StandIn, target: &Target, body: &Bytes) -> Response {
     api.counts.replaces.fetch_add(1, Ordering::Relaxed);
     let object = match parse_body(body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(e) => return status_error(StatusCode::BAD_REQUEST, "BadRequest", e),
     };
     let ns = target.namespace.clone().unwrap_or_default();
     let name = target.name.clone().unwrap_or_default();
@@ -678,7 +679,7 @@ fn patch(api: &StandIn, target: &Target, headers: &HeaderMap, body: &Bytes, _que
     }
     let patch = match parse_body(body) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(e) => return status_error(StatusCode::BAD_REQUEST, "BadRequest", e),
     };
     let ns = target.namespace.clone().unwrap_or_default();
     let name = target.name.clone().unwrap_or_default();

@@ -29,17 +29,22 @@ fn verdict(type_: &'static str, status: bool, reason: &'static str, message: imp
     Verdict { type_, status, reason, message: message.into() }
 }
 
+/// What the reconciler knows besides the plan.
+#[derive(Debug, Clone)]
+pub struct Seen<'a> {
+    /// The status as it stands.
+    pub old: Option<&'a CouponCampaignStatus>,
+    pub generation: Option<i64>,
+    pub running: Running,
+    pub counters: Option<&'a Snapshot>,
+    pub endpoint: Option<String>,
+    /// When the first campaign day began, once it has.
+    pub started: Option<DateTime<Utc>>,
+}
+
 /// The status of a valid campaign under `plan`.
-pub fn desired(
-    old: Option<&CouponCampaignStatus>,
-    generation: Option<i64>,
-    plan: &Plan,
-    running: Running,
-    counters: Option<&Snapshot>,
-    endpoint: Option<String>,
-    started: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> CouponCampaignStatus {
+pub fn desired(seen: Seen<'_>, plan: &Plan, now: DateTime<Utc>) -> CouponCampaignStatus {
+    let Seen { old, generation, running, counters, endpoint, started } = seen;
     let mut verdicts = Vec::new();
     let ready = running.ready_replicas;
     verdicts.push(match (plan.phase, plan.scale) {

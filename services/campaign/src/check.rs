@@ -56,6 +56,15 @@ pub fn schema() -> &'static Value {
     })
 }
 
+/// Reads one resource through the types the schema is generated from; a problem names the field.
+pub fn read(object: &Value) -> Result<CouponCampaign, Problem> {
+    serde_path_to_error::deserialize(object.clone()).map_err(|error| {
+        let path = error.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        Problem { layer: Layer::Shape, path, message: error.into_inner().to_string() }
+    })
+}
+
 /// Every problem with `object` (one resource, as JSON), and with changing `old` into it when given.
 /// Empty when the API server would store it and the operator would run it.
 pub fn check(object: &Value, old: Option<&Value>) -> Vec<Problem> {
@@ -67,11 +76,10 @@ pub fn check(object: &Value, old: Option<&Value>) -> Vec<Problem> {
     if object.get("kind").and_then(Value::as_str) != Some(KIND) {
         problems.push(shape("kind", format!("must be `{KIND}`")));
     }
-    let resource: CouponCampaign = match serde_path_to_error::deserialize(object.clone()) {
+    let resource = match read(object) {
         Ok(resource) => resource,
-        Err(error) => {
-            let path = error.path().to_string();
-            problems.push(shape(if path == "." { "" } else { &path }, error.into_inner().to_string()));
+        Err(problem) => {
+            problems.push(problem);
             return problems;
         }
     };

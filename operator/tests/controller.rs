@@ -1,0 +1,440 @@
+//! The controller against an in-memory API server over real HTTP (a real `kube::Client`): watch →
+//! reconcile → children applied → status patched, through a campaign's phases with a fake clock,
+//! with drift, injected 409 conflicts, a malformed object beside a good one, an invalid spec,
+//! and two replicas competing for the leader lease.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use kube::api::{ApiResource, DynamicObject};
+use kube::runtime::reflector::ObjectRef;
+use operator::config::WorkloadConfig;
+use operator::controller::{self, ChildWatches, Context};
+use operator::counters::{Counters, Snapshot};
+use operator::http::Readiness;
+use operator::standin::{Faults, StandIn};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+const CAMPAIGNS: &str = "weatherwise.io/v1alpha1/couponcampaigns";
+const DEPLOYMENTS: &str = "apps/v1/deployments";
+const HPAS: &str = "autoscaling/v2/horizontalpodautoscalers";
+const SERVICES: &str = "v1/services";
+const INGRESSES: &str = "networking.k8s.io/v1/ingresses";
+
+/// A running operator against a stand-in, with a clock the test moves.
+struct Harness {
+    api: StandIn,
+    ctx: Arc<Context>,
+    now: Arc<AtomicI64>,
+    poke: mpsc::UnboundedSender<ObjectRef<DynamicObject>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+fn kst(rfc3339: &str) -> DateTime<Utc> {
+    rfc3339.parse().unwrap()
+}
+
+async fn client_for(api: &StandIn) -> kube::Client {
+    let addr = api.clone().serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let config = kube::Config::new(format!("http://{addr}").parse().unwrap());
+    kube::Client::try_from(config).unwrap()
+}
+
+impl Harness {
+    async fn start(at: &str) -> Self {
+        Self::start_with(at, Faults::default()).await
+    }
+
+    async fn start_with(at: &str, faults: Faults) -> Self {
+        let api = StandIn::new(faults, true);
+        let client = client_for(&api).await;
+        let now = Arc::new(AtomicI64::new(kst(at).timestamp_millis()));
+        let clock_now = now.clone();
+        let clock: controller::Clock =
+            Arc::new(move || Utc.timestamp_millis_opt(clock_now.load(Ordering::SeqCst)).unwrap());
+        let watches = ChildWatches::new(&client);
+        let ctx = Arc::new(Context::new(
+            client,
+            WorkloadConfig::example(),
+            clock,
+            watches.stores.clone(),
+            Counters::default(),
+            None,
+        ));
+        let (poke, pokes) = mpsc::unbounded_channel();
+        let pokes = futures::stream::unfold(pokes, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let ready = Readiness::default();
+        tokio::spawn(controller::run(ctx.clone(), watches, pokes, ready.clone(), async move {
+            let _ = stopped.await;
+        }));
+        let started = std::time::Instant::now();
+        while !ready.get() {
+            assert!(started.elapsed() < Duration::from_secs(10), "the watches never synced");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Self { api, ctx, now, poke, stop: Some(stop) }
+    }
+
+    /// Moves the clock and has the campaign looked at again, as its requeue timer would.
+    fn set_time(&self, at: &str, campaign: &str) {
+        self.now.store(kst(at).timestamp_millis(), Ordering::SeqCst);
+        self.poke(campaign);
+    }
+
+    fn poke(&self, campaign: &str) {
+        let ar = ApiResource::erase::<campaign::CouponCampaign>(&());
+        let _ = self.poke.send(ObjectRef::new_with(campaign, ar).within("marketing"));
+    }
+
+    fn campaign(&self, name: &str) -> Option<Value> {
+        self.api.get(CAMPAIGNS, "marketing", name)
+    }
+
+    fn child(&self, collection: &str, campaign: &str) -> Option<Value> {
+        self.api.get(collection, "marketing", &format!("cc-{campaign}"))
+    }
+
+    fn writes(&self) -> u64 {
+        self.ctx.writes.children.load(Ordering::Relaxed) + self.ctx.writes.status.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `check` holds, or fails with `what`.
+    async fn until(&self, what: &str, check: impl Fn(&Self) -> bool) {
+        let started = std::time::Instant::now();
+        while !check(self) {
+            assert!(started.elapsed() < Duration::from_secs(15), "never: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until no write happened for a while (the controller is idle).
+    async fn settle(&self) {
+        let mut last = self.writes();
+        loop {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            let now = self.writes();
+            if now == last {
+                return;
+            }
+            last = now;
+        }
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn campaign(name: &str, extra: Value) -> Value {
+    let mut c = json!({
+        "apiVersion": "weatherwise.io/v1alpha1",
+        "kind": "CouponCampaign",
+        "metadata": {"name": name, "namespace": "marketing"},
+        "spec": {
+            "displayName": "Rainy Day Pass",
+            "coupon": {"title": "Umbrella discount", "benefit": "20% off", "validityDays": 7},
+            "schedule": {"timeZone": "Asia/Seoul", "startDate": "2026-12-07", "endDate": "2026-12-08", "opensAt": "10:00", "closesAt": "12:00"},
+            "quota": {"dailyQuantity": 1000},
+            "workload": {"replicas": {"idle": 1, "min": 3, "max": 30}, "prewarmSeconds": 300}
+        }
+    });
+    merge(&mut c, &extra);
+    c
+}
+
+fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(t.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+fn phase(c: &Option<Value>) -> Option<String> {
+    c.as_ref().and_then(|c| c.pointer("/status/phase")).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn condition(c: &Value, type_: &str) -> Value {
+    c.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|x| x["type"] == type_))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+fn replicas(d: &Option<Value>) -> Option<i64> {
+    d.as_ref().and_then(|d| d.pointer("/spec/replicas")).and_then(Value::as_i64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_walks_from_scheduled_through_prewarm_and_opening_to_idle_and_completion() {
+    let h = Harness::start("2026-12-07T08:00:00+09:00").await;
+    h.api.put(CAMPAIGNS, campaign("rainy", json!({})));
+
+    h.until("scheduled with its children", |h| {
+        phase(&h.campaign("rainy")).as_deref() == Some("Scheduled") && h.child(INGRESSES, "rainy").is_some()
+    })
+    .await;
+    assert_eq!(replicas(&h.child(DEPLOYMENTS, "rainy")), Some(1), "idle replicas");
+    assert!(h.child(HPAS, "rainy").is_none(), "no autoscaler while idle");
+    let c = h.campaign("rainy").unwrap();
+    assert_eq!(
+        c.pointer("/status/nextTransition").and_then(Value::as_str),
+        Some("2026-12-07T00:55:00Z"),
+        "pre-warm at 09:55 KST"
+    );
+    assert_eq!(c.pointer("/status/observedGeneration"), Some(&json!(1)));
+
+    h.set_time("2026-12-07T09:55:00+09:00", "rainy");
+    h.until("pre-warming with an autoscaler", |h| {
+        phase(&h.campaign("rainy")).as_deref() == Some("Prewarming") && h.child(HPAS, "rainy").is_some()
+    })
+    .await;
+    h.until("pre-warmed to min", |h| replicas(&h.child(DEPLOYMENTS, "rainy")) == Some(3)).await;
+    h.until("ready and routed to the issuer", |h| {
+        let c = h.campaign("rainy").unwrap();
+        condition(&c, "Ready")["status"] == "True"
+            && h.child(INGRESSES, "rainy").unwrap().pointer("/spec/rules/0/http/paths/0/backend/service/name")
+                == Some(&json!("cc-rainy"))
+    })
+    .await;
+
+    h.set_time("2026-12-07T10:00:00+09:00", "rainy");
+    h.until("open", |h| phase(&h.campaign("rainy")).as_deref() == Some("Open")).await;
+    let c = h.campaign("rainy").unwrap();
+    assert_eq!(condition(&c, "Live")["status"], "False", "no counters yet: not live");
+
+    h.set_time("2026-12-07T12:01:00+09:00", "rainy");
+    h.until("closed and idle again", |h| {
+        phase(&h.campaign("rainy")).as_deref() == Some("Closed") && h.child(HPAS, "rainy").is_none()
+    })
+    .await;
+    h.until("scaled back to idle", |h| replicas(&h.child(DEPLOYMENTS, "rainy")) == Some(1)).await;
+
+    h.set_time("2026-12-08T12:01:00+09:00", "rainy");
+    h.until("completed", |h| phase(&h.campaign("rainy")).as_deref() == Some("Completed")).await;
+    h.until("no pods once completed", |h| replicas(&h.child(DEPLOYMENTS, "rainy")) == Some(0)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_steady_the_controller_writes_nothing_however_often_it_looks() {
+    let h = Harness::start("2026-12-07T08:00:00+09:00").await;
+    h.api.put(CAMPAIGNS, campaign("rainy", json!({})));
+    h.until("scheduled", |h| phase(&h.campaign("rainy")).as_deref() == Some("Scheduled")).await;
+    h.settle().await;
+    let before = h.writes();
+    let server_changes = h.api.counts.changes.load(Ordering::Relaxed);
+    for _ in 0..20 {
+        h.poke("rainy");
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(h.writes(), before, "writes after 20 more reconciles of a steady campaign");
+    assert_eq!(h.api.counts.changes.load(Ordering::Relaxed), server_changes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_or_edited_child_is_put_back() {
+    let h = Harness::start("2026-12-07T08:00:00+09:00").await;
+    h.api.put(CAMPAIGNS, campaign("rainy", json!({})));
+    h.until("children", |h| h.child(SERVICES, "rainy").is_some()).await;
+    h.settle().await;
+    h.api.remove(SERVICES, "marketing", "cc-rainy");
+    h.until("the service is back", |h| h.child(SERVICES, "rainy").is_some()).await;
+    let mut edited = h.child(SERVICES, "rainy").unwrap();
+    edited["spec"]["ports"][0]["port"] = json!(8081);
+    h.api.put(SERVICES, edited);
+    h.until("the port is corrected", |h| {
+        h.child(SERVICES, "rainy").unwrap().pointer("/spec/ports/0/port") == Some(&json!(80))
+    })
+    .await;
+    h.api
+        .put(DEPLOYMENTS, json!({"metadata": {"name": "cc-rainy", "namespace": "marketing"}, "spec": {"replicas": 7}}));
+    h.until("a manual scale is undone while idle", |h| replicas(&h.child(DEPLOYMENTS, "rainy")) == Some(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicts_and_latency_from_the_api_server_are_retried_until_the_campaign_converges() {
+    let h = Harness::start_with("2026-12-07T09:56:00+09:00", Faults { latency_ms: (5, 20), conflict_rate: 0.3 }).await;
+    for name in ["a", "b", "c"] {
+        h.api.put(CAMPAIGNS, campaign(name, json!({})));
+    }
+    for name in ["a", "b", "c"] {
+        h.until("pre-warming despite conflicts", |h| {
+            phase(&h.campaign(name)).as_deref() == Some("Prewarming") && h.child(HPAS, name).is_some()
+        })
+        .await;
+    }
+    assert!(h.api.counts.conflicts_injected.load(Ordering::Relaxed) > 0, "conflicts were injected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_campaign_is_reported_and_does_not_stop_the_others() {
+    let h = Harness::start("2026-12-07T08:00:00+09:00").await;
+    h.api.put(CAMPAIGNS, campaign("broken", json!({"spec": {"quota": {"dailyQuantity": "lots"}}})));
+    h.api.put(CAMPAIGNS, campaign("fine", json!({})));
+    h.until("the good one runs", |h| phase(&h.campaign("fine")).as_deref() == Some("Scheduled")).await;
+    h.until("the broken one says why", |h| phase(&h.campaign("broken")).as_deref() == Some("Invalid")).await;
+    let broken = h.campaign("broken").unwrap();
+    let invalid = condition(&broken, "InvalidSpec");
+    assert_eq!(invalid["status"], "True");
+    assert!(invalid["message"].as_str().unwrap().contains("dailyQuantity"), "{invalid}");
+    assert!(h.child(DEPLOYMENTS, "broken").is_none(), "nothing runs for it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_spec_waits_for_a_fix_and_then_runs() {
+    let h = Harness::start("2026-12-07T08:00:00+09:00").await;
+    let bad = campaign("rainy", json!({"spec": {"quota": {"dailyQuantity": 1000, "totalQuantity": 10}}}));
+    h.api.put(CAMPAIGNS, bad);
+    h.until("invalid", |h| phase(&h.campaign("rainy")).as_deref() == Some("Invalid")).await;
+    let since = condition(&h.campaign("rainy").unwrap(), "InvalidSpec")["lastTransitionTime"].clone();
+    h.settle().await;
+    let writes = h.writes();
+    h.poke("rainy");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.writes(), writes, "an unchanged invalid spec is not rewritten");
+    assert_eq!(condition(&h.campaign("rainy").unwrap(), "InvalidSpec")["lastTransitionTime"], since);
+    h.api.put(CAMPAIGNS, campaign("rainy", json!({"spec": {"quota": {"totalQuantity": 5000}}})));
+    h.until("runs once fixed", |h| phase(&h.campaign("rainy")).as_deref() == Some("Scheduled")).await;
+    assert_eq!(condition(&h.campaign("rainy").unwrap(), "InvalidSpec")["status"], "False");
+    assert_eq!(h.campaign("rainy").unwrap().pointer("/status/observedGeneration"), Some(&json!(2)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_from_the_issuers_reach_the_status_at_most_every_few_seconds_and_silence_shows() {
+    let h = Harness::start("2026-12-07T10:00:05+09:00").await;
+    h.api.put(CAMPAIGNS, campaign("rainy", json!({})));
+    h.until("open", |h| phase(&h.campaign("rainy")).as_deref() == Some("Open")).await;
+    h.settle().await;
+    let status_writes = h.ctx.writes.status.load(Ordering::Relaxed);
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
+    for i in 1..=10u64 {
+        let at = kst("2026-12-07T10:00:05+09:00") + chrono::TimeDelta::milliseconds(i64::try_from(i).unwrap() * 200);
+        h.now.store(at.timestamp_millis(), Ordering::SeqCst);
+        h.ctx.counters.record(
+            "marketing",
+            "rainy",
+            Snapshot { day, issued_today: i * 10, remaining_today: 1000 - i * 10, issued_total: i * 10, at },
+        );
+        h.poke("rainy");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let written = h.ctx.writes.status.load(Ordering::Relaxed) - status_writes;
+    assert!(written <= 2, "{written} status writes in 2 s of counters (at most one per 5 s, plus the first)");
+    h.until("counts shown", |h| h.campaign("rainy").unwrap().pointer("/status/issuedToday").is_some()).await;
+    assert_eq!(condition(&h.campaign("rainy").unwrap(), "Live")["status"], "True");
+    // The issuers go quiet for longer than the staleness bound.
+    h.set_time("2026-12-07T10:01:00+09:00", "rainy");
+    h.until("silence shows", |h| condition(&h.campaign("rainy").unwrap(), "Live")["reason"] == "IssuersSilent").await;
+    // Sold out: the phase says so.
+    let at = kst("2026-12-07T10:01:00+09:00");
+    h.ctx.counters.record(
+        "marketing",
+        "rainy",
+        Snapshot { day, issued_today: 1000, remaining_today: 0, issued_total: 1000, at },
+    );
+    h.poke("rainy");
+    h.until("sold out", |h| phase(&h.campaign("rainy")).as_deref() == Some("SoldOut")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_campaign_takes_its_children_with_it() {
+    let h = Harness::start("2026-12-07T08:00:00+09:00").await;
+    h.api.put(CAMPAIGNS, campaign("rainy", json!({})));
+    h.until("children", |h| h.child(DEPLOYMENTS, "rainy").is_some() && h.child(INGRESSES, "rainy").is_some()).await;
+    h.api.remove(CAMPAIGNS, "marketing", "rainy");
+    h.until("children gone", |h| h.child(DEPLOYMENTS, "rainy").is_none() && h.child(SERVICES, "rainy").is_none()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(h.child(DEPLOYMENTS, "rainy").is_none(), "nothing recreated them");
+}
+
+mod lease {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::api::Api;
+    use operator::leader::{self, LeaseConfig};
+    use tokio::sync::watch;
+
+    use super::*;
+
+    fn config(identity: &str) -> LeaseConfig {
+        LeaseConfig {
+            namespace: "weatherwise".to_owned(),
+            name: "ww-operator".to_owned(),
+            identity: identity.to_owned(),
+            duration: Duration::from_secs(2),
+            retry: Duration::from_millis(100),
+        }
+    }
+
+    struct Candidate {
+        leading: watch::Receiver<bool>,
+        stop: watch::Sender<bool>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    fn candidate(client: &kube::Client, identity: &str) -> Candidate {
+        let (leading_tx, leading) = watch::channel(false);
+        let (stop, stop_rx) = watch::channel(false);
+        let api: Api<Lease> = Api::namespaced(client.clone(), "weatherwise");
+        let task = tokio::spawn(leader::run(api, config(identity), leading_tx, stop_rx));
+        Candidate { leading, stop, task }
+    }
+
+    async fn until(what: &str, check: impl Fn() -> bool) {
+        let started = std::time::Instant::now();
+        while !check() {
+            assert!(started.elapsed() < Duration::from_secs(10), "never: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn of_two_replicas_one_leads_and_the_other_takes_over_when_it_stops() {
+        let api = StandIn::new(Faults::default(), false);
+        let client = client_for(&api).await;
+        let a = candidate(&client, "a");
+        let b = candidate(&client, "b");
+        until("someone leads", || *a.leading.borrow() || *b.leading.borrow()).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(*a.leading.borrow() != *b.leading.borrow(), "exactly one leads");
+        let (leader, standby) = if *a.leading.borrow() { (a, b) } else { (b, a) };
+        let _ = leader.stop.send(true);
+        leader.task.await.unwrap();
+        let released = std::time::Instant::now();
+        until("the standby takes over", || *standby.leading.borrow()).await;
+        assert!(
+            released.elapsed() < Duration::from_millis(1200),
+            "a released lease is taken at the next look, not a lease later"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lease_left_unchanged_for_its_duration_is_taken_over() {
+        let api = StandIn::new(Faults::default(), false);
+        let client = client_for(&api).await;
+        let a = candidate(&client, "a");
+        until("a leads", || *a.leading.borrow()).await;
+        // The leader dies without a word (its task is aborted: no release).
+        a.task.abort();
+        let b = candidate(&client, "b");
+        let died = std::time::Instant::now();
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert!(!*b.leading.borrow(), "not before the lease is unchanged for its duration");
+        until("b takes over", || *b.leading.borrow()).await;
+        assert!(died.elapsed() >= Duration::from_secs(2), "{:?}", died.elapsed());
+        let lease = api.get("coordination.k8s.io/v1/leases", "weatherwise", "ww-operator").unwrap();
+        assert_eq!(lease.pointer("/spec/holderIdentity"), Some(&json!("b")));
+        assert_eq!(lease.pointer("/spec/leaseTransitions"), Some(&json!(1)));
+    }
+}
