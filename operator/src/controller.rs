@@ -44,6 +44,9 @@ pub const STATUS_COUNTS_INTERVAL: Duration = Duration::from_secs(5);
 /// going silent).
 const OPEN_RECHECK: Duration = Duration::from_secs(5);
 
+/// Campaigns reconciled at once.
+pub const RECONCILE_CONCURRENCY: u16 = 32;
+
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
@@ -97,8 +100,11 @@ pub struct Context {
     pub counters: Counters,
     pub recorder: Option<Recorder>,
     pub writes: Writes,
-    /// When each campaign's status was last written, to space out count-only updates.
-    last_status: Mutex<HashMap<String, Instant>>,
+    /// Reconciles run, successful or not.
+    pub reconciles: AtomicU64,
+    /// The status this replica last wrote for each campaign (by namespace, name and uid) and
+    /// when: to space out count-only updates, and because the watch may lag behind the write.
+    last_status: Mutex<HashMap<String, (CouponCampaignStatus, Instant)>>,
     /// Consecutive failures per campaign, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -120,6 +126,7 @@ impl Context {
             counters,
             recorder,
             writes: Writes::default(),
+            reconciles: AtomicU64::new(0),
             last_status: Mutex::default(),
             failures: Mutex::default(),
         }
@@ -133,6 +140,7 @@ fn campaign_resource() -> ApiResource {
 /// Reconciles one campaign.
 pub async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
+    ctx.reconciles.fetch_add(1, Ordering::Relaxed);
     let result = reconcile_campaign(&object, &ctx).await;
     metrics::histogram!("ww_operator_reconcile_duration_seconds").record(started.elapsed().as_secs_f64());
     let key = key_of(&object);
@@ -384,8 +392,10 @@ async fn apply_children(
     Ok(())
 }
 
-/// Writes `new` when it differs from `old`. A change only in the counts waits until
-/// [`STATUS_COUNTS_INTERVAL`] has passed since the last write; the wait left is returned.
+/// Writes `new` when it differs from the status as it stands: the last status this replica
+/// wrote for this object (the watch may not have shown it yet), or else `old` from the watch. A
+/// change only in the counts waits until [`STATUS_COUNTS_INTERVAL`] has passed since the last
+/// write; the wait left is returned.
 async fn write_status(
     ctx: &Context,
     object: &DynamicObject,
@@ -393,18 +403,18 @@ async fn write_status(
     new: &CouponCampaignStatus,
     at_once: bool,
 ) -> Result<Option<Duration>, Error> {
-    if !status::differs(old, new) {
+    let key = format!("{}/{}", key_of(object), object.metadata.uid.as_deref().unwrap_or(""));
+    let cached = ctx.last_status.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+    let current = cached.as_ref().map(|(status, _)| status).or(old);
+    if !status::differs(current, new) {
         return Ok(None);
     }
-    let key = key_of(object);
-    if !at_once && status::only_counts_changed(old, new) {
-        let last = ctx.last_status.lock().unwrap_or_else(|e| e.into_inner()).get(&key).copied();
-        if let Some(last) = last {
-            let since = last.elapsed();
-            if since < STATUS_COUNTS_INTERVAL {
-                return Ok(Some(STATUS_COUNTS_INTERVAL - since));
-            }
-        }
+    if !at_once
+        && status::only_counts_changed(current, new)
+        && let Some((_, last)) = &cached
+        && last.elapsed() < STATUS_COUNTS_INTERVAL
+    {
+        return Ok(Some(STATUS_COUNTS_INTERVAL - last.elapsed()));
     }
     let api: Api<DynamicObject> = Api::namespaced_with(
         ctx.client.clone(),
@@ -422,7 +432,7 @@ async fn write_status(
     retry_conflicts(|| api.patch_status(&name, &params, &patch)).await?;
     ctx.writes.status.fetch_add(1, Ordering::Relaxed);
     metrics::counter!("ww_operator_status_writes_total").increment(1);
-    ctx.last_status.lock().unwrap_or_else(|e| e.into_inner()).insert(key, Instant::now());
+    ctx.last_status.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (new.clone(), Instant::now()));
     Ok(None)
 }
 
@@ -513,7 +523,10 @@ pub async fn run(
     let ar = campaign_resource();
     let campaigns: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ar);
     let stores = ctx.stores.clone();
-    let controller = Controller::new_with(campaigns, watcher::Config::default(), ar);
+    // Bounded concurrency: each reconcile holds an API connection and its buffers; hundreds at
+    // once buy no speed against one API server and cost memory.
+    let controller = Controller::new_with(campaigns, watcher::Config::default(), ar)
+        .with_config(kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY));
     let controller = (watches.controller)(controller);
     // (The controller's own store of campaigns never reports ready in kube-runtime 5.0, though
     // it fills; the children's stores do, and reconciles wait for nothing else.)

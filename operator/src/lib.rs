@@ -3,6 +3,7 @@
 //! them as the campaign's plan says, leader election, and `render`, which prints the children
 //! without a cluster.
 
+pub mod bench;
 pub mod children;
 pub mod config;
 pub mod controller;
