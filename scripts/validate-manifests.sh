@@ -25,7 +25,7 @@ sed 's/^  suspend: false$/  suspend: true/' config/samples/coupon-campaign-full.
 cargo run -q --locked -p ww-operator --bin ww-operator -- render "$out/suspended-campaign.yaml" --image ghcr.io/weatherwise/ww:0.1.0 \
   --at 2026-12-07T02:00:00Z >"$out/suspended.yaml"
 rm "$out/suspended-campaign.yaml"
-files=(crds/*.yaml "$out"/*.yaml)
+files=(crds/*.yaml config/rbac/*.yaml "$out"/*.yaml)
 "$validate" --strict --quiet --kubernetes-version "$version" "${files[@]}"
 grep -q "kind: HorizontalPodAutoscaler" "$out/suspended.yaml" && { echo "error: a suspended campaign rendered an autoscaler" >&2; exit 1; }
 echo "kubernetes-validate --strict (Kubernetes $version): ${#files[@]} file(s) valid"

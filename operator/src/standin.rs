@@ -58,6 +58,8 @@ pub struct Counts {
     pub conflicts_injected: AtomicU64,
     /// Writes that changed an object.
     pub changes: AtomicU64,
+    /// Every (verb, API group, resource[/subresource]) asked for, in RBAC's words.
+    pub seen: Mutex<std::collections::BTreeSet<(String, String, String)>>,
 }
 
 /// One stored object's place: `group/version/plural` (core: `v1/plural`), namespace, name.
@@ -474,6 +476,25 @@ async fn handle(State(api): State<StandIn>, request: Request) -> Response {
     let Some(target) = parse_path(parts.uri.path()) else {
         return status_error(StatusCode::NOT_FOUND, "NotFound", format!("no such path {}", parts.uri.path()));
     };
+    {
+        let verb = match (&parts.method, &target.name) {
+            (&Method::GET, None) if watching => "watch",
+            (&Method::GET, None) => "list",
+            (&Method::GET, Some(_)) => "get",
+            (&Method::POST, _) => "create",
+            (&Method::PUT, _) => "update",
+            (&Method::PATCH, _) => "patch",
+            (&Method::DELETE, _) => "delete",
+            _ => "other",
+        };
+        let (group_version, plural) = target.collection.rsplit_once('/').unwrap_or(("", ""));
+        let group = group_version.rsplit_once('/').map_or("", |(g, _)| g);
+        let resource = match &target.subresource {
+            Some(sub) => format!("{plural}/{sub}"),
+            None => plural.to_owned(),
+        };
+        api.counts.seen.lock().unwrap_or_else(|e| e.into_inner()).insert((verb.to_owned(), group.to_owned(), resource));
+    }
     if kind_of(&target.collection).is_none() {
         return status_error(
             StatusCode::NOT_FOUND,

@@ -49,6 +49,11 @@ impl Harness {
     }
 
     async fn start_with(at: &str, faults: Faults) -> Self {
+        Self::start_full(at, faults, false).await
+    }
+
+    /// `events`: publish Kubernetes Events, as the real operator does.
+    async fn start_full(at: &str, faults: Faults, events: bool) -> Self {
         let api = StandIn::new(faults, true);
         let client = client_for(&api).await;
         let now = Arc::new(AtomicI64::new(kst(at).timestamp_millis()));
@@ -56,13 +61,16 @@ impl Harness {
         let clock: controller::Clock =
             Arc::new(move || Utc.timestamp_millis_opt(clock_now.load(Ordering::SeqCst)).unwrap());
         let watches = ChildWatches::new(&client);
+        let recorder = events.then(|| {
+            kube::runtime::events::Recorder::new(client.clone(), controller::reporter(Some("test".to_owned())))
+        });
         let ctx = Arc::new(Context::new(
             client,
             WorkloadConfig::example(),
             clock,
             watches.stores.clone(),
             Counters::default(),
-            None,
+            recorder,
         ));
         let (poke, pokes) = mpsc::unbounded_channel();
         let pokes = futures::stream::unfold(pokes, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
@@ -436,5 +444,86 @@ mod lease {
         let lease = api.get("coordination.k8s.io/v1/leases", "weatherwise", "ww-operator").unwrap();
         assert_eq!(lease.pointer("/spec/holderIdentity"), Some(&json!("b")));
         assert_eq!(lease.pointer("/spec/leaseTransitions"), Some(&json!(1)));
+    }
+}
+
+/// The RBAC manifest grants every call the controller and the election make, and nothing else.
+mod rbac {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    const RBAC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/rbac/ww-operator.yaml");
+
+    /// Every (verb, group, resource) the manifest's roles grant.
+    fn granted() -> BTreeSet<(String, String, String)> {
+        let text = std::fs::read_to_string(RBAC).unwrap();
+        let mut granted = BTreeSet::new();
+        for document in serde_yaml::Deserializer::from_str(&text) {
+            let role: Value = serde::Deserialize::deserialize(document).unwrap();
+            if !matches!(role["kind"].as_str(), Some("ClusterRole" | "Role")) {
+                continue;
+            }
+            for rule in role["rules"].as_array().unwrap() {
+                for group in rule["apiGroups"].as_array().unwrap() {
+                    for resource in rule["resources"].as_array().unwrap() {
+                        for verb in rule["verbs"].as_array().unwrap() {
+                            granted.insert((
+                                verb.as_str().unwrap().to_owned(),
+                                group.as_str().unwrap().to_owned(),
+                                resource.as_str().unwrap().to_owned(),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        granted
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_manifest_grants_exactly_the_calls_the_operator_makes() {
+        let h = Harness::start_full("2026-12-07T08:00:00+09:00", Faults::default(), true).await;
+        h.api.put(CAMPAIGNS, campaign("rainy", json!({})));
+        h.until("scheduled", |h| phase(&h.campaign("rainy")).as_deref() == Some("Scheduled")).await;
+        h.set_time("2026-12-07T09:55:00+09:00", "rainy");
+        h.until("pre-warming", |h| h.child(HPAS, "rainy").is_some()).await;
+        h.set_time("2026-12-07T12:01:00+09:00", "rainy");
+        h.until("idle again", |h| {
+            h.child(HPAS, "rainy").is_none() && replicas(&h.child(DEPLOYMENTS, "rainy")) == Some(1)
+        })
+        .await;
+        h.until("events published", |h| !h.api.list("events.k8s.io/v1/events").is_empty()).await;
+        // The election, against the same API.
+        let client = client_for(&h.api).await;
+        let (leading_tx, leading) = tokio::sync::watch::channel(false);
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let config = operator::leader::LeaseConfig {
+            namespace: "weatherwise".to_owned(),
+            name: "ww-operator".to_owned(),
+            identity: "a".to_owned(),
+            duration: Duration::from_secs(2),
+            retry: Duration::from_millis(50),
+        };
+        let election = tokio::spawn(operator::leader::run(
+            kube::Api::namespaced(client, "weatherwise"),
+            config,
+            leading_tx,
+            stop_rx,
+        ));
+        h.until("leading", |_| *leading.borrow()).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = stop.send(true);
+        election.await.unwrap();
+
+        let seen = h.api.counts.seen.lock().unwrap().clone();
+        let granted = granted();
+        let denied: Vec<_> = seen.difference(&granted).collect();
+        assert!(denied.is_empty(), "calls the manifest does not allow: {denied:?}");
+        // kube's Recorder patches an Event when the same one repeats (an event series), which
+        // this walk does not produce.
+        let series = ("patch".to_owned(), "events.k8s.io".to_owned(), "events".to_owned());
+        let unused: Vec<_> = granted.difference(&seen).filter(|g| **g != series).collect();
+        assert!(unused.is_empty(), "granted but never used (least privilege): {unused:?}");
     }
 }

@@ -59,6 +59,10 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "WW_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
+    /// Check that every setting the services need is given, print what is missing, and exit
+    /// without connecting to anything (for a Helm test hook, or to check a manifest's wiring).
+    #[arg(long)]
+    pub check_config: bool,
     #[command(flatten)]
     pub http: HttpConfig,
     #[command(flatten)]

@@ -17,10 +17,17 @@ use crate::cli::{ServeArgs, ServiceName};
 const REDIS_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let missing = missing_settings(&args);
+    if args.check_config {
+        if missing.is_empty() {
+            println!("configuration complete for {:?}", args.services);
+            return Ok(());
+        }
+        anyhow::bail!("configuration incomplete for {:?}:\n- {}", args.services, missing.join("\n- "));
+    }
     platform::telemetry::init(args.log_format);
-    // What each role needs said before it can run (see crate::roles).
-    if let Some(missing) = args.services.iter().find_map(|s| (s.role().missing)(&args)) {
-        anyhow::bail!(missing);
+    if !missing.is_empty() {
+        anyhow::bail!(missing.join("; "));
     }
     let stop = shutdown_signal();
     let ctx = context(&args, stop.clone()).await?;
@@ -28,6 +35,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(address = %listener.local_addr()?, services = ?args.services, "serving");
     app.run(listener, stop).await
+}
+
+/// Every setting the roles in `args` need that is missing, each naming the variable to set: what
+/// each role needs said (see `crate::roles`), then the backends and keys every role uses.
+pub fn missing_settings(args: &ServeArgs) -> Vec<String> {
+    let mut missing: Vec<String> =
+        args.services.iter().filter_map(|s| (s.role().missing)(args)).map(str::to_owned).collect();
+    if args.database.database_url.is_none() {
+        missing.push("no database configured: set WW_DATABASE_URL (postgres://…)".to_owned());
+    }
+    if let Err(e) = JwtKeys::from_config(&args.jwt) {
+        missing.push(format!("the token keys: {e} (WW_JWT_KEYS)"));
+    }
+    let needs_redis: Vec<ServiceName> = args.services.iter().copied().filter(|s| s.role().redis).collect();
+    if !needs_redis.is_empty() && args.redis.redis_url.is_none() {
+        missing.push(format!("{needs_redis:?} need Redis: set WW_REDIS_URL (redis://…)"));
+    }
+    if args.kafka.kafka_brokers.is_none() {
+        missing.push("no Kafka brokers configured: set WW_KAFKA_BROKERS (host:9092,…)".to_owned());
+    }
+    missing
 }
 
 /// Connects the production backends, failing with the variable to set when one is missing.
