@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use campaign::plan::{Plan, Scale};
-use campaign::{Campaign, CouponCampaign};
+use campaign::{Campaign, CouponCampaign, ResourcePhase};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler,
@@ -44,11 +44,18 @@ pub const MANAGED_BY: &str = "ww-operator";
 pub const CAMPAIGN_LABEL: &str = "weatherwise.io/campaign";
 
 /// Every child of one campaign at one instant. `hpa` and `ingress` are `None` when they should
-/// not exist (no autoscaler while the count is fixed; no Ingress without a configured host).
+/// not exist: no autoscaler while the count is fixed; the campaign's own route only while its
+/// issuers serve (otherwise the platform's Ingress sends `/api/campaigns/` to the steady-state
+/// coupon service) and only with a configured host.
 #[derive(Debug, Clone)]
 pub struct Children {
     pub config_map: ConfigMap,
+    /// Never carries `replicas`: see [`Children::replicas`].
     pub deployment: Deployment,
+    /// The issuer count to hold now: the fixed count, or the autoscaler's floor. Set at creation
+    /// and through the scale subresource, never in the applied fields (an apply that drops a
+    /// field it alone owned deletes it, and the Deployment would fall back to one replica).
+    pub replicas: u32,
     pub service: Service,
     pub hpa: Option<HorizontalPodAutoscaler>,
     pub pdb: PodDisruptionBudget,
@@ -144,21 +151,29 @@ pub fn build(
 ) -> Option<Children> {
     let owner = resource.controller_owner_ref(&())?;
     let name = campaign.name();
+    let (replicas, floor) = match plan.scale {
+        Scale::Fixed(n) => (n, n),
+        Scale::Autoscaled { min, .. } => (min, min),
+    };
+    // The issuers serve once the floor is Ready, or, inside a window, once any one is.
+    let open = matches!(plan.phase, ResourcePhase::Open | ResourcePhase::SoldOut);
+    let ready = running.ready_replicas;
+    let issuer_serves = replicas > 0 && ready > 0 && (ready >= floor || open);
     Some(Children {
         config_map: config_map(resource, &owner),
-        deployment: deployment(resource, campaign, plan, config, &owner),
+        deployment: deployment(resource, campaign, config, &owner),
+        replicas,
         service: service(resource, &owner),
         hpa: match plan.scale {
             Scale::Autoscaled { min, max } => Some(hpa(resource, campaign, min, max, &owner)),
             Scale::Fixed(_) => None,
         },
         pdb: pdb(resource, &owner),
-        ingress: config.ingress_host.as_ref().map(|host| {
-            // Route to the issuer only once a pod of it is Ready, and back to the steady-state
-            // coupon service before it scales to zero: never the ingress's own 502/503.
-            let issuer_serves = running.ready_replicas > 0 && plan.scale != Scale::Fixed(0);
-            ingress(resource, name, host, config, issuer_serves, &owner)
-        }),
+        ingress: config
+            .ingress_host
+            .as_ref()
+            .filter(|_| issuer_serves)
+            .map(|host| ingress(resource, name, host, config, &owner)),
     })
 }
 
@@ -241,7 +256,6 @@ fn probe(path: &str, period: i32, failures: i32) -> Probe {
 fn deployment(
     resource: &CouponCampaign,
     campaign: &Campaign,
-    plan: &Plan,
     config: &WorkloadConfig,
     owner: &OwnerReference,
 ) -> Deployment {
@@ -301,12 +315,7 @@ fn deployment(
     Deployment {
         metadata: meta(resource, owner),
         spec: Some(DeploymentSpec {
-            // Once an autoscaler owns the count, the operator leaves `replicas` out of what it
-            // applies, so the two never fight over it.
-            replicas: match plan.scale {
-                Scale::Fixed(n) => Some(i32::try_from(n).unwrap_or(i32::MAX)),
-                Scale::Autoscaled { .. } => None,
-            },
+            replicas: None,
             selector: LabelSelector { match_labels: Some(selector(name)), ..LabelSelector::default() },
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".to_owned()),
@@ -423,22 +432,11 @@ fn ingress(
     name: &str,
     host: &str,
     config: &WorkloadConfig,
-    issuer_serves: bool,
     owner: &OwnerReference,
 ) -> Ingress {
-    let backend = if issuer_serves {
-        IngressServiceBackend {
-            name: child_name(name),
-            port: Some(ServiceBackendPort { number: Some(80), ..ServiceBackendPort::default() }),
-        }
-    } else {
-        IngressServiceBackend {
-            name: config.coupon_service.name.clone(),
-            port: Some(ServiceBackendPort {
-                number: Some(i32::from(config.coupon_service.port)),
-                ..ServiceBackendPort::default()
-            }),
-        }
+    let backend = IngressServiceBackend {
+        name: child_name(name),
+        port: Some(ServiceBackendPort { number: Some(80), ..ServiceBackendPort::default() }),
     };
     Ingress {
         metadata: meta(resource, owner),

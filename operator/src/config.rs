@@ -1,7 +1,7 @@
 //! What the operator injects into the workloads it creates, set by the Helm chart: the issuer
 //! image, references to the Secrets holding the backends' addresses and the JWT keys, the
-//! trusted-proxy policy, the ingress class, host and TLS secret, and where the steady-state
-//! coupon service answers for a campaign whose issuer is scaled to zero.
+//! trusted-proxy policy, the ingress class, host and TLS secret, and the images campaigns may
+//! choose.
 
 use std::fmt;
 use std::str::FromStr;
@@ -38,26 +38,6 @@ impl fmt::Display for SecretKey {
     }
 }
 
-/// A Service and port, written `NAME:PORT`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceRef {
-    pub name: String,
-    pub port: u16,
-}
-
-impl FromStr for ServiceRef {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (name, port) = s.split_once(':').ok_or_else(|| format!("`{s}` is not NAME:PORT"))?;
-        let port = port.parse().map_err(|_| format!("`{port}` is not a port"))?;
-        if name.is_empty() {
-            return Err(format!("`{s}` has no service name"));
-        }
-        Ok(Self { name: name.to_owned(), port })
-    }
-}
-
 /// Everything the operator puts into the children besides the campaign itself.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkloadConfig {
@@ -91,15 +71,23 @@ pub struct WorkloadConfig {
     /// The TLS Secret for the host; absent: plain HTTP at the ingress.
     #[arg(long, env = "WW_OPERATOR_INGRESS_TLS_SECRET")]
     pub ingress_tls_secret: Option<String>,
-    /// The steady-state coupon Service that answers for a campaign while no issuer runs.
-    #[arg(long, env = "WW_OPERATOR_COUPON_SERVICE", default_value = "weatherwise-coupon:80")]
-    pub coupon_service: ServiceRef,
+    /// Image prefixes a campaign's `workload.image` may name (comma-separated, e.g.
+    /// `registry.example.com/weatherwise/`); empty: campaigns cannot choose their image. The
+    /// issuers get the database, Redis, Kafka and JWT secrets, so the image is a trust decision.
+    #[arg(long, env = "WW_OPERATOR_ALLOWED_IMAGES", value_delimiter = ',')]
+    pub allowed_images: Vec<String>,
     /// The PriorityClass of issuer pods, so event workloads can preempt batch work.
     #[arg(long, env = "WW_OPERATOR_PRIORITY_CLASS")]
     pub priority_class: Option<String>,
 }
 
 impl WorkloadConfig {
+    /// Whether a campaign may run `image`.
+    pub fn image_allowed(&self, image: &str) -> bool {
+        image == self.image
+            || self.allowed_images.iter().any(|prefix| !prefix.is_empty() && image.starts_with(prefix.as_str()))
+    }
+
     /// A configuration for tests and examples.
     pub fn example() -> Self {
         Self {
@@ -113,7 +101,7 @@ impl WorkloadConfig {
             ingress_class: Some("nginx".to_owned()),
             ingress_host: Some("weather.example.com".to_owned()),
             ingress_tls_secret: Some("weather-example-tls".to_owned()),
-            coupon_service: ServiceRef { name: "weatherwise-coupon".to_owned(), port: 80 },
+            allowed_images: vec!["ghcr.io/weatherwise/".to_owned()],
             priority_class: Some("weatherwise-events".to_owned()),
         }
     }

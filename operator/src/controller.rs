@@ -107,9 +107,28 @@ pub struct Context {
     last_status: Mutex<HashMap<String, (CouponCampaignStatus, Instant)>>,
     /// Consecutive failures per campaign, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// When each campaign's route was last removed, so its issuers stop only after the ingress
+    /// had time to stop sending to them.
+    route_removed: Mutex<HashMap<String, Instant>>,
+    /// Every child watch has listed once; before that an empty store would read as "missing".
+    pub synced: std::sync::atomic::AtomicBool,
+    /// The campaigns as the controller's watch sees them (to refuse a name another namespace
+    /// already routes).
+    pub campaigns: std::sync::OnceLock<Store<DynamicObject>>,
+    /// How long after a campaign's route is removed its last issuers keep running.
+    pub route_drain: Duration,
 }
 
+/// How long after a campaign's route is removed its last issuers keep running.
+pub const ROUTE_DRAIN: Duration = Duration::from_secs(10);
+
 impl Context {
+    /// The same context with another route drain (tests use a short one).
+    pub fn with_route_drain(mut self, drain: Duration) -> Self {
+        self.route_drain = drain;
+        self
+    }
+
     pub fn new(
         client: Client,
         config: WorkloadConfig,
@@ -129,6 +148,10 @@ impl Context {
             reconciles: AtomicU64::new(0),
             last_status: Mutex::default(),
             failures: Mutex::default(),
+            route_removed: Mutex::default(),
+            synced: std::sync::atomic::AtomicBool::new(false),
+            campaigns: std::sync::OnceLock::new(),
+            route_drain: ROUTE_DRAIN,
         }
     }
 }
@@ -181,26 +204,56 @@ async fn reconcile_campaign(object: &DynamicObject, ctx: &Context) -> Result<Act
         ctx.counters.forget(&namespace, &name);
         return Ok(Action::await_change());
     }
+    if !ctx.synced.load(Ordering::Acquire) {
+        // An unsynced store reads as "no children": re-applying everything and routing away
+        // from Ready issuers. Wait for the lists.
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
     let now = (ctx.clock)();
-    let old_status: Option<CouponCampaignStatus> =
+    let watched: Option<CouponCampaignStatus> =
         object.data.get("status").and_then(|s| serde_json::from_value(s.clone()).ok());
+    // What this replica last wrote is newer than a lagging watch.
+    let status_key = status_key(object);
+    let cached = ctx.last_status.lock().unwrap_or_else(|e| e.into_inner()).get(&status_key).map(|(s, _)| s.clone());
+    let old_status = cached.or(watched);
     let generation = object.metadata.generation;
 
     // Read the object as a campaign; a malformed or invalid one is reported and waits for a change.
+    let invalid = |problem: String| status::invalid(old_status.as_ref(), generation, &problem, now);
     let resource: CouponCampaign = match campaign::check::read(&serde_json::to_value(object)?) {
         Ok(resource) => resource,
         Err(problem) => {
-            let problem = format!("the resource cannot be read: {problem}");
-            let new = status::invalid(old_status.as_ref(), generation, &problem, now);
+            let new = invalid(format!("the resource cannot be read: {problem}"));
             write_status(ctx, object, old_status.as_ref(), &new, true).await?;
             return Ok(Action::await_change());
         }
     };
-    let campaign = match Campaign::new(&name, resource.spec.clone()) {
+    let refusal = match Campaign::new(&name, resource.spec.clone()) {
+        Err(e) => Err(e.to_string()),
+        Ok(c) => match (route_taken(ctx, object), &resource.spec.workload.image) {
+            (Some(other), _) => Err(format!(
+                "metadata.name: `{name}` is already a campaign in namespace `{other}`; its route \
+                 /api/campaigns/{name}/ is on one public host, so names are unique across namespaces"
+            )),
+            (None, Some(image)) if !ctx.config.image_allowed(image) => Err(format!(
+                "spec.workload.image: `{image}` is not among the images the operator allows \
+                 (its --allowed-images); the issuers receive the platform's secrets"
+            )),
+            (None, _) => Ok(c),
+        },
+    };
+    let campaign = match refusal {
         Ok(c) => c,
-        Err(invalid) => {
-            let new = status::invalid(old_status.as_ref(), generation, &invalid.to_string(), now);
+        Err(problem) => {
+            // The last valid workload keeps running as it was (documented in 0009).
+            let new = invalid(problem);
+            let old_phase = old_status.as_ref().and_then(|s| s.phase);
             write_status(ctx, object, old_status.as_ref(), &new, true).await?;
+            if let (Some(recorder), Some(old)) = (&ctx.recorder, old_phase)
+                && old != ResourcePhase::Invalid
+            {
+                publish_phase(recorder, object, old, ResourcePhase::Invalid, None).await;
+            }
             return Ok(Action::await_change());
         }
     };
@@ -220,7 +273,7 @@ async fn reconcile_campaign(object: &DynamicObject, ctx: &Context) -> Result<Act
     let Some(built) = children::build(&resource, &campaign, &plan, &ctx.config, running) else {
         return Err(Error::Unnamed);
     };
-    apply_children(ctx, &namespace, &built, &plan, deployment.as_deref()).await?;
+    let drain = apply_children(ctx, &namespace, &status_key, &built, &plan, deployment.as_deref()).await?;
 
     let first_day = campaign.day_bounds(campaign.spec().schedule.start_date).0;
     let started = (now >= first_day).then_some(first_day);
@@ -236,9 +289,33 @@ async fn reconcile_campaign(object: &DynamicObject, ctx: &Context) -> Result<Act
         (&ctx.recorder, old_status.as_ref().and_then(|s| s.phase), new.phase)
         && old != phase
     {
-        publish_phase(recorder, object, old, phase, &plan).await;
+        publish_phase(recorder, object, old, phase, plan.next_change).await;
     }
+    let wait = match (wait, drain) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     Ok(requeue(&plan, now, wait))
+}
+
+fn status_key(object: &DynamicObject) -> String {
+    format!("{}/{}", key_of(object), object.metadata.uid.as_deref().unwrap_or(""))
+}
+
+/// Another namespace's campaign of the same name that came first (earlier creation, then
+/// namespace order): it owns the route.
+fn route_taken(ctx: &Context, object: &DynamicObject) -> Option<String> {
+    let store = ctx.campaigns.get()?;
+    let me = (object.metadata.creation_timestamp.as_ref().map(|t| t.0), object.metadata.namespace.clone());
+    store
+        .state()
+        .iter()
+        .filter(|o| o.metadata.name == object.metadata.name && o.metadata.namespace != object.metadata.namespace)
+        .filter(|o| o.metadata.deletion_timestamp.is_none())
+        .map(|o| (o.metadata.creation_timestamp.as_ref().map(|t| t.0), o.metadata.namespace.clone()))
+        .filter(|other| *other < me)
+        .min()
+        .and_then(|(_, namespace)| namespace)
 }
 
 /// When to look again: at the plan's next change; sooner while open (issuers going silent show
@@ -318,103 +395,130 @@ fn count_write(ctx: &Context, kind: &str, verb: &'static str) {
     metrics::counter!("ww_operator_api_writes_total", "kind" => kind.to_owned(), "verb" => verb).increment(1);
 }
 
+/// Applies the children; returns how long a scale to zero waits for the route to drain.
 async fn apply_children(
     ctx: &Context,
     namespace: &str,
+    key: &str,
     built: &Children,
     plan: &Plan,
     deployment: Option<&Deployment>,
-) -> Result<(), Error> {
+) -> Result<Option<Duration>, Error> {
     let stores = &ctx.stores;
+    let name = built.deployment.metadata.name.clone().unwrap_or_default();
     apply_one(ctx, &stores.config_maps, namespace, &built.config_map).await?;
     apply_one(ctx, &stores.services, namespace, &built.service).await?;
     apply_one(ctx, &stores.pdbs, namespace, &built.pdb).await?;
-    // The route first: it moves back to the coupon service before the issuers scale to zero,
-    // and it moves to the issuers only once one of them is Ready.
-    if let Some(ingress) = &built.ingress {
-        apply_one(ctx, &stores.ingresses, namespace, ingress).await?;
+    // The route first: it goes once the issuers stop serving, and comes only once they are Ready.
+    match &built.ingress {
+        Some(ingress) => {
+            apply_one(ctx, &stores.ingresses, namespace, ingress).await?;
+            ctx.route_removed.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        }
+        None => {
+            if stores.ingresses.get(&ObjectRef::new(&name).within(namespace)).is_some() {
+                delete::<Ingress>(ctx, namespace, &name).await?;
+                ctx.route_removed.lock().unwrap_or_else(|e| e.into_inner()).insert(key.to_owned(), Instant::now());
+            }
+        }
     }
-    let name = built.deployment.metadata.name.clone().unwrap_or_default();
-    let scale = match plan.scale {
-        Scale::Fixed(n) => n,
-        Scale::Autoscaled { min, .. } => min,
-    };
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
-    match deployment {
-        // Created with its first count (an Update, not part of what is applied), so the applied
-        // fields never include `replicas` and an autoscaler can own it later without a fight.
+    let replicas = i32::try_from(built.replicas).unwrap_or(i32::MAX);
+    let current = match deployment {
+        // Created with its first count (an Update, not an Apply): the applied fields never
+        // include `replicas`, so an autoscaler can own it later without a fight.
         None => {
             let mut first = built.deployment.clone();
             if let Some(spec) = first.spec.as_mut() {
-                spec.replicas = Some(i32::try_from(scale).unwrap_or(i32::MAX));
+                spec.replicas = Some(replicas);
             }
             let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
             match deployments.create(&params, &first).await {
-                Ok(_) => count_write(ctx, "Deployment", "create"),
-                // The watch had not shown it yet: fall through to apply.
+                Ok(_) => {
+                    count_write(ctx, "Deployment", "create");
+                    Some(replicas)
+                }
+                // The watch had not shown it yet: apply, and set the count below.
                 Err(kube::Error::Api(e)) if e.code == 409 => {
                     apply_one(ctx, &stores.deployments, namespace, &built.deployment).await?;
+                    None
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        Some(_) => apply_one(ctx, &stores.deployments, namespace, &built.deployment).await?,
-    }
+        Some(d) => {
+            apply_one(ctx, &stores.deployments, namespace, &built.deployment).await?;
+            d.spec.as_ref().and_then(|s| s.replicas)
+        }
+    };
     match &built.hpa {
         Some(hpa) => apply_one(ctx, &stores.hpas, namespace, hpa).await?,
         None => {
             if stores.hpas.get(&ObjectRef::new(&name).within(namespace)).is_some() {
-                let api: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), namespace);
-                let params = DeleteParams::default();
-                match retry_conflicts(|| api.delete(&name, &params)).await {
-                    Ok(_) => count_write(ctx, "HorizontalPodAutoscaler", "delete"),
-                    Err(kube::Error::Api(e)) if e.code == 404 => {}
-                    Err(e) => return Err(e.into()),
-                }
+                delete::<HorizontalPodAutoscaler>(ctx, namespace, &name).await?;
             }
         }
     }
-    // A fixed count is set through the scale subresource, and only when it differs.
-    if let (Scale::Fixed(n), Some(current)) = (plan.scale, deployment) {
-        let replicas = current.spec.as_ref().and_then(|s| s.replicas);
-        if replicas != Some(i32::try_from(n).unwrap_or(i32::MAX)) {
-            let patch = serde_json::json!({"spec": {"replicas": n}});
-            deployments
-                .patch_scale(
-                    &name,
-                    &PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() },
-                    &Patch::Merge(&patch),
-                )
-                .await?;
-            count_write(ctx, "Deployment", "scale");
+    // The count, through the scale subresource: a fixed count exactly; an autoscaled one raised
+    // to its floor (an HPA never scales a Deployment up from zero).
+    let wanted = match plan.scale {
+        Scale::Fixed(_) => (current != Some(replicas)).then_some(replicas),
+        Scale::Autoscaled { .. } => current.is_none_or(|c| c < replicas).then_some(replicas),
+    };
+    let mut drain = None;
+    if let Some(wanted) = wanted {
+        let removed = ctx.route_removed.lock().unwrap_or_else(|e| e.into_inner()).get(key).copied();
+        let draining = removed.and_then(|t| ctx.route_drain.checked_sub(t.elapsed()));
+        match draining {
+            Some(left) if wanted == 0 => drain = Some(left),
+            _ => {
+                let patch = serde_json::json!({"spec": {"replicas": wanted}});
+                let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() };
+                let patch = Patch::Merge(&patch);
+                retry_conflicts(|| deployments.patch_scale(&name, &params, &patch)).await?;
+                count_write(ctx, "Deployment", "scale");
+            }
         }
     }
-    Ok(())
+    Ok(drain)
 }
 
-/// Writes `new` when it differs from the status as it stands: the last status this replica
-/// wrote for this object (the watch may not have shown it yet), or else `old` from the watch. A
-/// change only in the counts waits until [`STATUS_COUNTS_INTERVAL`] has passed since the last
-/// write; the wait left is returned.
+async fn delete<K>(ctx: &Context, namespace: &str, name: &str) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
+    let params = DeleteParams::default();
+    match retry_conflicts(|| api.delete(name, &params)).await {
+        Ok(_) => {
+            count_write(ctx, K::kind(&()).as_ref(), "delete");
+            Ok(())
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes `new` when it differs from `current` (the status this replica last wrote, or the
+/// watched one). A change only in the counts waits until [`STATUS_COUNTS_INTERVAL`] has passed
+/// since the last write; the wait left is returned.
 async fn write_status(
     ctx: &Context,
     object: &DynamicObject,
-    old: Option<&CouponCampaignStatus>,
+    current: Option<&CouponCampaignStatus>,
     new: &CouponCampaignStatus,
     at_once: bool,
 ) -> Result<Option<Duration>, Error> {
-    let key = format!("{}/{}", key_of(object), object.metadata.uid.as_deref().unwrap_or(""));
-    let cached = ctx.last_status.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
-    let current = cached.as_ref().map(|(status, _)| status).or(old);
     if !status::differs(current, new) {
         return Ok(None);
     }
+    let key = status_key(object);
+    let last = ctx.last_status.lock().unwrap_or_else(|e| e.into_inner()).get(&key).map(|(_, t)| *t);
     if !at_once
         && status::only_counts_changed(current, new)
-        && let Some((_, last)) = &cached
-        && last.elapsed() < STATUS_COUNTS_INTERVAL
+        && let Some(left) = last.and_then(|t| STATUS_COUNTS_INTERVAL.checked_sub(t.elapsed()))
     {
-        return Ok(Some(STATUS_COUNTS_INTERVAL - last.elapsed()));
+        return Ok(Some(left));
     }
     let api: Api<DynamicObject> = Api::namespaced_with(
         ctx.client.clone(),
@@ -441,9 +545,9 @@ async fn publish_phase(
     object: &DynamicObject,
     old: ResourcePhase,
     new: ResourcePhase,
-    plan: &Plan,
+    next_change: Option<DateTime<Utc>>,
 ) {
-    let note = match plan.next_change {
+    let note = match next_change {
         Some(next) => format!("{old} → {new}; next change at {}", next.to_rfc3339()),
         None => format!("{old} → {new}"),
     };
@@ -528,10 +632,13 @@ pub async fn run(
     let controller = Controller::new_with(campaigns, watcher::Config::default(), ar)
         .with_config(kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY));
     let controller = (watches.controller)(controller);
+    let _ = ctx.campaigns.set(controller.store());
+    let synced_ctx = ctx.clone();
     // (The controller's own store of campaigns never reports ready in kube-runtime 5.0, though
     // it fills; the children's stores do, and reconciles wait for nothing else.)
     tokio::spawn(async move {
         ChildWatches::synced(&stores).await;
+        synced_ctx.synced.store(true, Ordering::Release);
         ready.set(true);
         tracing::info!("watches synced; reconciling");
     });

@@ -38,30 +38,51 @@ fn micro_now() -> MicroTime {
 }
 
 /// Runs the election until `stop` fires; `leading` says whether this replica leads. Losing the
-/// lease after holding it sets `leading` to false at once (the caller stops reconciling).
+/// lease after holding it sets `leading` to false at once (the caller stops reconciling). On
+/// `stop` a held lease is released, so the caller sends it only once it stopped reconciling.
+///
+/// A holder steps down when it has not renewed within two thirds of the lease duration,
+/// counted from before it sent its last successful renew, and every look at the lease is cut
+/// off after a third of it: a stalled connection cannot keep a replica leading while another
+/// takes over.
 pub async fn run(api: Api<Lease>, config: LeaseConfig, leading: watch::Sender<bool>, mut stop: watch::Receiver<bool>) {
     let mut seen: Option<(Seen, Instant)> = None;
+    let mut renewed: Option<Instant> = None;
+    let deadline = config.duration * 2 / 3;
+    let attempt = config.retry.max(Duration::from_millis(100)).min(config.duration / 3);
     loop {
-        let result = step(&api, &config, &mut seen).await;
+        let sent = Instant::now();
+        let result = tokio::time::timeout(attempt, step(&api, &config, &mut seen)).await;
         let now_leading = match result {
-            Ok(leads) => leads,
-            Err(e) => {
+            Ok(Ok(true)) => {
+                renewed = Some(sent);
+                true
+            }
+            Ok(Ok(false)) => false,
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, "lease: cannot read or write the lease");
-                // Holding on through an API outage shorter than the lease is safe: nobody else can
-                // take it before it expires. Beyond that, step down.
-                *leading.borrow() && seen.as_ref().is_some_and(|(_, since)| since.elapsed() < config.duration)
+                *leading.borrow() && renewed.is_some_and(|t| t.elapsed() < deadline)
+            }
+            Err(_) => {
+                tracing::warn!(after = ?attempt, "lease: the API did not answer in time");
+                *leading.borrow() && renewed.is_some_and(|t| t.elapsed() < deadline)
             }
         };
         if *leading.borrow() != now_leading {
             tracing::info!(identity = %config.identity, leading = now_leading, "lease: leadership changed");
             let _ = leading.send(now_leading);
         }
+        // Never sleep past the renew deadline while leading.
+        let pause = match (now_leading, renewed) {
+            (true, Some(t)) => config.retry.min(deadline.saturating_sub(t.elapsed())),
+            _ => config.retry,
+        };
         tokio::select! {
-            _ = tokio::time::sleep(config.retry) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = stop.changed() => {
                 if *leading.borrow() {
-                    release(&api, &config).await;
                     let _ = leading.send(false);
+                    let _ = tokio::time::timeout(attempt, release(&api, &config)).await;
                 }
                 return;
             }

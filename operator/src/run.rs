@@ -37,9 +37,20 @@ pub struct RunArgs {
     pub workload: WorkloadConfig,
 }
 
+/// A unique identity when the pod name is not given: the host name and a random suffix (two
+/// replicas must never share one, or both would renew "their" lease).
+fn default_identity() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "ww-operator".to_owned());
+    format!("{host}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
 pub async fn run(args: RunArgs, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
-    let identity = args.identity.clone().unwrap_or_else(|| format!("ww-operator-{}", std::process::id()));
+    let identity = args.identity.clone().filter(|i| !i.is_empty()).unwrap_or_else(default_identity);
     let (stop_tx, stop_rx) = watch::channel(false);
     let ready = Readiness::default();
     let server = tokio::spawn(http::serve(args.listen, http::router(metrics, ready.clone()), {
@@ -61,11 +72,13 @@ pub async fn run(args: RunArgs, metrics: Option<metrics_exporter_prometheus::Pro
         duration: Duration::from_secs(args.lease_seconds),
         retry: Duration::from_secs((args.lease_seconds / 5).max(1)),
     };
+    // The election stops (and releases the lease) only once the controller has stopped.
+    let (election_stop, election_stop_rx) = watch::channel(false);
     let election = tokio::spawn(leader::run(
         Api::<Lease>::namespaced(client.clone(), &args.lease_namespace),
         lease,
         leading_tx,
-        stop_rx.clone(),
+        election_stop_rx,
     ));
     // A standby is ready: it serves its endpoints and waits for the lease.
     ready.set(true);
@@ -76,8 +89,12 @@ pub async fn run(args: RunArgs, metrics: Option<metrics_exporter_prometheus::Pro
             break;
         }
         tokio::select! {
-            changed = leading_rx.changed() => if changed.is_err() { return Ok(()) },
-            _ = stop.changed() => return Ok(()),
+            changed = leading_rx.changed() => if changed.is_err() { break },
+            _ = stop.changed() => {
+                let _ = election_stop.send(true);
+                let _ = election.await;
+                return Ok(());
+            }
         }
     }
     tracing::info!(%identity, "leading: starting the controller");
@@ -92,21 +109,33 @@ pub async fn run(args: RunArgs, metrics: Option<metrics_exporter_prometheus::Pro
         Counters::default(),
         Some(recorder),
     ));
-    // Stop reconciling as soon as the lease is lost (or on SIGTERM).
+    // Stop reconciling as soon as the lease is lost, or on SIGTERM.
     let mut lost = leading_rx.clone();
+    let mut stop = stop_rx.clone();
     let shutdown = async move {
-        loop {
-            if lost.changed().await.is_err() || !*lost.borrow() {
-                return;
-            }
+        tokio::select! {
+            _ = async { while lost.changed().await.is_ok() && *lost.borrow() {} } => {}
+            _ = stop.changed() => {}
         }
     };
-    controller::run(ctx, watches, futures::stream::pending(), ready, shutdown).await;
-    let still_leading = *leading_rx.borrow();
+    let (halt, halted) = tokio::sync::oneshot::channel::<()>();
+    let mut reconciling = tokio::spawn(controller::run(ctx, watches, futures::stream::pending(), ready, async move {
+        let _ = halted.await;
+    }));
+    shutdown.await;
+    let _ = halt.send(());
+    // In-flight reconciles get a bounded time to finish before the lease is given up.
+    if tokio::time::timeout(Duration::from_secs(20), &mut reconciling).await.is_err() {
+        reconciling.abort();
+    }
+    let lost_lease = !*leading_rx.borrow();
+    let _ = election_stop.send(true);
     let _ = election.await;
     server.abort();
-    if !still_leading && !*stop_rx.borrow() {
-        anyhow::bail!("lost the leader lease; exiting so a fresh start waits for it again");
+    if lost_lease && !*stop_rx.borrow() {
+        // Exit so the kubelet restarts a clean standby; a replica that lost the lease must not
+        // win it back with a stopped controller.
+        anyhow::bail!("lost the leader lease; exiting");
     }
     Ok(())
 }

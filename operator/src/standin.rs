@@ -428,7 +428,8 @@ impl StandIn {
             ("autoscaling/v2/horizontalpodautoscalers".to_owned(), namespace.to_owned(), deployment_name.clone());
         let Some(deployment) = inner.objects.get(&dkey).cloned() else { return };
         let mut replicas = deployment.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
-        if let Some(hpa) = inner.objects.get(&hkey) {
+        // An HPA does nothing while its target is at zero ("ScalingDisabled").
+        if let Some(hpa) = inner.objects.get(&hkey).filter(|_| replicas > 0) {
             let min = hpa.pointer("/spec/minReplicas").and_then(Value::as_i64).unwrap_or(1);
             let max = hpa.pointer("/spec/maxReplicas").and_then(Value::as_i64).unwrap_or(min);
             replicas = replicas.clamp(min, max.max(min));
@@ -506,7 +507,8 @@ async fn handle(State(api): State<StandIn>, request: Request) -> Response {
         Ok(b) => b,
         Err(_) => return status_error(StatusCode::BAD_REQUEST, "BadRequest", "unreadable body"),
     };
-    let is_write = matches!(parts.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+    // A real server answers a create that finds the object with AlreadyExists, not Conflict.
+    let is_write = matches!(parts.method, Method::PUT | Method::PATCH | Method::DELETE);
     if is_write && faults.conflict_rate > 0.0 && rand::thread_rng().gen_bool(faults.conflict_rate.min(1.0)) {
         api.counts.conflicts_injected.fetch_add(1, Ordering::Relaxed);
         return status_error(
@@ -743,6 +745,16 @@ fn patch(api: &StandIn, target: &Target, headers: &HeaderMap, body: &Bytes, _que
         }
     };
     let created = existing.is_none();
+    if created {
+        // An apply that creates is authorized as a create too.
+        let (group_version, plural) = target.collection.rsplit_once('/').unwrap_or(("", ""));
+        let group = group_version.rsplit_once('/').map_or("", |(g, _)| g);
+        api.counts.seen.lock().unwrap_or_else(|e| e.into_inner()).insert((
+            "create".to_owned(),
+            group.to_owned(),
+            plural.to_owned(),
+        ));
+    }
     let stored = api.store(&mut inner, &target.collection, &ns, &name, next, created);
     let object = stored.or(existing).unwrap_or(Value::Null);
     if subresource == Some("scale") {

@@ -39,11 +39,14 @@ fn children_at(r: &CouponCampaign, t: &str, ready: u32) -> Children {
     children::build(r, &c, &plan, &WorkloadConfig::example(), Running { ready_replicas: ready }).unwrap()
 }
 
-fn backend(children: &Children) -> String {
-    let ingress = children.ingress.as_ref().unwrap();
+/// The Service the campaign's own route sends to, or `None` when it has no route (the platform's
+/// Ingress then sends `/api/campaigns/` to the steady-state coupon service).
+fn backend(children: &Children) -> Option<String> {
+    let ingress = children.ingress.as_ref()?;
     let rule = &ingress.spec.as_ref().unwrap().rules.as_ref().unwrap()[0];
     let path = &rule.http.as_ref().unwrap().paths[0];
-    path.backend.service.as_ref().unwrap().name.clone()
+    assert_eq!(path.path.as_deref(), Some("/api/campaigns/rainy-day-pass/"));
+    Some(path.backend.service.as_ref().unwrap().name.clone())
 }
 
 #[test]
@@ -73,7 +76,8 @@ fn every_child_is_owned_by_the_campaign_and_labelled_the_standard_way() {
 #[test]
 fn between_openings_the_issuer_runs_idle_replicas_without_an_autoscaler() {
     let c = children_at(&resource(CAMPAIGN), "2026-12-07T08:00:00+09:00", 0);
-    assert_eq!(c.deployment.spec.as_ref().unwrap().replicas, Some(0));
+    assert_eq!(c.replicas, 0);
+    assert_eq!(c.deployment.spec.as_ref().unwrap().replicas, None, "the count is never an applied field");
     assert!(c.hpa.is_none());
 }
 
@@ -81,6 +85,7 @@ fn between_openings_the_issuer_runs_idle_replicas_without_an_autoscaler() {
 fn from_prewarm_an_autoscaler_owns_the_count_and_replicas_is_left_out() {
     let c = children_at(&resource(CAMPAIGN), "2026-12-07T09:56:00+09:00", 0);
     assert_eq!(c.deployment.spec.as_ref().unwrap().replicas, None);
+    assert_eq!(c.replicas, 3, "raised to the floor first: an HPA never scales up from zero");
     let applied = serde_json::to_value(&c.deployment).unwrap();
     assert!(applied["spec"].get("replicas").is_none(), "replicas is not among the applied fields");
     let hpa = c.hpa.unwrap().spec.unwrap();
@@ -90,20 +95,15 @@ fn from_prewarm_an_autoscaler_owns_the_count_and_replicas_is_left_out() {
 }
 
 #[test]
-fn the_route_goes_to_the_issuer_only_once_a_pod_is_ready_and_back_before_it_scales_to_zero() {
+fn the_route_goes_to_the_issuer_only_once_it_is_ready_and_away_before_it_scales_to_zero() {
     let r = resource(CAMPAIGN);
-    assert_eq!(
-        backend(&children_at(&r, "2026-12-07T09:56:00+09:00", 0)),
-        "weatherwise-coupon",
-        "pre-warming, nothing ready"
-    );
-    assert_eq!(backend(&children_at(&r, "2026-12-07T09:57:00+09:00", 2)), "cc-rainy-day-pass", "pre-warmed");
-    assert_eq!(backend(&children_at(&r, "2026-12-07T12:00:30+09:00", 3)), "cc-rainy-day-pass", "cooling down");
-    assert_eq!(
-        backend(&children_at(&r, "2026-12-07T12:01:00+09:00", 3)),
-        "weatherwise-coupon",
-        "idle is 0: back before the pods go"
-    );
+    let issuer = Some("cc-rainy-day-pass".to_owned());
+    assert_eq!(backend(&children_at(&r, "2026-12-07T09:56:00+09:00", 0)), None, "pre-warming, nothing ready");
+    assert_eq!(backend(&children_at(&r, "2026-12-07T09:57:00+09:00", 2)), None, "pre-warming, 2 of 3 ready");
+    assert_eq!(backend(&children_at(&r, "2026-12-07T09:58:00+09:00", 3)), issuer, "pre-warmed");
+    assert_eq!(backend(&children_at(&r, "2026-12-07T10:00:10+09:00", 1)), issuer, "open: one ready pod serves");
+    assert_eq!(backend(&children_at(&r, "2026-12-07T12:00:30+09:00", 3)), issuer, "cooling down");
+    assert_eq!(backend(&children_at(&r, "2026-12-07T12:01:00+09:00", 3)), None, "idle is 0: the route goes first");
 }
 
 #[test]
@@ -140,12 +140,12 @@ fn the_rules_reach_the_issuer_as_a_campaign_file_it_can_load() {
 }
 
 #[test]
-fn suspending_scales_to_zero_and_routes_to_the_steady_state_service() {
+fn suspending_scales_to_zero_and_leaves_the_route_to_the_steady_state_service() {
     let r = resource(&CAMPAIGN.replace("  workload:", "  suspend: true\n  workload:"));
     let c = children_at(&r, "2026-12-07T10:30:00+09:00", 3);
-    assert_eq!(c.deployment.spec.as_ref().unwrap().replicas, Some(0));
+    assert_eq!(c.replicas, 0);
     assert!(c.hpa.is_none());
-    assert_eq!(backend(&c), "weatherwise-coupon");
+    assert_eq!(backend(&c), None);
 }
 
 #[test]

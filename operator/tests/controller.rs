@@ -64,14 +64,17 @@ impl Harness {
         let recorder = events.then(|| {
             kube::runtime::events::Recorder::new(client.clone(), controller::reporter(Some("test".to_owned())))
         });
-        let ctx = Arc::new(Context::new(
-            client,
-            WorkloadConfig::example(),
-            clock,
-            watches.stores.clone(),
-            Counters::default(),
-            recorder,
-        ));
+        let ctx = Arc::new(
+            Context::new(
+                client,
+                WorkloadConfig::example(),
+                clock,
+                watches.stores.clone(),
+                Counters::default(),
+                recorder,
+            )
+            .with_route_drain(Duration::from_millis(500)),
+        );
         let (poke, pokes) = mpsc::unbounded_channel();
         let pokes = futures::stream::unfold(pokes, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -213,7 +216,9 @@ async fn a_campaign_walks_from_scheduled_through_prewarm_and_opening_to_idle_and
     h.until("ready and routed to the issuer", |h| {
         let c = h.campaign("rainy").unwrap();
         condition(&c, "Ready")["status"] == "True"
-            && h.child(INGRESSES, "rainy").unwrap().pointer("/spec/rules/0/http/paths/0/backend/service/name")
+            && h.child(INGRESSES, "rainy")
+                .and_then(|i| i.pointer("/spec/rules/0/http/paths/0/backend/service/name").cloned())
+                .as_ref()
                 == Some(&json!("cc-rainy"))
     })
     .await;
@@ -243,12 +248,57 @@ async fn once_steady_the_controller_writes_nothing_however_often_it_looks() {
     h.settle().await;
     let before = h.writes();
     let server_changes = h.api.counts.changes.load(Ordering::Relaxed);
+    let reconciles = h.ctx.reconciles.load(Ordering::Relaxed);
+    // Reconcile it directly, 20 times, from the object as the API holds it.
+    let object: DynamicObject = serde_json::from_value(h.campaign("rainy").unwrap()).unwrap();
+    let object = Arc::new(object);
     for _ in 0..20 {
-        h.poke("rainy");
+        controller::reconcile(object.clone(), h.ctx.clone()).await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(h.ctx.reconciles.load(Ordering::Relaxed) >= reconciles + 20);
     assert_eq!(h.writes(), before, "writes after 20 more reconciles of a steady campaign");
     assert_eq!(h.api.counts.changes.load(Ordering::Relaxed), server_changes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_idle_issuers_prewarm_scales_up_from_zero_and_the_route_drains_before_scale_down() {
+    let h = Harness::start("2026-12-07T08:00:00+09:00").await;
+    h.api.put(
+        CAMPAIGNS,
+        campaign("rainy", json!({"spec": {"workload": {"replicas": {"idle": 0, "min": 3, "max": 30}}}})),
+    );
+    h.until("idle at zero, no route", |h| replicas(&h.child(DEPLOYMENTS, "rainy")) == Some(0)).await;
+    assert!(h.child(INGRESSES, "rainy").is_none(), "no route while nothing runs");
+    // An HPA never scales a Deployment up from zero: the operator raises it to min itself.
+    h.set_time("2026-12-07T09:55:00+09:00", "rainy");
+    h.until("pre-warmed from zero", |h| replicas(&h.child(DEPLOYMENTS, "rainy")) == Some(3)).await;
+    h.until("routed once ready", |h| h.child(INGRESSES, "rainy").is_some()).await;
+    h.set_time("2026-12-07T12:01:00+09:00", "rainy");
+    h.until("the route goes first", |h| h.child(INGRESSES, "rainy").is_none()).await;
+    let removed = std::time::Instant::now();
+    assert_eq!(replicas(&h.child(DEPLOYMENTS, "rainy")), Some(3), "issuers stay while the route drains");
+    h.until("then scaled to zero", |h| replicas(&h.child(DEPLOYMENTS, "rainy")) == Some(0)).await;
+    assert!(removed.elapsed() >= Duration::from_millis(400), "{:?}", removed.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_another_namespace_routes_and_an_image_not_allowed_are_refused() {
+    let h = Harness::start("2026-12-07T08:00:00+09:00").await;
+    h.api.put(CAMPAIGNS, campaign("rainy", json!({})));
+    h.until("the first runs", |h| phase(&h.campaign("rainy")).as_deref() == Some("Scheduled")).await;
+    let mut twin = campaign("rainy", json!({}));
+    twin["metadata"]["namespace"] = json!("other-team");
+    h.api.put(CAMPAIGNS, twin);
+    h.until("the second is refused", |h| {
+        h.api.get(CAMPAIGNS, "other-team", "rainy").is_some_and(|c| phase(&Some(c)).as_deref() == Some("Invalid"))
+    })
+    .await;
+    let twin = h.api.get(CAMPAIGNS, "other-team", "rainy").unwrap();
+    assert!(condition(&twin, "InvalidSpec")["message"].as_str().unwrap().contains("namespace `marketing`"));
+    assert!(h.api.get(DEPLOYMENTS, "other-team", "cc-rainy").is_none());
+    h.api.put(CAMPAIGNS, campaign("evil", json!({"spec": {"workload": {"image": "docker.io/someone/miner:latest"}}})));
+    h.until("a foreign image is refused", |h| phase(&h.campaign("evil")).as_deref() == Some("Invalid")).await;
+    assert!(h.child(DEPLOYMENTS, "evil").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -494,6 +544,15 @@ mod rbac {
         })
         .await;
         h.until("events published", |h| !h.api.list("events.k8s.io/v1/events").is_empty()).await;
+        // Someone edits the issuer's pod template: the operator applies it back.
+        let mut drifted = h.child(DEPLOYMENTS, "rainy").unwrap();
+        drifted["spec"]["template"]["spec"]["containers"][0]["image"] = json!("elsewhere/ww:old");
+        h.api.put(DEPLOYMENTS, drifted);
+        h.until("the template is put back", |h| {
+            h.child(DEPLOYMENTS, "rainy").unwrap().pointer("/spec/template/spec/containers/0/image")
+                == Some(&json!("ghcr.io/weatherwise/ww:0.1.0"))
+        })
+        .await;
         // The election, against the same API.
         let client = client_for(&h.api).await;
         let (leading_tx, leading) = tokio::sync::watch::channel(false);
