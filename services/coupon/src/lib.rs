@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod catalog;
 pub mod dev;
+pub mod fallback;
 pub mod issuer;
 pub mod model;
 mod persister;
@@ -44,6 +45,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 struct CatalogDoc;
 
 #[derive(OpenApi)]
+#[openapi(paths(fallback::issue))]
+struct FallbackDoc;
+
+#[derive(OpenApi)]
 #[openapi(
     paths(issuer::http::issue, issuer::http::counters),
     tags((name = "coupon-issuer", description = "First-come issuance of one campaign (a per-event workload)"))
@@ -52,8 +57,10 @@ struct IssuerDoc;
 
 const TOPICS: &[&str] = &[topics::COUPONS_ISSUED, topics::CAMPAIGNS, topics::MISSIONS_VERIFIED];
 
-/// The steady-state `coupon` role.
-pub async fn start(ctx: &Context) -> anyhow::Result<Started> {
+/// The steady-state `coupon` role. With `answer_for_issuers` it also answers
+/// `POST /api/campaigns/{name}/issue` for campaigns whose issuers are not running
+/// ([`fallback`]); a process that runs the issuers itself (`ww dev`) leaves that to them.
+pub async fn start(ctx: &Context, answer_for_issuers: bool) -> anyhow::Result<Started> {
     let db = Database::open(&ctx.database, SERVICE, ctx.db_max_connections, &MIGRATOR).await?;
     ctx.bus.ensure_topics(TOPICS).await?;
     let persister = ctx.bus.spawn_consumer(
@@ -69,10 +76,16 @@ pub async fn start(ctx: &Context) -> anyhow::Result<Started> {
         ctx.stop.clone(),
     );
     let state = catalog::CatalogState { db: db.clone(), keys: ctx.keys.clone(), clock: ctx.clock.clone() };
+    let mut router = catalog::router(state.clone());
+    let mut openapi = CatalogDoc::openapi();
+    if answer_for_issuers {
+        router = router.merge(fallback::router(state));
+        openapi.merge(FallbackDoc::openapi());
+    }
     Ok(Started {
         name: SERVICE,
-        router: catalog::router(state),
-        openapi: CatalogDoc::openapi(),
+        router,
+        openapi,
         readiness: vec![db.readiness(), ctx.bus.readiness()],
         tasks: vec![persister, definitions],
     })

@@ -25,6 +25,7 @@ pub async fn build(
 ) -> anyhow::Result<App> {
     let mut started: Vec<Started> = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    let config = &ServiceConfig { issuers_in_process: services.contains(&ServiceName::CouponIssuer), ..config.clone() };
     for service in services.iter().filter(|s| seen.insert(**s)) {
         let s = (service.role().start)(ctx, config).await?;
         tracing::info!(service = s.name, "service started");

@@ -107,6 +107,10 @@ pub struct ServiceConfig {
     pub user: user::UserConfig,
     #[command(flatten)]
     pub issuer: coupon::IssuerConfig,
+    /// Set by `app::build`: the issuers run in this process, so the coupon role does not answer
+    /// for them.
+    #[arg(skip)]
+    pub issuers_in_process: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -70,7 +70,7 @@ roles! {
         redis: false,
         dev_only: false,
         missing: |_| None,
-        start: |ctx, _| Box::pin(coupon::start(ctx)),
+        start: |ctx, config| Box::pin(coupon::start(ctx, !config.issuers_in_process)),
     },
     /// The first-come issuer of one campaign (`--campaign NAME`): the per-event workload.
     CouponIssuer {

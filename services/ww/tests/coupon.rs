@@ -137,7 +137,53 @@ on_both_backends!(
     losing_the_issuer_state_rebuilds_it_without_overselling,
     the_catalog_wallet_and_redemption_work,
     bad_issue_requests_are_clear_4xx_problems,
+    the_coupon_service_answers_for_a_campaign_whose_issuers_are_not_running,
 );
+
+/// With no issuer running (between openings with `idle: 0`, after the last day), the platform's
+/// Ingress sends `/api/campaigns/` to the coupon service: it answers as the issuer would, from
+/// the definitions it holds, and a holder still gets their coupon back.
+async fn the_coupon_service_answers_for_a_campaign_whose_issuers_are_not_running(backend: TestApp) {
+    let kind = backend.backend;
+    drop(backend);
+    let app = app_at(kind, kst(11, 10, 30)).await.unwrap();
+    let c = campaign(Rules { daily: 5, mission: false, closes: Some("12:00"), ..Rules::default() });
+    coupon::publish_definitions(&app.ctx.bus, std::slice::from_ref(&c), 1).await.unwrap();
+    let (router, issuer) = app.issuer(c.clone()).await;
+    wait_ready(&issuer).await;
+    let holder = Uuid::new_v4();
+    let issued = issue(&router, c.name(), &token(&app, holder), None).await;
+    assert_eq!(issued.status, StatusCode::CREATED);
+    let id = coupon_id(&issued).unwrap();
+    let path = format!("/api/campaigns/{}/issue", c.name());
+    let stranger = token(&app, Uuid::new_v4());
+    // The coupon service (no issuer in its process) learns the definition and the row.
+    let started = Instant::now();
+    loop {
+        let r = app.call("POST", &path, Some(&token(&app, holder)), None).await;
+        if r.status == StatusCode::CONFLICT {
+            assert_eq!(r.body["coupon"]["couponId"], id.to_string(), "{:?}", r.body);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the holder never got their coupon back: {:?}", r.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let open = app.call("POST", &path, Some(&stranger), None).await;
+    assert_eq!((open.status, open.code()), (StatusCode::SERVICE_UNAVAILABLE, "issuer-starting"), "{:?}", open.body);
+    app.ctx.clock.set(kst(11, 12, 30));
+    let closed = app.call("POST", &path, Some(&stranger), None).await;
+    assert_eq!((closed.status, closed.code()), (StatusCode::TOO_EARLY, "not-open"), "{:?}", closed.body);
+    assert_eq!(closed.body["opensAt"], kst(12, 10, 0).to_rfc3339());
+    app.ctx.clock.set(kst(14, 9, 0));
+    let ended = app.call("POST", &path, Some(&stranger), None).await;
+    assert_eq!((ended.status, ended.code()), (StatusCode::GONE, "campaign-ended"), "{:?}", ended.body);
+    let again = app.call("POST", &path, Some(&token(&app, holder)), None).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "a holder gets their coupon back after the end too");
+    let unknown = app.call("POST", "/api/campaigns/no-such-campaign/issue", Some(&stranger), None).await;
+    assert_eq!((unknown.status, unknown.code()), (StatusCode::NOT_FOUND, "unknown-campaign"));
+    let anonymous = app.call("POST", &path, None, None).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
 
 async fn thousands_of_concurrent_attempts_never_oversell_duplicate_or_reach_the_ineligible(backend: TestApp) {
     let backend_kind = backend.backend;
