@@ -168,3 +168,28 @@ fn a_fixed_plan_never_has_an_autoscaler() {
         assert_eq!(built.hpa.is_some(), matches!(plan.scale, Scale::Autoscaled { .. }), "{t}");
     }
 }
+
+/// What a cron scaler plus the HPA's defaults (KEDA, the usual choice) cannot do, stated as the
+/// operator's own numbers: the pre-warm count is exactly `min` (a floor, not a utilisation
+/// target the HPA's 10 % tolerance can miss), scale-up has no stabilisation, and the issuers go
+/// back to idle one minute after closing, not after the HPA's default 300 s window on top of the
+/// cron's own lag.
+#[test]
+fn unlike_a_cron_scaler_the_prewarm_count_is_exact_and_scale_down_follows_closing_within_a_minute() {
+    let r = resource(CAMPAIGN);
+    let prewarm = children_at(&r, "2026-12-07T09:55:00+09:00", 0);
+    let hpa = prewarm.hpa.as_ref().unwrap().spec.as_ref().unwrap();
+    assert_eq!(hpa.min_replicas, Some(3), "pre-warmed to exactly min, whatever the load");
+    assert_eq!(prewarm.replicas, 3, "and raised there at once, not by the autoscaler's next sync");
+    let behavior = hpa.behavior.as_ref().unwrap();
+    assert_eq!(behavior.scale_up.as_ref().unwrap().stabilization_window_seconds, Some(0));
+    let down = behavior.scale_down.as_ref().unwrap().stabilization_window_seconds.unwrap();
+    assert!(down <= 60, "scale-down stabilisation {down} s, against the HPA's default 300 s");
+    // Back to idle (here 0 pods and no route) at closing + 60 s, to the second.
+    let closing = "2026-12-07T12:00:00+09:00".parse::<DateTime<Utc>>().unwrap();
+    let just_before = (closing + campaign::plan::COOLDOWN - chrono::TimeDelta::seconds(1)).to_rfc3339();
+    let at_cooldown = (closing + campaign::plan::COOLDOWN).to_rfc3339();
+    assert!(children_at(&r, &just_before, 3).hpa.is_some());
+    let idle = children_at(&r, &at_cooldown, 3);
+    assert!(idle.hpa.is_none() && idle.replicas == 0 && idle.ingress.is_none());
+}
