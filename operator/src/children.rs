@@ -182,7 +182,12 @@ fn config_map(resource: &CouponCampaign, owner: &OwnerReference) -> ConfigMap {
     let file = serde_json::json!({
         "apiVersion": campaign::API_VERSION,
         "kind": campaign::KIND,
-        "metadata": {"name": resource.metadata.name, "namespace": resource.metadata.namespace},
+        "metadata": {
+            "name": resource.metadata.name,
+            "namespace": resource.metadata.namespace,
+            // The issuers announce the definition with this version (the highest wins).
+            "generation": resource.metadata.generation,
+        },
         "spec": resource.spec,
     });
     let yaml = serde_yaml::to_string(&file).unwrap_or_default();

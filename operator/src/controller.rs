@@ -229,23 +229,37 @@ async fn reconcile_campaign(object: &DynamicObject, ctx: &Context) -> Result<Act
         }
     };
     let refusal = match Campaign::new(&name, resource.spec.clone()) {
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err((e.to_string(), false)),
         Ok(c) => match (route_taken(ctx, object), &resource.spec.workload.image) {
-            (Some(other), _) => Err(format!(
-                "metadata.name: `{name}` is already a campaign in namespace `{other}`; its route \
-                 /api/campaigns/{name}/ is on one public host, so names are unique across namespaces"
+            (Some(other), _) => Err((
+                format!(
+                    "metadata.name: `{name}` is already a campaign in namespace `{other}`; its route \
+                     /api/campaigns/{name}/ is on one public host, so names are unique across namespaces"
+                ),
+                true,
             )),
-            (None, Some(image)) if !ctx.config.image_allowed(image) => Err(format!(
-                "spec.workload.image: `{image}` is not among the images the operator allows \
-                 (its --allowed-images); the issuers receive the platform's secrets"
+            (None, Some(image)) if !ctx.config.image_allowed(image) => Err((
+                format!(
+                    "spec.workload.image: `{image}` is not among the images the operator allows \
+                     (its --allowed-images); the issuers receive the platform's secrets"
+                ),
+                false,
             )),
             (None, _) => Ok(c),
         },
     };
     let campaign = match refusal {
         Ok(c) => c,
-        Err(problem) => {
-            // The last valid workload keeps running as it was (documented in 0009).
+        Err((problem, collision)) => {
+            // An invalid edit leaves the last valid workload as it was (0009); a name another
+            // namespace routes loses its own route at once, and is looked at again in a minute
+            // (the other may go away).
+            if collision {
+                let child = child_name(&name);
+                if ctx.stores.ingresses.get(&ObjectRef::new(&child).within(&namespace)).is_some() {
+                    delete::<Ingress>(ctx, &namespace, &child).await?;
+                }
+            }
             let new = invalid(problem);
             let old_phase = old_status.as_ref().and_then(|s| s.phase);
             write_status(ctx, object, old_status.as_ref(), &new, true).await?;
@@ -254,7 +268,7 @@ async fn reconcile_campaign(object: &DynamicObject, ctx: &Context) -> Result<Act
             {
                 publish_phase(recorder, object, old, ResourcePhase::Invalid, None).await;
             }
-            return Ok(Action::await_change());
+            return Ok(if collision { Action::requeue(Duration::from_secs(60)) } else { Action::await_change() });
         }
     };
 
@@ -312,6 +326,8 @@ fn route_taken(ctx: &Context, object: &DynamicObject) -> Option<String> {
         .iter()
         .filter(|o| o.metadata.name == object.metadata.name && o.metadata.namespace != object.metadata.namespace)
         .filter(|o| o.metadata.deletion_timestamp.is_none())
+        // Only a campaign that runs holds the name: an invalid one does not.
+        .filter(|o| o.data.pointer("/status/phase").and_then(serde_json::Value::as_str) != Some("Invalid"))
         .map(|o| (o.metadata.creation_timestamp.as_ref().map(|t| t.0), o.metadata.namespace.clone()))
         .filter(|other| *other < me)
         .min()

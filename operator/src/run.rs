@@ -33,6 +33,10 @@ pub struct RunArgs {
     /// A lease unchanged this long counts as expired.
     #[arg(long, env = "WW_OPERATOR_LEASE_SECONDS", default_value_t = 15)]
     pub lease_seconds: u64,
+    /// How long a campaign's last issuers keep running after its route is removed, for the
+    /// ingress controller to stop sending to them (cloud load balancers may need 30 s or more).
+    #[arg(long, env = "WW_OPERATOR_ROUTE_DRAIN_SECONDS", default_value_t = 10)]
+    pub route_drain_seconds: u64,
     #[command(flatten)]
     pub workload: WorkloadConfig,
 }
@@ -101,14 +105,17 @@ pub async fn run(args: RunArgs, metrics: Option<metrics_exporter_prometheus::Pro
     ready.set(false);
     let watches = ChildWatches::new(&client);
     let recorder = Recorder::new(client.clone(), controller::reporter(Some(identity)));
-    let ctx = Arc::new(Context::new(
-        client,
-        args.workload,
-        Arc::new(chrono::Utc::now),
-        watches.stores.clone(),
-        Counters::default(),
-        Some(recorder),
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client,
+            args.workload,
+            Arc::new(chrono::Utc::now),
+            watches.stores.clone(),
+            Counters::default(),
+            Some(recorder),
+        )
+        .with_route_drain(Duration::from_secs(args.route_drain_seconds)),
+    );
     // Stop reconciling as soon as the lease is lost, or on SIGTERM.
     let mut lost = leading_rx.clone();
     let mut stop = stop_rx.clone();
@@ -123,9 +130,15 @@ pub async fn run(args: RunArgs, metrics: Option<metrics_exporter_prometheus::Pro
         let _ = halted.await;
     }));
     shutdown.await;
-    let _ = halt.send(());
-    // In-flight reconciles get a bounded time to finish before the lease is given up.
-    if tokio::time::timeout(Duration::from_secs(20), &mut reconciling).await.is_err() {
+    if *leading_rx.borrow() {
+        // SIGTERM while leading: the lease is still renewed, so in-flight reconciles get a
+        // bounded time to finish before it is given up.
+        let _ = halt.send(());
+        if tokio::time::timeout(Duration::from_secs(20), &mut reconciling).await.is_err() {
+            reconciling.abort();
+        }
+    } else {
+        // The lease is lost: another replica may lead already; stop writing at once.
         reconciling.abort();
     }
     let lost_lease = !*leading_rx.borrow();

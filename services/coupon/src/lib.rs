@@ -163,6 +163,18 @@ pub fn load_campaigns(config: &IssuerConfig) -> anyhow::Result<Vec<Campaign>> {
     }
 }
 
+/// The `metadata.generation` of campaign `name` in the campaign file (the operator writes it
+/// there), or 0 when the file does not say.
+pub fn file_generation(config: &IssuerConfig, name: &str) -> i64 {
+    use serde::Deserialize as _;
+    let Some(text) = config.campaign_file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()) else { return 0 };
+    serde_yaml::Deserializer::from_str(&text)
+        .filter_map(|doc| serde_yaml::Value::deserialize(doc).ok())
+        .find(|doc| doc.get("metadata").and_then(|m| m.get("name")).and_then(|n| n.as_str()) == Some(name))
+        .and_then(|doc| doc.get("metadata").and_then(|m| m.get("generation")).and_then(serde_yaml::Value::as_i64))
+        .unwrap_or(0)
+}
+
 /// Announces campaign definitions (what the operator does in a cluster; the YAML loader
 /// in dev). `version` orders redefinitions: the highest wins.
 pub async fn publish_definitions(bus: &EventBus, campaigns: &[Campaign], version: i64) -> anyhow::Result<()> {

@@ -80,6 +80,24 @@ pub async fn coupons_of_user(pool: &AnyPool, user_id: Uuid, now: DateTime<Utc>) 
     rows.iter().map(|r| decode(r, now)).collect()
 }
 
+/// One person's coupons of one campaign with their idempotency keys, highest `seq` first
+/// (through the `(campaign, user_id, seq)` index; at most `perUser` rows exist).
+pub async fn coupons_of_user_in_campaign(
+    pool: &AnyPool,
+    campaign: &str,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<(Coupon, Option<String>)>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS}, idempotency_key FROM coupons WHERE campaign = $1 AND user_id = $2 ORDER BY seq DESC"
+    ))
+    .bind(campaign)
+    .bind(user_id.to_string())
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(|r| Ok((decode(r, now)?, r.try_get::<Option<String>, _>(11)?))).collect()
+}
+
 /// Every coupon of a campaign, as issuance events (for rebuilding issuer state).
 pub async fn issued_in_campaign(pool: &AnyPool, campaign: &str) -> sqlx::Result<Vec<CouponIssued>> {
     let rows = sqlx::query(&format!("SELECT {COLUMNS}, idempotency_key FROM coupons WHERE campaign = $1"))
@@ -222,6 +240,15 @@ pub async fn remove_campaign(pool: &AnyPool, name: &str, version: i64) -> sqlx::
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// The spec JSON of one campaign, unless removed.
+pub async fn campaign_spec(pool: &AnyPool, name: &str) -> sqlx::Result<Option<String>> {
+    let row = sqlx::query("SELECT spec FROM campaigns WHERE name = $1 AND removed = 0")
+        .bind(name)
+        .fetch_optional(pool)
+        .await?;
+    row.map(|r| r.try_get(0)).transpose()
 }
 
 /// (name, spec JSON) of every campaign not removed.

@@ -81,6 +81,15 @@ roles! {
         ),
         start: |ctx, config| Box::pin(async move {
             let campaigns = coupon::load_campaigns(&config.issuer)?;
+            // In a cluster the issuer's campaign file (the operator's ConfigMap) is the
+            // definition: announce it, versioned by the resource's generation, so the
+            // steady-state coupon service can answer for the campaign while no issuer runs.
+            if config.issuer.campaign_file.is_some() {
+                for c in &campaigns {
+                    let version = coupon::file_generation(&config.issuer, c.name());
+                    coupon::publish_definitions(&ctx.bus, std::slice::from_ref(c), version).await?;
+                }
+            }
             Ok(coupon::start_issuers(ctx, campaigns, &config.issuer).await?.0)
         }),
     },

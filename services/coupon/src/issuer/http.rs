@@ -42,12 +42,12 @@ fn find(state: &IssuerState, name: &str) -> Result<Arc<Issuer>, ApiError> {
     })
 }
 
-fn truncate(s: &str) -> String {
+pub(crate) fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
 /// The optional `Idempotency-Key`: retries with the same key get the same coupon.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
     // Exactly what the document says (`^[!-~]{1,64}$`): no trimming, no spaces.
     let key = v.to_str().ok().filter(|k| !k.is_empty() && k.len() <= 64 && k.chars().all(|c| c.is_ascii_graphic()));

@@ -411,6 +411,21 @@ impl Cluster {
             };
             assert_eq!(back.0, 409, "the owner of {} asked again: {}", row.coupon_id, back.1);
             assert_eq!(back.1["coupon"]["couponId"], row.coupon_id.to_string());
+            // And from the steady-state coupon service, which answers once the issuers are gone
+            // (the issuers announced the definition from their campaign file).
+            let path = format!("/api/campaigns/{name}/issue");
+            let from_coupon_service = loop {
+                let req = load::request("POST", self.persister_addr, &path, Some(&token), None);
+                match load::send_once(self.persister_addr, req).await {
+                    Ok((status, body)) if status != 404 => break (status, body),
+                    _ => {
+                        assert!(started.elapsed() < Duration::from_secs(180), "the coupon service never knew {name}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            };
+            assert_eq!(from_coupon_service.0, 409, "the coupon service told the owner: {}", from_coupon_service.1);
+            assert_eq!(from_coupon_service.1["coupon"]["couponId"], row.coupon_id.to_string());
         }
         eprintln!(
             "drill audit: {} rows, {} told, statuses {:?}, {} abandoned first requests, {} unreachable attempts",
