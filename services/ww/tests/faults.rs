@@ -45,12 +45,20 @@ fn shared() -> RealEnv {
     RealEnv::get()
 }
 
+/// One drill at a time: a drill kills and restarts processes on fixed ports, and a drill
+/// running beside it could be handed such a port while it is free (its crowd would then reach
+/// the other drill's issuers). On 2 cores they gain little from overlapping anyway.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 macro_rules! real {
     ($(#[$m:meta])* async fn $name:ident() $body:block) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         #[cfg_attr(ww_no_backends, ignore = "WW_TEST_NO_BACKENDS was set: needs PostgreSQL, Redis and Kafka")]
         $(#[$m])*
-        async fn $name() $body
+        async fn $name() {
+            let _alone = ONE_AT_A_TIME.lock().await;
+            $body
+        }
     };
 }
 
