@@ -35,11 +35,7 @@ pub fn render(args: &RenderArgs) -> anyhow::Result<String> {
     let mut out = String::new();
     for file in &args.files {
         let text = std::fs::read_to_string(file)?;
-        for document in serde_yaml::Deserializer::from_str(&text) {
-            let value = serde_json::Value::deserialize(document)?;
-            if value.get("kind").and_then(|k| k.as_str()) != Some(campaign::KIND) {
-                continue;
-            }
+        for (_, value) in campaign::resources_in_yaml(&text)? {
             let mut resource: campaign::CouponCampaign = serde_json::from_value(value)?;
             let name = resource.metadata.name.clone().unwrap_or_default();
             resource.metadata = ObjectMeta {
@@ -63,5 +59,3 @@ pub fn render(args: &RenderArgs) -> anyhow::Result<String> {
     }
     Ok(out)
 }
-
-use serde::Deserialize as _;

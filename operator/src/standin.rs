@@ -109,6 +109,12 @@ fn kind_of(collection: &str) -> Option<&'static str> {
     KINDS.iter().find(|(c, _)| *c == collection).map(|(_, k)| *k)
 }
 
+/// RBAC's words for a collection: its API group (`""` for core) and its plural.
+fn group_and_plural(collection: &str) -> (&str, &str) {
+    let (group_version, plural) = collection.rsplit_once('/').unwrap_or(("", ""));
+    (group_version.rsplit_once('/').map_or("", |(g, _)| g), plural)
+}
+
 fn api_version_of(collection: &str) -> String {
     collection.rsplit_once('/').map(|(gv, _)| gv.to_owned()).unwrap_or_default()
 }
@@ -488,8 +494,7 @@ async fn handle(State(api): State<StandIn>, request: Request) -> Response {
             (&Method::DELETE, _) => "delete",
             _ => "other",
         };
-        let (group_version, plural) = target.collection.rsplit_once('/').unwrap_or(("", ""));
-        let group = group_version.rsplit_once('/').map_or("", |(g, _)| g);
+        let (group, plural) = group_and_plural(&target.collection);
         let resource = match &target.subresource {
             Some(sub) => format!("{plural}/{sub}"),
             None => plural.to_owned(),
@@ -747,8 +752,7 @@ fn patch(api: &StandIn, target: &Target, headers: &HeaderMap, body: &Bytes, _que
     let created = existing.is_none();
     if created {
         // An apply that creates is authorized as a create too.
-        let (group_version, plural) = target.collection.rsplit_once('/').unwrap_or(("", ""));
-        let group = group_version.rsplit_once('/').map_or("", |(g, _)| g);
+        let (group, plural) = group_and_plural(&target.collection);
         api.counts.seen.lock().unwrap_or_else(|e| e.into_inner()).insert((
             "create".to_owned(),
             group.to_owned(),

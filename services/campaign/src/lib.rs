@@ -14,7 +14,7 @@ mod rules;
 mod time_of_day;
 mod vocabulary;
 
-pub use load::{LoadError, Origin, load_dir, load_file, parse_yaml};
+pub use load::{LoadError, Origin, load_dir, load_file, parse_yaml, resources_in_yaml};
 pub use resource::{
     API_VERSION, CampaignSpec, CouponCampaign, CouponCampaignStatus, CouponTemplate, Eligibility, GROUP, KIND,
     MissionRequirement, Quota, Replicas, Schedule, TIME_OF_DAY_PATTERN, VERSION, Workload, limits,

@@ -66,6 +66,20 @@ pub fn parse_yaml(text: &str) -> Result<Vec<Campaign>, LoadError> {
     Ok(found.into_iter().map(|(_, campaign)| campaign).collect())
 }
 
+/// Every `CouponCampaign` document of a YAML stream as JSON, unvalidated, with its number
+/// (from 1, as editors count them); other kinds are passed over. For tools that report on the
+/// raw objects (`ww campaign check`, `ww-operator render`) rather than load them.
+pub fn resources_in_yaml(text: &str) -> Result<Vec<(usize, serde_json::Value)>, serde_yaml::Error> {
+    let mut found = Vec::new();
+    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let value = serde_json::Value::deserialize(document)?;
+        if value.get("kind").and_then(serde_json::Value::as_str) == Some(KIND) {
+            found.push((index + 1, value));
+        }
+    }
+    Ok(found)
+}
+
 /// Every campaign in one YAML file.
 pub fn load_file(path: &Path) -> Result<Vec<Campaign>, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_owned(), source })?;

@@ -166,12 +166,13 @@ pub fn load_campaigns(config: &IssuerConfig) -> anyhow::Result<Vec<Campaign>> {
 /// The `metadata.generation` of campaign `name` in the campaign file (the operator writes it
 /// there), or 0 when the file does not say.
 pub fn file_generation(config: &IssuerConfig, name: &str) -> i64 {
-    use serde::Deserialize as _;
     let Some(text) = config.campaign_file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()) else { return 0 };
-    serde_yaml::Deserializer::from_str(&text)
-        .filter_map(|doc| serde_yaml::Value::deserialize(doc).ok())
-        .find(|doc| doc.get("metadata").and_then(|m| m.get("name")).and_then(|n| n.as_str()) == Some(name))
-        .and_then(|doc| doc.get("metadata").and_then(|m| m.get("generation")).and_then(serde_yaml::Value::as_i64))
+    campaign::resources_in_yaml(&text)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, doc)| doc)
+        .find(|doc| doc.pointer("/metadata/name").and_then(serde_json::Value::as_str) == Some(name))
+        .and_then(|doc| doc.pointer("/metadata/generation").and_then(serde_json::Value::as_i64))
         .unwrap_or(0)
 }
 

@@ -11,7 +11,6 @@ use campaign::check::{Problem, check};
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use clap::Subcommand;
-use serde::Deserialize as _;
 use serde_json::Value;
 
 #[derive(Debug, Subcommand)]
@@ -68,15 +67,7 @@ pub fn run(cmd: CampaignCommand) -> anyhow::Result<()> {
 /// Every `CouponCampaign` document of `path`, numbered from 1 as editors count them.
 fn campaigns_in(path: &Path) -> anyhow::Result<Vec<(usize, Value)>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut found = Vec::new();
-    for (index, document) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-        let value =
-            Value::deserialize(document).with_context(|| format!("{}: document {}", path.display(), index + 1))?;
-        if value.get("kind").and_then(Value::as_str) == Some(campaign::KIND) {
-            found.push((index + 1, value));
-        }
-    }
-    Ok(found)
+    campaign::resources_in_yaml(&text).with_context(|| format!("in {}", path.display()))
 }
 
 fn key(object: &Value) -> (String, String) {
