@@ -140,8 +140,9 @@ fn collect(text: &str, file: Option<&Path>, found: &mut Vec<(Origin, Campaign)>)
             Err(source) => return Err(LoadError::Yaml { origin, source }),
         };
         let name = resource.metadata.name.unwrap_or_default();
+        let (uid, generation) = (resource.metadata.uid.unwrap_or_default(), resource.metadata.generation.unwrap_or(0));
         let campaign = match Campaign::new(&name, resource.spec) {
-            Ok(campaign) => campaign,
+            Ok(campaign) => campaign.with_identity(uid, generation),
             Err(source) => return Err(LoadError::Invalid { origin, source }),
         };
         if let Some(first) = seen.get(campaign.name()) {

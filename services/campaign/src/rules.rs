@@ -26,6 +26,11 @@ pub struct Campaign {
     name: String,
     spec: CampaignSpec,
     tz: Tz,
+    /// The resource's `metadata.uid`: a campaign deleted and re-created under the same name
+    /// is a new campaign. Empty for a campaign read from a file that has none (`ww dev`).
+    uid: String,
+    /// The resource's `metadata.generation` (0 when not given): orders redefinitions.
+    generation: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -138,13 +143,32 @@ impl Campaign {
         );
 
         match tz {
-            Some(tz) if problems.is_empty() => Ok(Self { name: name.to_owned(), spec, tz }),
+            Some(tz) if problems.is_empty() => {
+                Ok(Self { name: name.to_owned(), spec, tz, uid: String::new(), generation: 0 })
+            }
             _ => Err(InvalidCampaign { problems }),
         }
     }
 
+    /// The same campaign as the resource instance `uid` at `generation`.
+    pub fn with_identity(mut self, uid: impl Into<String>, generation: i64) -> Self {
+        self.uid = uid.into();
+        self.generation = generation;
+        self
+    }
+
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The resource instance (`metadata.uid`); empty when the campaign came from a file
+    /// without one. State, events and rows of a campaign are keyed by name and uid.
+    pub fn uid(&self) -> &str {
+        &self.uid
+    }
+
+    pub fn generation(&self) -> i64 {
+        self.generation
     }
 
     pub fn spec(&self) -> &CampaignSpec {

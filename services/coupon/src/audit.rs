@@ -24,7 +24,7 @@ pub async fn violations(
     told: &Told,
     eligible: Option<&HashMap<NaiveDate, HashSet<Uuid>>>,
 ) -> anyhow::Result<Vec<String>> {
-    let rows = store::issued_in_campaign(&db.pool, campaign.name()).await?;
+    let rows = store::issued_in_campaign(&db.pool, &store::Instance::of(campaign)).await?;
     let spec = campaign.spec();
     let mut out = Vec::new();
     let mut per_day: HashMap<NaiveDate, u64> = HashMap::new();
@@ -83,12 +83,17 @@ pub async fn violations(
     Ok(out)
 }
 
-/// A campaign's rows, as the events they were written from.
-pub async fn rows(db: &Database, campaign: &str) -> anyhow::Result<Vec<platform::events::contracts::CouponIssued>> {
-    Ok(store::issued_in_campaign(&db.pool, campaign).await?)
+/// The rows of campaign `name` instance `uid` (empty for a campaign from a file), as the
+/// events they were written from.
+pub async fn rows(
+    db: &Database,
+    name: &str,
+    uid: &str,
+) -> anyhow::Result<Vec<platform::events::contracts::CouponIssued>> {
+    Ok(store::issued_in_campaign(&db.pool, &store::Instance { name, uid }).await?)
 }
 
-/// Rows of a campaign in the database.
-pub async fn stored_count(db: &Database, campaign: &str) -> anyhow::Result<i64> {
-    Ok(store::issued_total(&db.pool, campaign).await?)
+/// Rows of campaign `name` instance `uid` in the database.
+pub async fn stored_count(db: &Database, name: &str, uid: &str) -> anyhow::Result<i64> {
+    Ok(store::issued_total(&db.pool, &store::Instance { name, uid }).await?)
 }

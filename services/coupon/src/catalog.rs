@@ -97,8 +97,9 @@ pub async fn campaigns(
     }
     let now = state.clock.now();
     let mut out = Vec::new();
-    for (name, spec) in store::campaigns(&state.db.pool).await? {
-        let Some(c) = serde_json::from_str(&spec).ok().and_then(|s| Campaign::new(&name, s).ok()) else {
+    for stored in store::campaigns(&state.db.pool).await? {
+        let name = stored.name.clone();
+        let Some(c) = serde_json::from_str(&stored.spec).ok().and_then(|s| Campaign::new(&name, s).ok()) else {
             tracing::warn!(campaign = %name, "stored campaign no longer validates; skipped");
             continue;
         };
@@ -110,10 +111,10 @@ pub async fn campaigns(
         let spec = c.spec();
         let runs_today = matches!(status.phase, Phase::Waiting | Phase::Open | Phase::Closed);
         let remaining_today = if runs_today {
-            let issued = store::issued_on(&state.db.pool, &name, status.day).await?;
+            let issued = store::issued_on(&state.db.pool, &stored.instance(), status.day).await?;
             let mut left = i64::from(spec.quota.daily_quantity) - issued;
             if let Some(total) = spec.quota.total_quantity {
-                left = left.min(total as i64 - store::issued_total(&state.db.pool, &name).await?);
+                left = left.min(total as i64 - store::issued_total(&state.db.pool, &stored.instance()).await?);
             }
             Some(left.max(0))
         } else {

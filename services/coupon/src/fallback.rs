@@ -51,13 +51,13 @@ pub async fn issue(
     let key = idempotency_key(&headers)?;
     let now = state.clock.now();
     let unknown = || ApiError::not_found("unknown-campaign", format!("There is no campaign `{}`.", truncate(&name)));
-    let spec = store::campaign_spec(&state.db.pool, &name).await?.ok_or_else(unknown)?;
-    let spec = serde_json::from_str(&spec).map_err(ApiError::internal)?;
+    let stored = store::campaign(&state.db.pool, &name).await?.ok_or_else(unknown)?;
+    let spec = serde_json::from_str(&stored.spec).map_err(ApiError::internal)?;
     let campaign = Campaign::new(&name, spec)
         .map_err(|e| ApiError::internal(anyhow::anyhow!("stored campaign `{name}` no longer validates: {e}")))?;
     // A holder gets their coupon back whenever they ask, issuer or not: the one their key
     // named, or, once they hold all they may, the latest.
-    let held = store::coupons_of_user_in_campaign(&state.db.pool, &name, user.user_id, now).await?;
+    let held = store::coupons_of_user_in_campaign(&state.db.pool, &stored.instance(), user.user_id, now).await?;
     let keyed = key.as_deref().and_then(|k| held.iter().find(|(_, stored)| stored.as_deref() == Some(k)));
     let full = held.first().filter(|_| held.len() >= campaign.spec().quota.per_user as usize);
     if let Some((coupon, _)) = keyed.or(full) {

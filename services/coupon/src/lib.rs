@@ -55,7 +55,8 @@ struct FallbackDoc;
 )]
 struct IssuerDoc;
 
-const TOPICS: &[&str] = &[topics::COUPONS_ISSUED, topics::CAMPAIGNS, topics::MISSIONS_VERIFIED];
+const TOPICS: &[&str] =
+    &[topics::COUPONS_ISSUED, topics::CAMPAIGNS, topics::CAMPAIGN_COUNTS, topics::MISSIONS_VERIFIED];
 
 /// The steady-state `coupon` role. With `answer_for_issuers` it also answers
 /// `POST /api/campaigns/{name}/issue` for campaigns whose issuers are not running
@@ -105,7 +106,9 @@ pub async fn start_issuers(
     for campaign in campaigns {
         let name = campaign.name().to_owned();
         let engine = match ctx.counters.redis_connection() {
-            Some((conn, prefix)) => issuer::engine::Engine::redis(conn, &prefix, &name, ctx.clock.clone()),
+            Some((conn, prefix)) => {
+                issuer::engine::Engine::redis(conn, &prefix, &state_key(&campaign), ctx.clock.clone())
+            }
             None => issuer::engine::Engine::memory(ctx.clock.clone()),
         };
         let engine = match config.time_shift {
@@ -129,6 +132,15 @@ pub async fn start_issuers(
         Started { name: "coupon-issuer", router, openapi: IssuerDoc::openapi(), readiness, tasks: Vec::new() },
         issuers,
     ))
+}
+
+/// The campaign's key in the issuers' shared state: its name, and its uid when it has one (a
+/// campaign deleted and re-created starts from empty state, its predecessor's winners unknown).
+fn state_key(campaign: &Campaign) -> String {
+    match campaign.uid() {
+        "" => campaign.name().to_owned(),
+        uid => format!("{}:{uid}", campaign.name()),
+    }
 }
 
 /// The coupon service's migrations (the benchmark opens its database directly).
@@ -163,25 +175,18 @@ pub fn load_campaigns(config: &IssuerConfig) -> anyhow::Result<Vec<Campaign>> {
     }
 }
 
-/// The `metadata.generation` of campaign `name` in the campaign file (the operator writes it
-/// there), or 0 when the file does not say.
-pub fn file_generation(config: &IssuerConfig, name: &str) -> i64 {
-    let Some(text) = config.campaign_file.as_ref().and_then(|f| std::fs::read_to_string(f).ok()) else { return 0 };
-    campaign::resources_in_yaml(&text)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(_, doc)| doc)
-        .find(|doc| doc.pointer("/metadata/name").and_then(serde_json::Value::as_str) == Some(name))
-        .and_then(|doc| doc.pointer("/metadata/generation").and_then(serde_json::Value::as_i64))
-        .unwrap_or(0)
-}
-
 /// Announces campaign definitions (what the operator does in a cluster; the YAML loader
 /// in dev). `version` orders redefinitions: the highest wins.
 pub async fn publish_definitions(bus: &EventBus, campaigns: &[Campaign], version: i64) -> anyhow::Result<()> {
     bus.ensure_topics(&[topics::CAMPAIGNS]).await?;
     for c in campaigns {
-        let defined = CampaignDefined { name: c.name().to_owned(), version, spec: serde_json::to_value(c.spec())? };
+        let defined = CampaignDefined {
+            name: c.name().to_owned(),
+            version,
+            spec: serde_json::to_value(c.spec())?,
+            namespace: String::new(),
+            uid: c.uid().to_owned(),
+        };
         let event = Envelope::new(CAMPAIGN_DEFINED, "campaign-loader", chrono::Utc::now(), &defined)?;
         bus.publish(topics::CAMPAIGNS, c.name(), &event).await?;
     }

@@ -18,7 +18,7 @@ impl Persister {
     /// A coupon the unique keys refused: a redelivery of itself (fine), or a different
     /// coupon under the same (campaign, user, seq), which must never become a row.
     async fn refused(&self, issued: &CouponIssued) -> anyhow::Result<()> {
-        let stored = store::coupon_at(&self.db.pool, &issued.campaign, issued.user_id, issued.seq).await?;
+        let stored = store::coupon_at(&self.db.pool, &instance_of(issued), issued.user_id, issued.seq).await?;
         if stored.is_some_and(|id| id != issued.coupon_id) {
             metrics::counter!("coupon_persist_conflicts_total").increment(1);
             tracing::error!(coupon_id = %issued.coupon_id, campaign = %issued.campaign, user = %issued.user_id, seq = issued.seq, "a second coupon for the same person and seq was refused");
@@ -55,6 +55,10 @@ impl Handler for Persister {
     }
 }
 
+fn instance_of(issued: &CouponIssued) -> store::Instance<'_> {
+    store::Instance { name: &issued.campaign, uid: &issued.campaign_uid }
+}
+
 pub struct Definitions {
     pub db: Database,
 }
@@ -71,7 +75,8 @@ impl Handler for Definitions {
                     .and_then(|s| campaign::Campaign::new(&defined.name, s).map_err(|e| e.to_string()))
                 {
                     Ok(_) => {
-                        store::upsert_campaign(&self.db.pool, &defined.name, defined.version, &defined.spec.to_string())
+                        let instance = store::Instance { name: &defined.name, uid: &defined.uid };
+                        store::upsert_campaign(&self.db.pool, &instance, defined.version, &defined.spec.to_string())
                             .await?
                     }
                     Err(e) => {
@@ -81,7 +86,9 @@ impl Handler for Definitions {
             }
             CAMPAIGN_REMOVED => {
                 let Some(removed) = event.decode_or_skip::<CampaignRemoved>() else { return Ok(()) };
-                store::remove_campaign(&self.db.pool, &removed.name, removed.version).await?;
+                let instance = store::Instance { name: &removed.name, uid: &removed.uid };
+                store::remove_campaign(&self.db.pool, &instance, removed.version).await?;
+                tracing::info!(campaign = %removed.name, namespace = %removed.namespace, uid = %removed.uid, issued_total = ?removed.totals.map(|t| t.issued_total), "campaign removed; its coupons stay valid");
             }
             _ => {}
         }

@@ -8,6 +8,19 @@ use uuid::Uuid;
 
 use crate::model::{Coupon, CouponStatus};
 
+/// A campaign instance: its name and its resource's uid (empty for a campaign from a file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instance<'a> {
+    pub name: &'a str,
+    pub uid: &'a str,
+}
+
+impl<'a> Instance<'a> {
+    pub fn of(campaign: &'a campaign::Campaign) -> Self {
+        Self { name: campaign.name(), uid: campaign.uid() }
+    }
+}
+
 /// Stores many coupons in one statement; returns the ids actually written (the others
 /// were already stored, or refused by the unique keys).
 pub async fn insert_coupons(pool: &AnyPool, events: &[CouponIssued]) -> sqlx::Result<Vec<Uuid>> {
@@ -15,15 +28,15 @@ pub async fn insert_coupons(pool: &AnyPool, events: &[CouponIssued]) -> sqlx::Re
         return Ok(Vec::new());
     }
     let mut sql = String::from(
-        "INSERT INTO coupons (coupon_id, code, campaign, user_id, seq, day, title, benefit, issued_at, expires_at, idempotency_key) VALUES ",
+        "INSERT INTO coupons (coupon_id, code, campaign, campaign_uid, user_id, seq, day, title, benefit, issued_at, expires_at, idempotency_key) VALUES ",
     );
     for i in 0..events.len() {
-        let b = i * 11;
+        let b = i * 12;
         if i > 0 {
             sql.push_str(", ");
         }
         sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
             b + 1,
             b + 2,
             b + 3,
@@ -34,7 +47,8 @@ pub async fn insert_coupons(pool: &AnyPool, events: &[CouponIssued]) -> sqlx::Re
             b + 8,
             b + 9,
             b + 10,
-            b + 11
+            b + 11,
+            b + 12
         ));
     }
     sql.push_str(" ON CONFLICT DO NOTHING RETURNING coupon_id");
@@ -44,6 +58,7 @@ pub async fn insert_coupons(pool: &AnyPool, events: &[CouponIssued]) -> sqlx::Re
             .bind(e.coupon_id.to_string())
             .bind(e.code.clone())
             .bind(e.campaign.clone())
+            .bind(e.campaign_uid.clone())
             .bind(e.user_id.to_string())
             .bind(i64::from(e.seq))
             .bind(e.day.to_string())
@@ -57,19 +72,25 @@ pub async fn insert_coupons(pool: &AnyPool, events: &[CouponIssued]) -> sqlx::Re
     Ok(rows.iter().filter_map(|r| r.try_get::<String, _>(0).ok().and_then(|s| Uuid::parse_str(&s).ok())).collect())
 }
 
-/// The coupon stored under (campaign, user, seq), if any.
-pub async fn coupon_at(pool: &AnyPool, campaign: &str, user_id: Uuid, seq: u32) -> sqlx::Result<Option<Uuid>> {
-    let row = sqlx::query("SELECT coupon_id FROM coupons WHERE campaign = $1 AND user_id = $2 AND seq = $3")
-        .bind(campaign)
-        .bind(user_id.to_string())
-        .bind(i64::from(seq))
-        .fetch_optional(pool)
-        .await?;
+/// The coupon stored under (campaign instance, user, seq), if any.
+pub async fn coupon_at(pool: &AnyPool, campaign: &Instance<'_>, user_id: Uuid, seq: u32) -> sqlx::Result<Option<Uuid>> {
+    let row = sqlx::query(
+        "SELECT coupon_id FROM coupons WHERE campaign = $1 AND campaign_uid = $2 AND user_id = $3 AND seq = $4",
+    )
+    .bind(campaign.name)
+    .bind(campaign.uid)
+    .bind(user_id.to_string())
+    .bind(i64::from(seq))
+    .fetch_optional(pool)
+    .await?;
     Ok(row.and_then(|r| Uuid::parse_str(&r.get::<String, _>(0)).ok()))
 }
 
 const COLUMNS: &str =
     "coupon_id, code, campaign, user_id, seq, day, title, benefit, issued_at, expires_at, redeemed_at";
+/// `{COLUMNS}` and what an issuance event adds (read by [`as_event`]).
+const EVENT_COLUMNS: &str = "coupon_id, code, campaign, user_id, seq, day, title, benefit, issued_at, expires_at, \
+     redeemed_at, idempotency_key, campaign_uid";
 
 pub async fn coupons_of_user(pool: &AnyPool, user_id: Uuid, now: DateTime<Utc>) -> sqlx::Result<Vec<Coupon>> {
     let rows =
@@ -81,38 +102,47 @@ pub async fn coupons_of_user(pool: &AnyPool, user_id: Uuid, now: DateTime<Utc>) 
 }
 
 /// One person's coupons of one campaign with their idempotency keys, highest `seq` first
-/// (through the `(campaign, user_id, seq)` index; at most `perUser` rows exist).
+/// (through the `(campaign, campaign_uid, user_id, seq)` index; at most `perUser` rows exist).
 pub async fn coupons_of_user_in_campaign(
     pool: &AnyPool,
-    campaign: &str,
+    campaign: &Instance<'_>,
     user_id: Uuid,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<(Coupon, Option<String>)>> {
     let rows = sqlx::query(&format!(
-        "SELECT {COLUMNS}, idempotency_key FROM coupons WHERE campaign = $1 AND user_id = $2 ORDER BY seq DESC"
+        "SELECT {COLUMNS}, idempotency_key FROM coupons WHERE campaign = $1 AND campaign_uid = $2 AND user_id = $3 \
+         ORDER BY seq DESC"
     ))
-    .bind(campaign)
+    .bind(campaign.name)
+    .bind(campaign.uid)
     .bind(user_id.to_string())
     .fetch_all(pool)
     .await?;
     rows.iter().map(|r| Ok((decode(r, now)?, r.try_get::<Option<String>, _>(11)?))).collect()
 }
 
-/// Every coupon of a campaign, as issuance events (for rebuilding issuer state).
-pub async fn issued_in_campaign(pool: &AnyPool, campaign: &str) -> sqlx::Result<Vec<CouponIssued>> {
-    let rows = sqlx::query(&format!("SELECT {COLUMNS}, idempotency_key FROM coupons WHERE campaign = $1"))
-        .bind(campaign)
+/// Every coupon of a campaign instance, as issuance events (for rebuilding issuer state).
+pub async fn issued_in_campaign(pool: &AnyPool, campaign: &Instance<'_>) -> sqlx::Result<Vec<CouponIssued>> {
+    let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM coupons WHERE campaign = $1 AND campaign_uid = $2"))
+        .bind(campaign.name)
+        .bind(campaign.uid)
         .fetch_all(pool)
         .await?;
     rows.iter().map(as_event).collect()
 }
 
-/// The coupon stored under (campaign, user, seq), as its issuance event.
-pub async fn coupon_row(pool: &AnyPool, campaign: &str, user_id: Uuid, seq: u32) -> sqlx::Result<Option<CouponIssued>> {
+/// The coupon stored under (campaign instance, user, seq), as its issuance event.
+pub async fn coupon_row(
+    pool: &AnyPool,
+    campaign: &Instance<'_>,
+    user_id: Uuid,
+    seq: u32,
+) -> sqlx::Result<Option<CouponIssued>> {
     let row = sqlx::query(&format!(
-        "SELECT {COLUMNS}, idempotency_key FROM coupons WHERE campaign = $1 AND user_id = $2 AND seq = $3"
+        "SELECT {EVENT_COLUMNS} FROM coupons WHERE campaign = $1 AND campaign_uid = $2 AND user_id = $3 AND seq = $4"
     ))
-    .bind(campaign)
+    .bind(campaign.name)
+    .bind(campaign.uid)
     .bind(user_id.to_string())
     .bind(i64::from(seq))
     .fetch_optional(pool)
@@ -120,7 +150,7 @@ pub async fn coupon_row(pool: &AnyPool, campaign: &str, user_id: Uuid, seq: u32)
     row.as_ref().map(as_event).transpose()
 }
 
-/// A row selected as `{COLUMNS}, idempotency_key`, as the event it was written from.
+/// A row selected as `{EVENT_COLUMNS}`, as the event it was written from.
 fn as_event(r: &AnyRow) -> sqlx::Result<CouponIssued> {
     let c = decode(r, Utc::now())?;
     let user: String = r.try_get(3)?;
@@ -128,6 +158,7 @@ fn as_event(r: &AnyRow) -> sqlx::Result<CouponIssued> {
         coupon_id: c.coupon_id,
         code: c.code,
         campaign: c.campaign,
+        campaign_uid: r.try_get(12)?,
         user_id: Uuid::parse_str(&user).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         seq: c.seq,
         day: c.day,
@@ -140,17 +171,23 @@ fn as_event(r: &AnyRow) -> sqlx::Result<CouponIssued> {
 }
 
 /// Coupons counted against `day` per campaign (for the catalog's "remaining today").
-pub async fn issued_on(pool: &AnyPool, campaign: &str, day: NaiveDate) -> sqlx::Result<i64> {
-    let row = sqlx::query("SELECT COUNT(*) FROM coupons WHERE campaign = $1 AND day = $2")
-        .bind(campaign)
+pub async fn issued_on(pool: &AnyPool, campaign: &Instance<'_>, day: NaiveDate) -> sqlx::Result<i64> {
+    let row = sqlx::query("SELECT COUNT(*) FROM coupons WHERE campaign = $1 AND campaign_uid = $2 AND day = $3")
+        .bind(campaign.name)
+        .bind(campaign.uid)
         .bind(day.to_string())
         .fetch_one(pool)
         .await?;
     row.try_get(0)
 }
 
-pub async fn issued_total(pool: &AnyPool, campaign: &str) -> sqlx::Result<i64> {
-    sqlx::query("SELECT COUNT(*) FROM coupons WHERE campaign = $1").bind(campaign).fetch_one(pool).await?.try_get(0)
+pub async fn issued_total(pool: &AnyPool, campaign: &Instance<'_>) -> sqlx::Result<i64> {
+    sqlx::query("SELECT COUNT(*) FROM coupons WHERE campaign = $1 AND campaign_uid = $2")
+        .bind(campaign.name)
+        .bind(campaign.uid)
+        .fetch_one(pool)
+        .await?
+        .try_get(0)
 }
 
 pub enum Redeemed {
@@ -218,14 +255,35 @@ fn decode(r: &AnyRow, now: DateTime<Utc>) -> sqlx::Result<Coupon> {
     })
 }
 
-/// Stores a campaign definition unless a newer version is already stored.
-pub async fn upsert_campaign(pool: &AnyPool, name: &str, version: i64, spec: &str) -> sqlx::Result<()> {
+/// A stored campaign definition.
+#[derive(Debug, Clone)]
+pub struct StoredCampaign {
+    pub name: String,
+    pub uid: String,
+    pub spec: String,
+}
+
+impl StoredCampaign {
+    pub fn instance(&self) -> Instance<'_> {
+        Instance { name: &self.name, uid: &self.uid }
+    }
+}
+
+/// Stores a campaign definition. Within one instance the higher version wins (also over a
+/// removal, which carries the version it removed); another instance replaces a removed
+/// campaign only (the old one's `CampaignRemoved` comes first: the operator publishes it
+/// before the resource is gone, on the same key), so a late definition of a deleted
+/// instance never replaces its successor.
+pub async fn upsert_campaign(pool: &AnyPool, instance: &Instance<'_>, version: i64, spec: &str) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO campaigns (name, version, spec, removed) VALUES ($1, $2, $3, 0) \
-         ON CONFLICT (name) DO UPDATE SET version = excluded.version, spec = excluded.spec, removed = 0 \
-         WHERE campaigns.version < excluded.version",
+        "INSERT INTO campaigns (name, uid, version, spec, removed) VALUES ($1, $2, $3, $4, 0) \
+         ON CONFLICT (name) DO UPDATE SET uid = excluded.uid, version = excluded.version, spec = excluded.spec, \
+         removed = 0 \
+         WHERE (campaigns.uid = excluded.uid AND campaigns.version < excluded.version) \
+            OR (campaigns.uid <> excluded.uid AND campaigns.removed = 1)",
     )
-    .bind(name)
+    .bind(instance.name)
+    .bind(instance.uid)
     .bind(version)
     .bind(spec)
     .execute(pool)
@@ -233,26 +291,30 @@ pub async fn upsert_campaign(pool: &AnyPool, name: &str, version: i64, spec: &st
     Ok(())
 }
 
-pub async fn remove_campaign(pool: &AnyPool, name: &str, version: i64) -> sqlx::Result<()> {
-    sqlx::query("UPDATE campaigns SET removed = 1, version = $2 WHERE name = $1 AND version < $2")
-        .bind(name)
+/// Marks a campaign instance removed at `version` (its coupons stay valid): a definition of
+/// it at that version or below, arriving later, is ignored.
+pub async fn remove_campaign(pool: &AnyPool, instance: &Instance<'_>, version: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE campaigns SET removed = 1, version = $3 WHERE name = $1 AND uid = $2 AND version <= $3")
+        .bind(instance.name)
+        .bind(instance.uid)
         .bind(version)
         .execute(pool)
         .await?;
     Ok(())
 }
 
-/// The spec JSON of one campaign, unless removed.
-pub async fn campaign_spec(pool: &AnyPool, name: &str) -> sqlx::Result<Option<String>> {
-    let row = sqlx::query("SELECT spec FROM campaigns WHERE name = $1 AND removed = 0")
+/// One campaign's definition, unless removed.
+pub async fn campaign(pool: &AnyPool, name: &str) -> sqlx::Result<Option<StoredCampaign>> {
+    let row = sqlx::query("SELECT name, uid, spec FROM campaigns WHERE name = $1 AND removed = 0")
         .bind(name)
         .fetch_optional(pool)
         .await?;
-    row.map(|r| r.try_get(0)).transpose()
+    row.map(|r| Ok(StoredCampaign { name: r.try_get(0)?, uid: r.try_get(1)?, spec: r.try_get(2)? })).transpose()
 }
 
-/// (name, spec JSON) of every campaign not removed.
-pub async fn campaigns(pool: &AnyPool) -> sqlx::Result<Vec<(String, String)>> {
-    let rows = sqlx::query("SELECT name, spec FROM campaigns WHERE removed = 0 ORDER BY name").fetch_all(pool).await?;
-    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+/// Every campaign not removed, by name.
+pub async fn campaigns(pool: &AnyPool) -> sqlx::Result<Vec<StoredCampaign>> {
+    let rows =
+        sqlx::query("SELECT name, uid, spec FROM campaigns WHERE removed = 0 ORDER BY name").fetch_all(pool).await?;
+    rows.iter().map(|r| Ok(StoredCampaign { name: r.try_get(0)?, uid: r.try_get(1)?, spec: r.try_get(2)? })).collect()
 }

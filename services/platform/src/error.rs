@@ -155,6 +155,7 @@ impl IntoResponse for ApiError {
     }
 }
 
+#[cfg(feature = "storage")]
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         ApiError::internal(err)
@@ -167,6 +168,7 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
+#[cfg(feature = "storage")]
 /// True when the database refused a row because a unique constraint already holds it.
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     match err {
@@ -179,6 +181,7 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     }
 }
 
+#[cfg(feature = "storage")]
 /// Maps a unique-constraint violation to `conflict`, anything else to a 500.
 pub fn unique_as(err: sqlx::Error, conflict: ApiError) -> ApiError {
     if is_unique_violation(&err) { conflict } else { ApiError::internal(err) }

@@ -81,13 +81,13 @@ roles! {
         ),
         start: |ctx, config| Box::pin(async move {
             let campaigns = coupon::load_campaigns(&config.issuer)?;
-            // In a cluster the issuer's campaign file (the operator's ConfigMap) is the
-            // definition: announce it, versioned by the resource's generation, so the
-            // steady-state coupon service can answer for the campaign while no issuer runs.
+            // In a cluster the operator announces the campaign; its issuers announce the file
+            // they run too (the operator's ConfigMap, versioned by the resource's generation and
+            // naming its uid), so the definition is there even before the operator's reaches
+            // the coupon service. Same instance, same version: the same row.
             if config.issuer.campaign_file.is_some() {
                 for c in &campaigns {
-                    let version = coupon::file_generation(&config.issuer, c.name());
-                    coupon::publish_definitions(&ctx.bus, std::slice::from_ref(c), version).await?;
+                    coupon::publish_definitions(&ctx.bus, std::slice::from_ref(c), c.generation()).await?;
                 }
             }
             Ok(coupon::start_issuers(ctx, campaigns, &config.issuer).await?.0)

@@ -117,7 +117,7 @@ async fn audit(
     let db = coupon::open_db(&app.ctx).await.unwrap();
     let started = Instant::now();
     loop {
-        let stored = coupon::audit::stored_count(&db, c.name()).await.unwrap();
+        let stored = coupon::audit::stored_count(&db, c.name(), c.uid()).await.unwrap();
         if stored >= n {
             break;
         }
@@ -138,7 +138,198 @@ on_both_backends!(
     the_catalog_wallet_and_redemption_work,
     bad_issue_requests_are_clear_4xx_problems,
     the_coupon_service_answers_for_a_campaign_whose_issuers_are_not_running,
+    a_campaign_re_created_under_the_same_name_is_a_new_campaign,
+    the_issuers_publish_their_counts_about_once_a_second_while_open,
+    a_quantity_change_reaches_running_issuers_and_applies_from_the_next_campaign_day,
 );
+
+/// The resource changed while its issuers run (the operator announces each generation): a new
+/// `dailyQuantity` reaches them within seconds and applies from the next campaign day (today's
+/// stock was set when today opened); `suspend` applies at once.
+async fn a_quantity_change_reaches_running_issuers_and_applies_from_the_next_campaign_day(backend: TestApp) {
+    let kind = backend.backend;
+    drop(backend);
+    let app = app_at(kind, kst(7, 10, 30)).await.unwrap();
+    let c = campaign(Rules { daily: 2, mission: false, ..Rules::default() }).with_identity("quantity-uid", 1);
+    let (router, issuer) = app.issuer(c.clone()).await;
+    wait_ready(&issuer).await;
+    let claim = || async { issue(&router, c.name(), &token(&app, Uuid::new_v4()), None).await };
+    for _ in 0..2 {
+        assert_eq!(claim().await.status, StatusCode::CREATED);
+    }
+    assert_eq!(claim().await.status, StatusCode::GONE, "sold out today at 2");
+
+    let redefined = |generation: i64, edit: &dyn Fn(&mut CampaignSpec)| {
+        let mut spec = c.spec().clone();
+        edit(&mut spec);
+        Campaign::new(c.name(), spec).unwrap().with_identity("quantity-uid", generation)
+    };
+    let four = redefined(2, &|s| s.quota.daily_quantity = 4);
+    coupon::publish_definitions(&app.ctx.bus, std::slice::from_ref(&four), 2).await.unwrap();
+    let started = Instant::now();
+    while issuer.rules().generation() != 2 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the new definition never reached the issuer");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(issuer.rules().spec().quota.daily_quantity, 4);
+    assert_eq!(claim().await.status, StatusCode::GONE, "today's stock stays what it was when today opened");
+
+    app.ctx.clock.set(kst(8, 10, 30));
+    for i in 0..4 {
+        let r = claim().await;
+        assert_eq!(r.status, StatusCode::CREATED, "claim {i} on the next day: {:?}", r.body);
+    }
+    assert_eq!(claim().await.status, StatusCode::GONE, "sold out at the new quantity");
+    // A definition of another instance, or an older generation, changes nothing.
+    let other = Campaign::new(c.name(), c.spec().clone()).unwrap().with_identity("another-uid", 9);
+    assert!(!issuer.redefine(other));
+    assert!(!issuer.redefine(redefined(1, &|s| s.quota.daily_quantity = 100)));
+
+    let suspended = redefined(3, &|s| {
+        s.quota.daily_quantity = 4;
+        s.suspend = true;
+    });
+    coupon::publish_definitions(&app.ctx.bus, std::slice::from_ref(&suspended), 3).await.unwrap();
+    let started = Instant::now();
+    while issuer.rules().generation() != 3 {
+        assert!(started.elapsed() < Duration::from_secs(10), "the suspension never reached the issuer");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.ctx.clock.set(kst(9, 10, 30));
+    let r = claim().await;
+    assert_eq!((r.status, r.code()), (StatusCode::TOO_EARLY, "not-open"), "suspended: {:?}", r.body);
+}
+
+/// A campaign deleted and re-created under the same name (a new resource uid) is a new
+/// campaign: last season's winner is not refused this season, keeps last season's coupon, and
+/// each season counts its own rows; the coupon service answers for the current one.
+async fn a_campaign_re_created_under_the_same_name_is_a_new_campaign(backend: TestApp) {
+    let kind = backend.backend;
+    drop(backend);
+    let app = app_at(kind, kst(11, 10, 30)).await.unwrap();
+    let first = campaign(Rules { daily: 5, mission: false, ..Rules::default() }).with_identity("season-1-uid", 1);
+    coupon::publish_definitions(&app.ctx.bus, std::slice::from_ref(&first), 1).await.unwrap();
+    let (router, issuer) = app.issuer(first.clone()).await;
+    wait_ready(&issuer).await;
+    let winner = Uuid::new_v4();
+    let last_season = issue(&router, first.name(), &token(&app, winner), None).await;
+    assert_eq!(last_season.status, StatusCode::CREATED, "{:?}", last_season.body);
+    let again = issue(&router, first.name(), &token(&app, winner), None).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+
+    // Deleted (the operator announces the removal) and re-created: a new uid, generation 1.
+    let removed = platform::events::contracts::CampaignRemoved {
+        name: first.name().to_owned(),
+        version: 2,
+        namespace: "marketing".into(),
+        uid: first.uid().to_owned(),
+        totals: None,
+    };
+    let event = Envelope::new(platform::events::contracts::CAMPAIGN_REMOVED, "test", Utc::now(), &removed).unwrap();
+    app.ctx.bus.publish(topics::CAMPAIGNS, first.name(), &event).await.unwrap();
+    let second = Campaign::new(first.name(), first.spec().clone()).unwrap().with_identity("season-2-uid", 1);
+    coupon::publish_definitions(&app.ctx.bus, std::slice::from_ref(&second), 1).await.unwrap();
+    let (router, issuer) = app.issuer(second.clone()).await;
+    wait_ready(&issuer).await;
+    let this_season = issue(&router, second.name(), &token(&app, winner), None).await;
+    assert_eq!(this_season.status, StatusCode::CREATED, "last season's winner is not refused: {:?}", this_season.body);
+    assert_ne!(coupon_id(&this_season), coupon_id(&last_season));
+    assert_eq!(this_season.body["seq"], 1, "their first coupon of this season");
+
+    // Each season has its row; the wallet holds both; the coupon service answers for the new one.
+    let db = coupon::open_db(&app.ctx).await.unwrap();
+    let started = Instant::now();
+    loop {
+        let old = coupon::audit::stored_count(&db, first.name(), first.uid()).await.unwrap();
+        let new = coupon::audit::stored_count(&db, second.name(), second.uid()).await.unwrap();
+        if (old, new) == (1, 1) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "rows per season: {old}, {new}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let wallet = app.call("GET", "/api/coupons/me", Some(&token(&app, winner)), None).await;
+    assert_eq!(wallet.body.as_array().map(Vec::len), Some(2), "{:?}", wallet.body);
+    let path = format!("/api/campaigns/{}/issue", second.name());
+    let started = Instant::now();
+    loop {
+        let r = app.call("POST", &path, Some(&token(&app, winner)), None).await;
+        if r.status == StatusCode::CONFLICT && r.body["coupon"]["couponId"] == this_season.body["couponId"] {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the coupon service never answered for season 2: {:?}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A late definition of the deleted instance does not bring it back.
+    coupon::publish_definitions(&app.ctx.bus, std::slice::from_ref(&first), 1).await.unwrap();
+    let stranger = token(&app, Uuid::new_v4());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = app.call("POST", &path, Some(&token(&app, winner)), None).await;
+    assert_eq!(r.body["coupon"]["couponId"], this_season.body["couponId"], "{:?}", r.body);
+    let open = app.call("POST", &path, Some(&stranger), None).await;
+    assert_eq!(open.code(), "issuer-starting", "{:?}", open.body);
+}
+
+/// The issuers publish the campaign's counts (`CampaignCounted`) for the operator's status and
+/// the dashboards: about once a second while open, from one replica at a time.
+async fn the_issuers_publish_their_counts_about_once_a_second_while_open(backend: TestApp) {
+    use platform::events::Handler;
+    use platform::events::contracts::CampaignCounted;
+    #[derive(Clone, Default)]
+    struct Seen(std::sync::Arc<std::sync::Mutex<Vec<CampaignCounted>>>);
+    impl Handler for Seen {
+        async fn handle(&self, event: &Envelope) -> anyhow::Result<()> {
+            if let Some(c) = event.decode_or_skip::<CampaignCounted>() {
+                self.0.lock().unwrap().push(c);
+            }
+            Ok(())
+        }
+    }
+    let kind = backend.backend;
+    drop(backend);
+    // The real clock: the issuers' loops run on it.
+    let app = TestApp::start_with(kind, common::fast_config(), Clock::System).await.unwrap();
+    let today = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Seoul).date_naive();
+    let mut c = campaign(Rules { daily: 5, mission: false, closes: None, ..Rules::default() });
+    let mut spec = c.spec().clone();
+    spec.schedule.start_date = today;
+    spec.schedule.end_date = today;
+    spec.schedule.opens_at = NaiveTime::from_hms_opt(0, 0, 0).unwrap();
+    c = Campaign::new(c.name(), spec).unwrap().with_identity("counted-uid", 1);
+    let (router, issuer) = app.issuer(c.clone()).await;
+    wait_ready(&issuer).await;
+    // Two replicas share the state in Redis; in memory there is one.
+    let _second = match kind {
+        Backend::Real => Some(app.issuer(c.clone()).await),
+        Backend::Embedded => None,
+    };
+    for _ in 0..3 {
+        let r = issue(&router, c.name(), &token(&app, Uuid::new_v4()), None).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    }
+    let seen = Seen::default();
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let _reader = app.ctx.bus.spawn_replay("test-counts", &[topics::CAMPAIGN_COUNTS], seen.clone(), stop_rx);
+    let mine = |seen: &Seen| -> Vec<CampaignCounted> {
+        seen.0.lock().unwrap().iter().filter(|e| e.name == c.name()).cloned().collect()
+    };
+    let started = Instant::now();
+    while !mine(&seen).iter().any(|e| e.issued_today == 3) {
+        assert!(started.elapsed() < Duration::from_secs(30), "no counts of 3 issued: {:?}", mine(&seen));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let latest = mine(&seen).into_iter().find(|e| e.issued_today == 3).unwrap();
+    assert_eq!((latest.uid.as_str(), latest.remaining_today, latest.issued_total), ("counted-uid", Some(2), 3));
+    // Over four seconds: about one a second in all, not one per replica.
+    let before = mine(&seen).len();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let published = mine(&seen).len() - before;
+    assert!((2..=6).contains(&published), "{published} counts in 4 s");
+}
 
 /// With no issuer running (between openings with `idle: 0`, after the last day), the platform's
 /// Ingress sends `/api/campaigns/` to the coupon service: it answers as the issuer would, from

@@ -89,13 +89,13 @@ where
 
 async fn rows(app: &TestApp, c: &Campaign) -> Vec<CouponIssued> {
     let db = coupon::open_db(&app.ctx).await.unwrap();
-    coupon::audit::rows(&db, c.name()).await.unwrap()
+    coupon::audit::rows(&db, c.name(), c.uid()).await.unwrap()
 }
 
 /// Takes a unit for `user` straight in the engine, as a request whose process died (or
 /// whose client went away) right after the take: pending, never published.
 async fn take_and_vanish(issuer: &Issuer, user: Uuid, at: DateTime<Utc>) -> Uuid {
-    let c = issuer.campaign();
+    let c = issuer.rules();
     let d = c.day_of(at);
     issuer.engine().seed(d, c.spec().quota.daily_quantity, None).await.unwrap();
     let coupon_id = Uuid::now_v7();
@@ -180,6 +180,7 @@ async fn publish_coupon(app: &TestApp, c: &Campaign, user: Uuid, seq: u32, at: D
         coupon_id: Uuid::now_v7(),
         code: coupon::model::new_code(),
         campaign: c.name().to_owned(),
+        campaign_uid: c.uid().to_owned(),
         user_id: user,
         seq,
         day: c.day_of(at),
@@ -483,7 +484,7 @@ mod skew {
         assert_eq!(days, HashSet::from([day(7), day(8)]));
         let db = coupon::open_db(&app.ctx).await.unwrap();
         eventually(Duration::from_secs(30), "every row", || async {
-            coupon::audit::stored_count(&db, c.name()).await.unwrap() == attempts.len() as i64
+            coupon::audit::stored_count(&db, c.name(), c.uid()).await.unwrap() == attempts.len() as i64
         })
         .await;
         let told = coupon::audit::Told { coupons: attempts.iter().filter_map(|a| coupon_of(&a.resp)).collect() };

@@ -6,15 +6,15 @@ use platform::events::contracts::{MISSION_VERIFIED, MissionVerified};
 use platform::events::{Envelope, Handler};
 
 use super::engine::Engine;
-use crate::CampaignRef;
+use super::{Rules, current};
 
 pub(super) struct Eligibility {
-    campaign: CampaignRef,
+    campaign: Rules,
     engine: Engine,
 }
 
 impl Eligibility {
-    pub(super) fn new(campaign: CampaignRef, engine: Engine) -> Self {
+    pub(super) fn new(campaign: Rules, engine: Engine) -> Self {
         Self { campaign, engine }
     }
 }
@@ -25,10 +25,11 @@ impl Handler for Eligibility {
             return Ok(());
         }
         let Some(verified) = event.decode_or_skip::<MissionVerified>() else { return Ok(()) };
-        let day = self.campaign.day_of(verified.verified_at);
-        let schedule = &self.campaign.spec().schedule;
+        let campaign = current(&self.campaign);
+        let day = campaign.day_of(verified.verified_at);
+        let schedule = &campaign.spec().schedule;
         // Only days that can still matter: in the period, and not before yesterday.
-        let yesterday = self.campaign.day_of(self.engine.now()).pred_opt().unwrap_or(day);
+        let yesterday = campaign.day_of(self.engine.now()).pred_opt().unwrap_or(day);
         if day < schedule.start_date || day > schedule.end_date || day < yesterday {
             return Ok(());
         }

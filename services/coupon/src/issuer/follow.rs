@@ -24,7 +24,7 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(600);
 
 /// Starts following; the flag turns true once the log was read to the end it had.
 pub(super) fn spawn(issuer: &Arc<Issuer>) -> watch::Receiver<bool> {
-    let name = format!("coupon-issuer.{}.follow", issuer.campaign.name());
+    let name = format!("coupon-issuer.{}.follow", issuer.rules().name());
     let (_task, caught_up) = issuer.bus.spawn_replay(
         &name,
         &[topics::COUPONS_ISSUED],
@@ -56,7 +56,7 @@ impl Handler for Follower {
             return Ok(());
         }
         let Some(issued) = event.decode_or_skip::<CouponIssued>() else { return Ok(()) };
-        if issued.campaign != self.issuer.campaign.name() {
+        if issued.campaign != self.issuer.rules().name() || issued.campaign_uid != self.issuer.rules().uid() {
             return Ok(());
         }
         let issuer = &self.issuer;
@@ -106,13 +106,13 @@ async fn settle(issuer: Arc<Issuer>, user: Uuid, seq: u32) {
     let started = Instant::now();
     let mut stop = issuer.stop.clone();
     while started.elapsed() < SETTLE_LIMIT {
-        match store::coupon_row(&issuer.db.pool, issuer.campaign.name(), user, seq).await {
+        match store::coupon_row(&issuer.db.pool, &store::Instance::of(&issuer.rules()), user, seq).await {
             Ok(Some(row)) => {
                 let record = record_of(&row);
                 match issuer.engine.replace(user, seq, &record).await {
                     Ok(true) => {
                         issuer.index.replace(user, seq, record.clone());
-                        tracing::warn!(campaign = issuer.campaign.name(), %user, seq, coupon_id = %record.coupon_id, "conflict settled: the database's coupon holds");
+                        tracing::warn!(campaign = issuer.rules().name(), %user, seq, coupon_id = %record.coupon_id, "conflict settled: the database's coupon holds");
                         return;
                     }
                     Ok(false) => {}
@@ -127,5 +127,5 @@ async fn settle(issuer: Arc<Issuer>, user: Uuid, seq: u32) {
             _ = stop.wait_for(|s| *s) => return,
         }
     }
-    tracing::error!(campaign = issuer.campaign.name(), %user, seq, "a conflict was not settled: no row appeared");
+    tracing::error!(campaign = issuer.rules().name(), %user, seq, "a conflict was not settled: no row appeared");
 }

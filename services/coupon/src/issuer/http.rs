@@ -119,12 +119,13 @@ pub async fn counters(
     Path(name): Path<String>,
 ) -> Result<Json<CampaignCounters>, ApiError> {
     let issuer = find(&state, &name)?;
-    let status = issuer.campaign.status_at(issuer.engine.now());
+    let status = issuer.rules().status_at(issuer.engine.now());
     let c = issuer.engine.counters(status.day).await.map_err(|e| {
         tracing::warn!(error = %e, "counters unavailable");
         ApiError::unavailable("counters-unavailable", "The live counters cannot be read right now.", 1)
     })?;
-    let quota = &issuer.campaign.spec().quota;
+    let rules = issuer.rules();
+    let quota = &rules.spec().quota;
     Ok(Json(CampaignCounters {
         campaign: name,
         phase: status.phase,

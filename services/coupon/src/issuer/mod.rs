@@ -19,6 +19,7 @@ mod follow;
 pub mod http;
 mod index;
 mod rebuild;
+mod redefine;
 mod upkeep;
 
 use std::collections::{HashMap, HashSet};
@@ -26,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use campaign::{Campaign, Phase};
+use campaign::Phase;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use platform::db::Database;
 use platform::events::contracts::{COUPON_ISSUED, CouponIssued, topics};
@@ -126,7 +127,9 @@ const UNSETTLED_REUSE_MS: i64 = 5_000;
 
 /// The issuer of one campaign.
 pub struct Issuer {
-    campaign: CampaignRef,
+    /// The rules in force: replaced when a newer definition of this campaign instance arrives
+    /// ([`Issuer::redefine`]).
+    campaign: Rules,
     engine: Engine,
     bus: EventBus,
     db: Database,
@@ -166,7 +169,7 @@ impl Issuer {
     ) -> Arc<Self> {
         let (confirms, confirms_rx) = tokio::sync::mpsc::unbounded_channel();
         Arc::new(Self {
-            campaign,
+            campaign: Arc::new(std::sync::RwLock::new(campaign)),
             engine,
             bus,
             db,
@@ -193,8 +196,9 @@ impl Issuer {
         })
     }
 
-    pub fn campaign(&self) -> &Campaign {
-        &self.campaign
+    /// The rules in force now.
+    pub fn rules(&self) -> CampaignRef {
+        current(&self.campaign)
     }
 
     pub fn engine(&self) -> &Engine {
@@ -233,6 +237,14 @@ impl Issuer {
             tokio::spawn(confirm_loop(self.engine.clone(), rx, self.unflushed.clone()));
         }
         self.restart_eligibility().await;
+        let name = format!("coupon-issuer.{}.definitions", self.rules().name());
+        let definitions = redefine::Definitions { issuer: Arc::downgrade(self) };
+        let _ = self.bus.spawn_replay(
+            &name,
+            &[platform::events::contracts::topics::CAMPAIGNS],
+            definitions,
+            self.stop.clone(),
+        );
         let followed = follow::spawn(self);
         *self.followed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(followed);
         tokio::spawn(self.clone().seed_at_openings());
@@ -253,26 +265,27 @@ impl Issuer {
         let mut stop = self.stop.clone();
         loop {
             let now = self.engine.now();
-            let status = self.campaign.status_at(now);
+            let rules = self.rules();
+            let status = rules.status_at(now);
             if status.phase == Phase::Ended {
                 return;
             }
             if status.phase == Phase::Open && self.is_ready() {
-                let quota = &self.campaign.spec().quota;
+                let quota = &rules.spec().quota;
                 match self.engine.seed(status.day, quota.daily_quantity, quota.total_quantity).await {
                     Ok(Some(stock)) => {
-                        tracing::debug!(campaign = self.campaign.name(), day = %status.day, stock, "stock seeded")
+                        tracing::debug!(campaign = self.rules().name(), day = %status.day, stock, "stock seeded")
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        tracing::warn!(campaign = self.campaign.name(), error = %e, "could not seed today's stock")
+                        tracing::warn!(campaign = self.rules().name(), error = %e, "could not seed today's stock")
                     }
                 }
             }
             // Wake at the next opening; re-check at least every five minutes (a rebuild
             // clears the stock key) and every second while the state is not ready.
             let until_opening = self
-                .campaign
+                .rules()
                 .next_opening_after(now)
                 .and_then(|t| (t - now).to_std().ok())
                 .unwrap_or(Duration::from_secs(300));
@@ -298,14 +311,19 @@ impl Issuer {
     }
 
     async fn decide(self: &Arc<Self>, user: Uuid, key: Option<&str>) -> Result<Outcome, IssueError> {
-        let spec = self.campaign.spec();
+        let rules = self.rules();
+        let spec = rules.spec();
         // What the person holds is theirs at any time: before the window, the flags or the
         // campaign's end are looked at.
         if let Known::Holds(seq, record) = self.index.lookup(user, key, spec.quota.per_user) {
             return Ok(Outcome::AlreadyIssued(self.coupon(user, seq, &record)));
         }
         let now = self.engine.now();
-        let status = self.campaign.status_at(now);
+        if spec.suspend {
+            // Suspended: nothing is issued until `suspend` is lifted (no opening to name).
+            return Err(IssueError::NotOpen { opens_at: None, now });
+        }
+        let status = rules.status_at(now);
         // A refusal decided locally stands unless the person may hold a unit this
         // replica's index does not know yet (a publish under way or just done elsewhere):
         // then the engine answers, looking at what they hold first.
@@ -372,13 +390,14 @@ impl Issuer {
 
     /// The latest closing at or before `now`, if any day of the campaign closed yet.
     fn last_closing(&self, day: NaiveDate, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let schedule = &self.campaign.spec().schedule;
+        let rules = self.rules();
+        let schedule = &rules.spec().schedule;
         let day = day.min(schedule.end_date);
         [Some(day), day.pred_opt()]
             .into_iter()
             .flatten()
             .filter(|d| *d >= schedule.start_date)
-            .map(|d| self.campaign.closing(d))
+            .map(|d| self.rules().closing(d))
             .find(|closing| *closing <= now)
     }
 
@@ -440,15 +459,16 @@ impl Issuer {
         key: Option<&str>,
         mut day: NaiveDate,
     ) -> Result<Outcome, IssueError> {
-        let spec = self.campaign.spec();
+        let rules = self.rules();
+        let spec = rules.spec();
         let code = new_code();
         let coupon_id = Uuid::now_v7();
         let (mut seeded, mut reread, mut confirmed_now, mut moved) = (false, false, false, false);
         loop {
             let request = TakeRequest {
                 day,
-                opens_at: self.campaign.opening(day),
-                closes_at: self.campaign.closing(day),
+                opens_at: self.rules().opening(day),
+                closes_at: self.rules().closing(day),
                 user,
                 per_user: spec.quota.per_user,
                 require_eligible: spec.eligibility.mission == campaign::MissionRequirement::VerifiedSameDay,
@@ -463,7 +483,7 @@ impl Issuer {
                 Take::Outside { now } => {
                     // The one clock disagrees with this replica's estimate near a boundary:
                     // decide again on the one clock's time, once.
-                    let status = self.campaign.status_at(now);
+                    let status = self.rules().status_at(now);
                     match status.phase {
                         Phase::Open if !moved && status.day != day => {
                             moved = true;
@@ -577,11 +597,13 @@ impl Issuer {
     }
 
     fn event(&self, user: Uuid, seq: u32, r: &Record) -> CouponIssued {
-        let spec = self.campaign.spec();
+        let rules = self.rules();
+        let spec = rules.spec();
         CouponIssued {
             coupon_id: r.coupon_id,
             code: r.code.clone(),
-            campaign: self.campaign.name().to_owned(),
+            campaign: self.rules().name().to_owned(),
+            campaign_uid: self.rules().uid().to_owned(),
             user_id: user,
             seq,
             day: r.day,
@@ -613,11 +635,11 @@ impl Issuer {
     }
 
     fn not_open(&self, now: DateTime<Utc>) -> IssueError {
-        IssueError::NotOpen { opens_at: self.campaign.next_opening_after(now), now }
+        IssueError::NotOpen { opens_at: self.rules().next_opening_after(now), now }
     }
 
     fn sold_out(&self, now: DateTime<Utc>, campaign_total: bool) -> IssueError {
-        let next = if campaign_total { None } else { self.campaign.next_opening_after(now) };
+        let next = if campaign_total { None } else { self.rules().next_opening_after(now) };
         IssueError::SoldOut { next, campaign_total }
     }
 }
@@ -649,6 +671,14 @@ async fn confirm_loop(
 fn engine_down(e: anyhow::Error) -> IssueError {
     tracing::error!(error = %format!("{e:#}"), "issuer engine unavailable");
     IssueError::BackendUnavailable
+}
+
+/// A campaign's rules, shared by its issuer and the handlers it starts; replaced whole when a
+/// newer definition arrives.
+pub(crate) type Rules = Arc<std::sync::RwLock<CampaignRef>>;
+
+pub(crate) fn current(rules: &Rules) -> CampaignRef {
+    rules.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
 }
 
 /// The issuers a process runs, by campaign name.

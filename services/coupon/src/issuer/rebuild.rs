@@ -55,7 +55,7 @@ impl Issuer {
                     Ok(()) => break,
                     Err(e) => {
                         metrics::counter!("coupon_issuer_rebuild_failures_total").increment(1);
-                        tracing::error!(campaign = this.campaign.name(), error = %format!("{e:#}"), "rebuild failed; retrying");
+                        tracing::error!(campaign = this.rules().name(), error = %format!("{e:#}"), "rebuild failed; retrying");
                     }
                 }
                 if *this.stop.borrow() {
@@ -124,12 +124,12 @@ impl Issuer {
         }
         let started = Instant::now();
         tracing::info!(
-            campaign = self.campaign.name(),
+            campaign = self.rules().name(),
             "issuer state missing: rebuilding from the database and the log"
         );
         tokio::time::sleep(settle_time(&self.bus)).await;
 
-        let rows = store::issued_in_campaign(&self.db.pool, self.campaign.name()).await?;
+        let rows = store::issued_in_campaign(&self.db.pool, &store::Instance::of(&self.rules())).await?;
         let from_db = rows.len();
         let snapshot = snapshot_of(rows, self.replay_issued().await?);
         // Never write over a state another replica may have rebuilt after our lock lapsed.
@@ -159,21 +159,25 @@ impl Issuer {
         metrics::counter!("coupon_issuer_rebuilds_total").increment(1);
         if holders > 0 {
             tracing::warn!(
-                campaign = self.campaign.name(),
+                campaign = self.rules().name(),
                 holders,
                 from_db,
                 took_ms,
                 "issuer state restored after a loss"
             );
         } else {
-            tracing::info!(campaign = self.campaign.name(), took_ms, "issuer state initialised");
+            tracing::info!(campaign = self.rules().name(), took_ms, "issuer state initialised");
         }
         Ok(())
     }
 
     /// Every `CouponIssued` of this campaign in the log.
     async fn replay_issued(&self) -> anyhow::Result<Vec<CouponIssued>> {
-        let collector = Collector { campaign: self.campaign.name().to_owned(), seen: Arc::new(Mutex::new(Vec::new())) };
+        let collector = Collector {
+            campaign: self.rules().name().to_owned(),
+            uid: self.rules().uid().to_owned(),
+            seen: Arc::new(Mutex::new(Vec::new())),
+        };
         let (stop_tx, stop) = watch::channel(false);
         let (task, mut caught_up) =
             self.bus.spawn_replay("coupon-issuer.rebuild", &[topics::COUPONS_ISSUED], collector.clone(), stop);
@@ -197,7 +201,7 @@ impl Issuer {
             }
         });
         let handler = Eligibility::new(self.campaign.clone(), self.engine.clone());
-        let name = format!("coupon-issuer.{}.eligibility", self.campaign.name());
+        let name = format!("coupon-issuer.{}.eligibility", self.rules().name());
         let (_task, caught_up) = self.bus.spawn_replay(&name, &[topics::MISSIONS_VERIFIED], handler, stop);
         let previous = self
             .rebuild
@@ -241,6 +245,7 @@ pub(super) fn snapshot_of(rows: Vec<CouponIssued>, log: Vec<CouponIssued>) -> Sn
 #[derive(Clone)]
 struct Collector {
     campaign: String,
+    uid: String,
     seen: Arc<Mutex<Vec<CouponIssued>>>,
 }
 
@@ -248,7 +253,7 @@ impl Handler for Collector {
     async fn handle(&self, event: &Envelope) -> anyhow::Result<()> {
         if event.kind == COUPON_ISSUED {
             let Some(issued) = event.decode_or_skip::<CouponIssued>() else { return Ok(()) };
-            if issued.campaign == self.campaign {
+            if issued.campaign == self.campaign && issued.campaign_uid == self.uid {
                 self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(issued);
             }
         }

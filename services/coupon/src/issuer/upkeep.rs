@@ -6,22 +6,78 @@
 //!   was cut off (a client that went away, a broker outage). The same coupon — same id,
 //!   code and seq — is re-sent until the log has it; the persister keeps one row. A unit
 //!   is therefore never left held: once the broker accepts writes again, a pending coupon
-//!   is durable within the in-flight limit plus one round of this loop.
+//!   is durable within the in-flight limit plus one round of this loop;
+//! - **count**: one replica per second (whichever takes the turn in the shared state)
+//!   publishes the campaign's counts (`CampaignCounted`) while a window is open, and every
+//!   [`COUNT_IDLE`] otherwise, for the operator's status and the dashboards — so nobody
+//!   reads the issuer's hot path per viewer.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use campaign::Phase;
+use platform::events::Envelope;
+use platform::events::contracts::{CAMPAIGN_COUNTED, CampaignCounted, topics};
+
 use super::Issuer;
 use super::settle_time;
 
 const EVERY: Duration = Duration::from_secs(1);
+/// How often the counts are published outside an open window.
+pub const COUNT_IDLE: Duration = Duration::from_secs(30);
 /// Pending coupons one replica re-sends per round.
 const CLAIM_BATCH: usize = 200;
 
 pub(super) fn spawn(issuer: &Arc<Issuer>) {
     tokio::spawn(watch(issuer.clone()));
     tokio::spawn(resolve(issuer.clone()));
+    tokio::spawn(count(issuer.clone()));
+}
+
+async fn count(issuer: Arc<Issuer>) {
+    let mut stop = issuer.stop.clone();
+    loop {
+        if issuer.is_ready() {
+            let open = issuer.rules().status_at(issuer.engine.now()).phase == Phase::Open;
+            let period = if open { EVERY } else { COUNT_IDLE };
+            // The turn lasts a little less than the period, so the next round finds it free.
+            let turn = period.saturating_sub(Duration::from_millis(100));
+            match issuer.engine.turn("counted", turn).await {
+                Ok(true) => {
+                    if let Err(e) = publish_counts(&issuer).await {
+                        tracing::debug!(error = %format!("{e:#}"), "could not publish the counts this round");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => tracing::debug!(error = %format!("{e:#}"), "state store unavailable for the counts"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(EVERY) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Publishes the campaign's counts for its current day, as the shared state holds them.
+pub(super) async fn publish_counts(issuer: &Issuer) -> anyhow::Result<()> {
+    let at = issuer.engine.now();
+    let day = issuer.rules().day_of(at);
+    let counts = issuer.engine.counters(day).await?;
+    let unsigned = |n: i64| u64::try_from(n).unwrap_or(0);
+    let event = CampaignCounted {
+        name: issuer.rules().name().to_owned(),
+        uid: issuer.rules().uid().to_owned(),
+        day,
+        issued_today: unsigned(counts.issued_today),
+        remaining_today: counts.remaining_today.map(unsigned),
+        issued_total: unsigned(counts.issued_total),
+        at,
+    };
+    let envelope = Envelope::new(CAMPAIGN_COUNTED, super::SOURCE, at, &event)?;
+    issuer.bus.publish(topics::CAMPAIGN_COUNTS, issuer.rules().name(), &envelope).await?;
+    Ok(())
 }
 
 async fn watch(issuer: Arc<Issuer>) {
@@ -34,13 +90,13 @@ async fn watch(issuer: Arc<Issuer>) {
                 let evicting = health.evicting();
                 issuer.store_ok.store(!evicting, Ordering::SeqCst);
                 if evicting && !warned_policy {
-                    tracing::error!(campaign = issuer.campaign.name(), policy = %health.eviction_policy, "Redis may evict keys (maxmemory-policy is not noeviction): this issuer reports not ready");
+                    tracing::error!(campaign = issuer.rules().name(), policy = %health.eviction_policy, "Redis may evict keys (maxmemory-policy is not noeviction): this issuer reports not ready");
                 }
                 warned_policy = evicting;
                 if !health.trusted {
                     if issuer.ready.swap(false, Ordering::SeqCst) {
                         tracing::warn!(
-                            campaign = issuer.campaign.name(),
+                            campaign = issuer.rules().name(),
                             "the issuer state is missing or from another Redis process (restart, restore, failover): rebuilding"
                         );
                     }
@@ -91,7 +147,7 @@ pub(super) async fn resolve_once(issuer: &Arc<Issuer>) -> anyhow::Result<usize> 
                     Ok(()) => {
                         issuer.durable(claim.user, claim.seq, &record);
                         metrics::counter!("coupon_issuer_resolved_total").increment(1);
-                        tracing::info!(campaign = issuer.campaign.name(), user = %claim.user, seq = claim.seq, coupon_id = %claim.coupon_id, "a pending coupon was re-sent and is durable");
+                        tracing::info!(campaign = issuer.rules().name(), user = %claim.user, seq = claim.seq, coupon_id = %claim.coupon_id, "a pending coupon was re-sent and is durable");
                         Ok::<_, anyhow::Error>(1)
                     }
                     Err(e) => {

@@ -19,6 +19,10 @@ pub mod topics {
     /// Campaign definitions, keyed by campaign name (published by whoever owns them:
     /// the YAML loader in dev, the operator in a cluster).
     pub const CAMPAIGNS: &str = "campaigns.definitions";
+    /// Live counts of open campaigns, keyed by campaign name (published by their issuers,
+    /// about once a second per campaign while a window is open; read by the operator for
+    /// the resource status and by dashboards).
+    pub const CAMPAIGN_COUNTS: &str = "campaigns.counts";
     /// Ended login sessions, keyed by session id (published by auth); every process
     /// follows it to refuse the access tokens of those sessions.
     pub const SESSIONS_REVOKED: &str = "sessions.revoked";
@@ -28,6 +32,7 @@ pub const MISSION_VERIFIED: &str = "MissionVerified";
 pub const COUPON_ISSUED: &str = "CouponIssued";
 pub const CAMPAIGN_DEFINED: &str = "CampaignDefined";
 pub const CAMPAIGN_REMOVED: &str = "CampaignRemoved";
+pub const CAMPAIGN_COUNTED: &str = "CampaignCounted";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -45,6 +50,10 @@ pub struct CouponIssued {
     pub coupon_id: Uuid,
     pub code: String,
     pub campaign: String,
+    /// The campaign instance (its resource's uid; empty for a campaign from a file): a
+    /// campaign deleted and re-created under the same name is another campaign.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub campaign_uid: String,
     pub user_id: Uuid,
     /// 1 for a person's first coupon of this campaign, 2 for the second, …
     pub seq: u32,
@@ -60,7 +69,9 @@ pub struct CouponIssued {
     pub idempotency_key: Option<String>,
 }
 
-/// A campaign's definition as its owner published it; `version` orders redefinitions.
+/// A campaign's definition as its owner published it. Within one instance (`uid`),
+/// `version` (the resource's generation) orders redefinitions; a definition of another
+/// instance replaces the campaign whatever its version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CampaignDefined {
@@ -68,13 +79,54 @@ pub struct CampaignDefined {
     pub version: i64,
     /// The `CouponCampaign` spec as JSON (see the `campaign` crate).
     pub spec: serde_json::Value,
+    /// The resource's namespace (empty for a campaign from a file).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    /// The resource's uid (empty for a campaign from a file).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
 }
 
+/// A campaign was deleted. Coupons already issued stay valid; `totals` are the counts the
+/// operator last saw (absent when it never saw any).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CampaignRemoved {
     pub name: String,
     pub version: i64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totals: Option<CampaignTotals>,
+}
+
+/// A campaign's final counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CampaignTotals {
+    pub issued_total: u64,
+    /// When the issuers counted them.
+    pub counted_at: DateTime<Utc>,
+}
+
+/// A campaign's counts as its issuers see them in their shared state, at `at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CampaignCounted {
+    pub name: String,
+    /// The resource's uid (empty for a campaign from a file): the operator matches counts to
+    /// the resource by it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    /// The campaign-local day the daily counts are for.
+    pub day: chrono::NaiveDate,
+    pub issued_today: u64,
+    /// `None` before the day's stock is seeded at its opening.
+    pub remaining_today: Option<u64>,
+    pub issued_total: u64,
+    pub at: DateTime<Utc>,
 }
 
 pub const USER_REGISTERED: &str = "UserRegistered";

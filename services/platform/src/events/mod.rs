@@ -4,9 +4,11 @@
 //! Handlers must be idempotent: by event id or by a natural unique key.
 
 pub mod contracts;
+#[cfg(feature = "storage")]
 mod embedded;
 mod envelope;
 mod kafka;
+#[cfg(feature = "storage")]
 mod outbox;
 
 use std::sync::Arc;
@@ -16,9 +18,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
+#[cfg(feature = "storage")]
 pub use embedded::EmbeddedBus;
 pub use envelope::Envelope;
 pub use kafka::{KafkaBus, KafkaConfig};
+#[cfg(feature = "storage")]
 pub use outbox::Outbox;
 
 use crate::http::ReadinessCheck;
@@ -28,6 +32,7 @@ use crate::trace::TraceParent;
 pub enum BusError {
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[cfg(feature = "storage")]
     #[error("event log: {0}")]
     Log(#[from] sqlx::Error),
     #[error("encoding: {0}")]
@@ -52,7 +57,9 @@ impl BusError {
                 )
             }
             BusError::Kafka(_) | BusError::Uncertain(_) => false,
-            BusError::Log(_) | BusError::Encoding(_) | BusError::Other(_) => true,
+            #[cfg(feature = "storage")]
+            BusError::Log(_) => true,
+            BusError::Encoding(_) | BusError::Other(_) => true,
         }
     }
 }
@@ -78,6 +85,7 @@ pub trait Handler: Send + Sync + 'static {
 #[derive(Clone)]
 pub enum EventBus {
     Kafka(Arc<KafkaBus>),
+    #[cfg(feature = "storage")]
     Embedded(Arc<EmbeddedBus>),
 }
 
@@ -85,6 +93,7 @@ impl std::fmt::Debug for EventBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             EventBus::Kafka(_) => write!(f, "EventBus::Kafka"),
+            #[cfg(feature = "storage")]
             EventBus::Embedded(_) => write!(f, "EventBus::Embedded"),
         }
     }
@@ -97,6 +106,7 @@ impl EventBus {
         let payload = serde_json::to_vec(event)?;
         match self {
             EventBus::Kafka(k) => k.publish(topic, key, &payload).await,
+            #[cfg(feature = "storage")]
             EventBus::Embedded(e) => e.publish(topic, key, &payload).await,
         }
     }
@@ -105,6 +115,7 @@ impl EventBus {
     pub async fn ensure_topics(&self, topics: &[&str]) -> Result<(), BusError> {
         match self {
             EventBus::Kafka(k) => k.ensure_topics(topics).await,
+            #[cfg(feature = "storage")]
             EventBus::Embedded(_) => Ok(()),
         }
     }
@@ -152,6 +163,7 @@ impl EventBus {
         let group = format!("{name}.{}", uuid::Uuid::new_v4().simple());
         let task = match self {
             EventBus::Kafka(k) => tokio::spawn(kafka::replay(k.clone(), group, topics, handler, stop, caught_up_tx)),
+            #[cfg(feature = "storage")]
             EventBus::Embedded(e) => tokio::spawn(embedded::replay(e.clone(), topics, handler, stop, caught_up_tx)),
         };
         (task, caught_up)
@@ -169,6 +181,7 @@ impl EventBus {
         let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
         match self {
             EventBus::Kafka(k) => tokio::spawn(kafka::consume(k.clone(), group, topics, handler, stop, delivery)),
+            #[cfg(feature = "storage")]
             EventBus::Embedded(e) => tokio::spawn(embedded::consume(e.clone(), group, topics, handler, stop, delivery)),
         }
     }
@@ -178,6 +191,7 @@ impl EventBus {
     pub fn max_publish_time(&self) -> Duration {
         match self {
             EventBus::Kafka(k) => k.max_publish_time(),
+            #[cfg(feature = "storage")]
             EventBus::Embedded(_) => Duration::ZERO,
         }
     }
@@ -185,6 +199,7 @@ impl EventBus {
     pub fn readiness(&self) -> ReadinessCheck {
         match self {
             EventBus::Kafka(k) => k.readiness(),
+            #[cfg(feature = "storage")]
             EventBus::Embedded(e) => e.readiness(),
         }
     }

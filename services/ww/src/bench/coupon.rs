@@ -537,6 +537,7 @@ async fn direct_rate(
                         coupon_id: record.coupon_id,
                         code: record.code.clone(),
                         campaign: "direct".into(),
+                        campaign_uid: String::new(),
                         user_id: user,
                         seq,
                         day,
@@ -566,7 +567,7 @@ async fn direct_rate(
 async fn wait_rows(db: &Database, campaign: &str, expected: i64) -> anyhow::Result<String> {
     let started = Instant::now();
     loop {
-        let n = coupon::audit::stored_count(db, campaign).await?;
+        let n = coupon::audit::stored_count(db, campaign, "").await?;
         if n >= expected {
             return Ok(format!("{n} rows in {:.2}s after the last answer", started.elapsed().as_secs_f64()));
         }

@@ -381,7 +381,7 @@ impl Cluster {
         let started = Instant::now();
         let (mut last, mut stable_since) = (-1, Instant::now());
         loop {
-            let n = coupon::audit::stored_count(&db, name).await.unwrap();
+            let n = coupon::audit::stored_count(&db, name, "").await.unwrap();
             if n != last {
                 (last, stable_since) = (n, Instant::now());
             }
@@ -401,7 +401,7 @@ impl Cluster {
         assert!(violations.is_empty(), "{violations:#?}\n{told:?}");
         let daily = self.campaign.spec().quota.daily_quantity as usize;
         assert_eq!(told.coupons.len(), daily, "sold out exactly, nothing stranded: {:?}", told.statuses);
-        for row in coupon::audit::rows(&db, name).await.unwrap() {
+        for row in coupon::audit::rows(&db, name, "").await.unwrap() {
             let token = self.token(row.user_id);
             let back = loop {
                 match self.attempt(row.user_id, &token, 0, Duration::from_secs(30)).await {

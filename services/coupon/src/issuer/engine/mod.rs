@@ -545,6 +545,15 @@ impl Engine {
         }
     }
 
+    /// Whether this replica takes `what`'s turn: true for one replica of the campaign per
+    /// `period` (in memory, one process: always).
+    pub async fn turn(&self, what: &str, period: Duration) -> anyhow::Result<bool> {
+        match &self.inner.backend {
+            Backend::Redis(r) => r.turn(what, period).await,
+            Backend::Memory(_) => Ok(true),
+        }
+    }
+
     /// People the in-memory state holds anything for; `None` for Redis (tests).
     pub fn people(&self) -> Option<usize> {
         self.mem().map(|m| m.people())

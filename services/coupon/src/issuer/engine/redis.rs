@@ -461,6 +461,20 @@ impl RedisEngine {
         Ok(DayCounters { issued_today: issued.unwrap_or(0), remaining_today: stock, issued_total: total.unwrap_or(0) })
     }
 
+    /// True for the one caller that takes `what`'s turn within `period` (SET NX PX).
+    pub(super) async fn turn(&self, what: &str, period: std::time::Duration) -> anyhow::Result<bool> {
+        let mut conn = self.conn.clone();
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(self.key(&format!("turn:{what}")))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1))
+            .query_async(&mut conn)
+            .await?;
+        Ok(taken.is_some())
+    }
+
     pub(super) async fn wipe(&self) -> anyhow::Result<()> {
         let mut conn = self.conn.clone();
         for chunk in self.campaign_keys().await?.chunks(500) {
