@@ -35,6 +35,14 @@ if [ -z "$quick" ]; then
   cargo fmt --all -- --check
   log "cargo clippy"
   cargo clippy --workspace --all-targets --locked -- -D warnings
+  # The operator links the event bus, HTTP and telemetry, never a SQL or Redis client: built
+  # alone (no feature unification with the services), and its dependency tree checked.
+  log "the operator builds without the platform's storage"
+  cargo check -p ww-operator --bins --locked
+  if cargo tree -p ww-operator -e normal --prefix none --format '{p}' --locked | grep -E '^(sqlx|redis)[ -]'; then
+    echo "error: ww-operator depends on a SQL or Redis client (see above)" >&2
+    exit 1
+  fi
 fi
 
 log "cargo test"
@@ -43,6 +51,8 @@ cargo test --workspace --locked
 if [ -z "$quick" ]; then
   log "kubernetes-validate --strict on every manifest"
   scripts/validate-manifests.sh
+  log "the operator against a real cluster (when KUBECONFIG names one)"
+  tests/e2e/cluster.sh
   log "schemathesis against ww dev"
   scripts/schemathesis.sh
 fi

@@ -279,12 +279,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             let (ns, name) =
                 (o["metadata"]["namespace"].as_str().unwrap_or(""), o["metadata"]["name"].as_str().unwrap_or(""));
             counters.record(
-                ns,
-                name,
+                o["metadata"]["uid"].as_str().unwrap_or(""),
                 Snapshot {
                     day: now.date_naive(),
                     issued_today: issued,
-                    remaining_today: 1000 - issued.min(999),
+                    remaining_today: Some(1000 - issued.min(999)),
                     issued_total: issued,
                     at: now,
                 },

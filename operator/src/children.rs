@@ -185,7 +185,10 @@ fn config_map(resource: &CouponCampaign, owner: &OwnerReference) -> ConfigMap {
         "metadata": {
             "name": resource.metadata.name,
             "namespace": resource.metadata.namespace,
-            // The issuers announce the definition with this version (the highest wins).
+            // The instance: the issuers key their state, events and rows by name and uid, so a
+            // campaign deleted and re-created never inherits the old one's winners.
+            "uid": resource.metadata.uid,
+            // Orders redefinitions (the highest wins).
             "generation": resource.metadata.generation,
         },
         "spec": resource.spec,

@@ -32,9 +32,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::announce::{self, Announcer};
 use crate::children::{self, Children, FIELD_MANAGER, MANAGED_BY, Running, child_name};
 use crate::config::WorkloadConfig;
-use crate::counters::Counters;
 use crate::http::Readiness;
 use crate::status;
 
@@ -57,6 +57,8 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error("the campaign has no namespace, name or uid")]
     Unnamed,
+    #[error("event bus: {0}")]
+    Bus(#[from] platform::events::BusError),
 }
 
 impl Error {
@@ -70,6 +72,7 @@ impl Error {
             Self::Kube(_) => "api-unreachable",
             Self::Json(_) => "serialize",
             Self::Unnamed => "unnamed",
+            Self::Bus(_) => "event-bus",
         }
     }
 }
@@ -97,7 +100,7 @@ pub struct Context {
     pub config: WorkloadConfig,
     pub clock: Clock,
     pub stores: Stores,
-    pub counters: Counters,
+    pub counters: crate::counters::Counters,
     pub recorder: Option<Recorder>,
     pub writes: Writes,
     /// Reconciles run, successful or not.
@@ -117,6 +120,9 @@ pub struct Context {
     pub campaigns: std::sync::OnceLock<Store<DynamicObject>>,
     /// How long after a campaign's route is removed its last issuers keep running.
     pub route_drain: Duration,
+    /// Announces definitions and removals on the event bus (and holds deleted campaigns with a
+    /// finalizer until their removal is announced); `None` runs without the bus (tests, bench).
+    pub announcer: Option<Arc<Announcer>>,
 }
 
 /// How long after a campaign's route is removed its last issuers keep running.
@@ -129,12 +135,18 @@ impl Context {
         self
     }
 
+    /// The same context announcing campaigns on the bus.
+    pub fn with_announcer(mut self, announcer: Arc<Announcer>) -> Self {
+        self.announcer = Some(announcer);
+        self
+    }
+
     pub fn new(
         client: Client,
         config: WorkloadConfig,
         clock: Clock,
         stores: Stores,
-        counters: Counters,
+        counters: crate::counters::Counters,
         recorder: Option<Recorder>,
     ) -> Self {
         Self {
@@ -152,6 +164,7 @@ impl Context {
             synced: std::sync::atomic::AtomicBool::new(false),
             campaigns: std::sync::OnceLock::new(),
             route_drain: ROUTE_DRAIN,
+            announcer: None,
         }
     }
 }
@@ -192,17 +205,28 @@ pub fn error_policy(object: Arc<DynamicObject>, error: &Error, ctx: Arc<Context>
 }
 
 fn key_of(object: &DynamicObject) -> String {
-    Counters::key(object.metadata.namespace.as_deref().unwrap_or(""), object.metadata.name.as_deref().unwrap_or(""))
+    format!("{}/{}", object.metadata.namespace.as_deref().unwrap_or(""), object.metadata.name.as_deref().unwrap_or(""))
 }
 
 async fn reconcile_campaign(object: &DynamicObject, ctx: &Context) -> Result<Action, Error> {
     let (Some(namespace), Some(name)) = (object.metadata.namespace.clone(), object.metadata.name.clone()) else {
         return Err(Error::Unnamed);
     };
+    let uid = object.metadata.uid.clone().unwrap_or_default();
     if object.metadata.deletion_timestamp.is_some() {
-        // The children go with it (owner references); nothing to do.
-        ctx.counters.forget(&namespace, &name);
+        // The children go with it (owner references). Its removal is announced first, with the
+        // totals last counted; then it may go.
+        if has_finalizer(object) {
+            if let Some(announcer) = &ctx.announcer {
+                announcer.removed(&object.metadata, totals(ctx, object)).await?;
+            }
+            set_finalizer(ctx, object, false).await?;
+        }
+        forget(ctx, object);
         return Ok(Action::await_change());
+    }
+    if ctx.announcer.is_some() && !has_finalizer(object) {
+        set_finalizer(ctx, object, true).await?;
     }
     if !ctx.synced.load(Ordering::Acquire) {
         // An unsynced store reads as "no children": re-applying everything and routing away
@@ -272,8 +296,21 @@ async fn reconcile_campaign(object: &DynamicObject, ctx: &Context) -> Result<Act
         }
     };
 
-    let counters = ctx.counters.latest(&namespace, &name);
-    let sold_out = counters.is_some_and(|c| c.day == campaign.day_of(now) && c.remaining_today == 0);
+    // Announced once per generation; a bus outage does not hold the workload back, it is
+    // retried on the next look.
+    let announce_retry = match &ctx.announcer {
+        Some(announcer) => match announcer.defined(&resource).await {
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(campaign = %key_of(object), error = %e, "could not announce the campaign's definition; retrying");
+                metrics::counter!("ww_operator_reconcile_failures_total", "reason" => "announce").increment(1);
+                Some(ANNOUNCE_RETRY)
+            }
+        },
+        None => None,
+    };
+    let counters = ctx.counters.latest(&uid);
+    let sold_out = counters.is_some_and(|c| c.day == campaign.day_of(now) && c.remaining_today == Some(0));
     let plan = campaign.plan_at(now, Observed { sold_out });
     let child = child_name(&name);
     let deployment = ctx.stores.deployments.get(&ObjectRef::new(&child).within(&namespace));
@@ -305,11 +342,65 @@ async fn reconcile_campaign(object: &DynamicObject, ctx: &Context) -> Result<Act
     {
         publish_phase(recorder, object, old, phase, plan.next_change).await;
     }
-    let wait = match (wait, drain) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let wait = [wait, drain, announce_retry].into_iter().flatten().min();
     Ok(requeue(&plan, now, wait))
+}
+
+/// How soon a definition the bus did not take is announced again.
+const ANNOUNCE_RETRY: Duration = Duration::from_secs(5);
+
+fn has_finalizer(object: &DynamicObject) -> bool {
+    object.metadata.finalizers.as_ref().is_some_and(|f| f.iter().any(|f| f == announce::FINALIZER))
+}
+
+/// Adds or removes the operator's finalizer: one merge patch of the whole list, conditional on
+/// the `resourceVersion` read (a concurrent change of the list makes it 409 and retry).
+async fn set_finalizer(ctx: &Context, object: &DynamicObject, present: bool) -> Result<(), Error> {
+    let mut finalizers: Vec<String> = object
+        .metadata
+        .finalizers
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| f != announce::FINALIZER)
+        .collect();
+    if present {
+        finalizers.push(announce::FINALIZER.to_owned());
+    }
+    let patch = serde_json::json!({
+        "metadata": { "finalizers": finalizers, "resourceVersion": object.metadata.resource_version }
+    });
+    let namespace = object.metadata.namespace.as_deref().unwrap_or_default();
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &campaign_resource());
+    match api.patch(&object.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => {
+            count_write(ctx, "CouponCampaign", "patch");
+            Ok(())
+        }
+        // Gone already: nothing holds it.
+        Err(kube::Error::Api(e)) if e.code == 404 && !present => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The totals a removal carries: the last counts the issuers published, else the status's.
+fn totals(ctx: &Context, object: &DynamicObject) -> Option<platform::events::contracts::CampaignTotals> {
+    use platform::events::contracts::CampaignTotals;
+    let uid = object.metadata.uid.as_deref().unwrap_or_default();
+    if let Some(c) = ctx.counters.latest(uid) {
+        return Some(CampaignTotals { issued_total: c.issued_total, counted_at: c.at });
+    }
+    let status: CouponCampaignStatus = serde_json::from_value(object.data.get("status")?.clone()).ok()?;
+    Some(CampaignTotals { issued_total: status.issued_total?, counted_at: status.counted_at? })
+}
+
+/// Drops what this replica kept about a deleted campaign.
+fn forget(ctx: &Context, object: &DynamicObject) {
+    let key = key_of(object);
+    ctx.counters.forget(object.metadata.uid.as_deref().unwrap_or_default());
+    ctx.last_status.lock().unwrap_or_else(|e| e.into_inner()).remove(&status_key(object));
+    ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+    ctx.route_removed.lock().unwrap_or_else(|e| e.into_inner()).remove(&status_key(object));
 }
 
 fn status_key(object: &DynamicObject) -> String {
@@ -668,6 +759,24 @@ pub async fn run(
             }
         })
         .await;
+}
+
+/// The campaign with `uid`, as the controller's watch sees it (counts arrive by uid).
+pub fn campaign_by_uid(ctx: &Context, uid: &str) -> Option<ObjectRef<DynamicObject>> {
+    let store = ctx.campaigns.get()?;
+    let object = store.state().into_iter().find(|o| o.metadata.uid.as_deref() == Some(uid))?;
+    Some(ObjectRef::from_obj_with(object.as_ref(), campaign_resource()))
+}
+
+/// The campaigns to reconcile because their counts changed: the uids a
+/// [`crate::counters::CountsFeed`] sends, as references to the watched campaigns (a uid no
+/// campaign has any more is dropped).
+pub fn on_counts(
+    ctx: Arc<Context>,
+    changed: tokio::sync::mpsc::Receiver<String>,
+) -> impl Stream<Item = ObjectRef<DynamicObject>> + Send + 'static {
+    futures::stream::unfold(changed, |mut rx| async move { rx.recv().await.map(|uid| (uid, rx)) })
+        .filter_map(move |uid| std::future::ready(campaign_by_uid(&ctx, &uid)))
 }
 
 /// The Reporter of Events: the operator's Deployment and this pod.

@@ -1,8 +1,10 @@
 //! The WeatherWise operator: the custom resource definitions as the API server receives them
 //! (`crdgen` writes them to `crds/`), the children a campaign owns, the controller that keeps
 //! them as the campaign's plan says, leader election, and `render`, which prints the children
-//! without a cluster.
+//! without a cluster. On the event bus it announces campaigns (`announce`) and reads their
+//! issuers' counts (`counters`).
 
+pub mod announce;
 pub mod bench;
 pub mod children;
 pub mod config;

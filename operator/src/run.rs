@@ -10,9 +10,13 @@ use kube::api::Api;
 use kube::runtime::events::Recorder;
 use tokio::sync::watch;
 
+use platform::events::contracts::topics;
+use platform::events::{EventBus, KafkaBus, KafkaConfig};
+
+use crate::announce::Announcer;
 use crate::config::WorkloadConfig;
 use crate::controller::{self, ChildWatches, Context};
-use crate::counters::Counters;
+use crate::counters::{Counters, CountsFeed};
 use crate::http::{self, Readiness};
 use crate::leader::{self, LeaseConfig};
 
@@ -39,6 +43,9 @@ pub struct RunArgs {
     pub route_drain_seconds: u64,
     #[command(flatten)]
     pub workload: WorkloadConfig,
+    /// The event bus: the operator announces campaigns on it and reads their issuers' counts.
+    #[command(flatten)]
+    pub kafka: KafkaConfig,
 }
 
 /// A unique identity when the pod name is not given: the host name and a random suffix (two
@@ -53,6 +60,13 @@ fn default_identity() -> String {
 }
 
 pub async fn run(args: RunArgs, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.kafka.kafka_brokers.is_some(),
+        "the operator announces campaigns on the event bus and reads their issuers' counts from it: \
+         set --kafka-brokers or WW_KAFKA_BROKERS"
+    );
+    let bus = EventBus::Kafka(Arc::new(KafkaBus::new(&args.kafka)?));
+    let announcer = Arc::new(Announcer::new(bus.clone()));
     let client = kube::Client::try_default().await?;
     let identity = args.identity.clone().filter(|i| !i.is_empty()).unwrap_or_else(default_identity);
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -103,19 +117,35 @@ pub async fn run(args: RunArgs, metrics: Option<metrics_exporter_prometheus::Pro
     }
     tracing::info!(%identity, "leading: starting the controller");
     ready.set(false);
+    if let Err(e) = announcer.ensure_topics().await {
+        // Announcements retry per campaign; the controller does not wait for the bus.
+        tracing::warn!(error = %e, "could not create the campaign topics yet");
+    }
     let watches = ChildWatches::new(&client);
     let recorder = Recorder::new(client.clone(), controller::reporter(Some(identity)));
+    let counters = Counters::default();
     let ctx = Arc::new(
         Context::new(
             client,
             args.workload,
             Arc::new(chrono::Utc::now),
             watches.stores.clone(),
-            Counters::default(),
+            counters.clone(),
             Some(recorder),
         )
-        .with_route_drain(Duration::from_secs(args.route_drain_seconds)),
+        .with_route_drain(Duration::from_secs(args.route_drain_seconds))
+        .with_announcer(announcer),
     );
+    // The issuers' counts, from now on (this process only, nothing committed: a fresh
+    // consumer group per process, so a killed operator leaves no member behind to wait for).
+    let (changed_tx, changed_rx) = tokio::sync::mpsc::channel::<String>(1024);
+    let feed = bus.spawn_broadcast(
+        "ww-operator.counts",
+        &[topics::CAMPAIGN_COUNTS],
+        CountsFeed { counters, changed: changed_tx },
+        stop_rx.clone(),
+    );
+    let reconcile_on = controller::on_counts(ctx.clone(), changed_rx);
     // Stop reconciling as soon as the lease is lost, or on SIGTERM.
     let mut lost = leading_rx.clone();
     let mut stop = stop_rx.clone();
@@ -126,7 +156,7 @@ pub async fn run(args: RunArgs, metrics: Option<metrics_exporter_prometheus::Pro
         }
     };
     let (halt, halted) = tokio::sync::oneshot::channel::<()>();
-    let mut reconciling = tokio::spawn(controller::run(ctx, watches, futures::stream::pending(), ready, async move {
+    let mut reconciling = tokio::spawn(controller::run(ctx, watches, reconcile_on, ready, async move {
         let _ = halted.await;
     }));
     shutdown.await;
@@ -141,6 +171,7 @@ pub async fn run(args: RunArgs, metrics: Option<metrics_exporter_prometheus::Pro
         // The lease is lost: another replica may lead already; stop writing at once.
         reconciling.abort();
     }
+    feed.abort();
     let lost_lease = !*leading_rx.borrow();
     let _ = election_stop.send(true);
     let _ = election.await;

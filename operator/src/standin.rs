@@ -162,6 +162,16 @@ fn ok_json(code: StatusCode, value: &Value) -> Response {
 
 /// RFC 7386 JSON merge patch; server-side apply is read the same way here (fields given win,
 /// fields not given stay).
+/// What a delete did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Deleted {
+    /// The object is gone.
+    Gone,
+    /// Finalizers hold it: marked for deletion, as it now stands.
+    Held(Value),
+    NotFound,
+}
+
 fn merge(target: &mut Value, patch: &Value) {
     match (target, patch) {
         (Value::Object(t), Value::Object(p)) => {
@@ -280,9 +290,48 @@ impl StandIn {
     }
 
     /// Deletes an object as a person would, collecting what it owns.
-    pub fn remove(&self, collection: &str, namespace: &str, name: &str) -> bool {
+    /// Deletes an object as the API server does: one holding finalizers only gets its
+    /// `deletionTimestamp` (and a new generation) and goes once they are all removed.
+    pub fn remove(&self, collection: &str, namespace: &str, name: &str) -> Deleted {
         let mut inner = self.lock();
-        self.delete_locked(&mut inner, collection, namespace, name)
+        let key = (collection.to_owned(), namespace.to_owned(), name.to_owned());
+        let Some(mut object) = inner.objects.get(&key).cloned() else { return Deleted::NotFound };
+        let finalized = object.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+        if !finalized {
+            self.delete_locked(&mut inner, collection, namespace, name);
+            return Deleted::Gone;
+        }
+        if object.pointer("/metadata/deletionTimestamp").is_none() {
+            inner.version += 1;
+            let version = inner.version;
+            let meta = &mut object["metadata"];
+            meta["deletionTimestamp"] = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string().into();
+            meta["generation"] = (meta["generation"].as_i64().unwrap_or(1) + 1).into();
+            meta["resourceVersion"] = version.to_string().into();
+            inner.objects.insert(key, object.clone());
+            self.counts.changes.fetch_add(1, Ordering::Relaxed);
+            let event = WatchEvent {
+                version,
+                collection: collection.to_owned(),
+                namespace: namespace.to_owned(),
+                kind: "MODIFIED",
+                object: object.clone(),
+            };
+            self.record(&mut inner, event);
+        }
+        Deleted::Held(object)
+    }
+
+    /// An object being deleted goes once its last finalizer is removed.
+    fn finish_deletion(&self, inner: &mut Inner, collection: &str, namespace: &str, name: &str) {
+        let key = (collection.to_owned(), namespace.to_owned(), name.to_owned());
+        let done = inner.objects.get(&key).is_some_and(|o| {
+            o.pointer("/metadata/deletionTimestamp").is_some()
+                && o.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(Vec::is_empty)
+        });
+        if done {
+            self.delete_locked(inner, collection, namespace, name);
+        }
     }
 
     /// Stores `object` if it differs from what is there; returns the stored object, or `None`
@@ -311,7 +360,7 @@ impl StandIn {
             meta.insert("namespace".to_owned(), namespace.into());
         }
         let old_meta = old.as_ref().and_then(|o| o.get("metadata")).cloned().unwrap_or(Value::Null);
-        for field in ["uid", "creationTimestamp", "generation"] {
+        for field in ["uid", "creationTimestamp", "generation", "deletionTimestamp"] {
             match old_meta.get(field) {
                 Some(v) => {
                     meta.insert(field.to_owned(), v.clone());
@@ -532,10 +581,13 @@ async fn handle(State(api): State<StandIn>, request: Request) -> Response {
         (Method::DELETE, Some(name)) => {
             api.counts.deletes.fetch_add(1, Ordering::Relaxed);
             let ns = target.namespace.clone().unwrap_or_default();
-            if api.remove(&target.collection, &ns, name) {
-                ok_json(StatusCode::OK, &json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}))
-            } else {
-                status_error(StatusCode::NOT_FOUND, "NotFound", format!("{name} not found"))
+            match api.remove(&target.collection, &ns, name) {
+                Deleted::Gone => {
+                    ok_json(StatusCode::OK, &json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}))
+                }
+                // Held by finalizers: the object as it now stands.
+                Deleted::Held(object) => ok_json(StatusCode::OK, &object),
+                Deleted::NotFound => status_error(StatusCode::NOT_FOUND, "NotFound", format!("{name} not found")),
             }
         }
         _ => status_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "not served by the stand-in"),
@@ -715,6 +767,17 @@ fn patch(api: &StandIn, target: &Target, headers: &HeaderMap, body: &Bytes, _que
     let key = (target.collection.clone(), ns.clone(), name.clone());
     let existing = inner.objects.get(&key).cloned();
     let subresource = target.subresource.as_deref();
+    // A merge patch may carry a `resourceVersion` precondition.
+    let expected = patch.pointer("/metadata/resourceVersion").and_then(Value::as_str);
+    if let (Some(expected), Some(current), false) = (expected, &existing, is_apply)
+        && current.pointer("/metadata/resourceVersion").and_then(Value::as_str) != Some(expected)
+    {
+        return status_error(
+            StatusCode::CONFLICT,
+            "Conflict",
+            "the object has been modified; please apply your changes to the latest version and try again",
+        );
+    }
     let next = match (existing.clone(), subresource) {
         (None, None) if is_apply => patch.clone(),
         (None, _) => return status_error(StatusCode::NOT_FOUND, "NotFound", format!("\"{name}\" not found")),
@@ -760,6 +823,7 @@ fn patch(api: &StandIn, target: &Target, headers: &HeaderMap, body: &Bytes, _que
         ));
     }
     let stored = api.store(&mut inner, &target.collection, &ns, &name, next, created);
+    api.finish_deletion(&mut inner, &target.collection, &ns, &name);
     let object = stored.or(existing).unwrap_or(Value::Null);
     if subresource == Some("scale") {
         return ok_json(StatusCode::OK, &scale_of(&object));

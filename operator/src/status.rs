@@ -63,9 +63,11 @@ pub fn desired(seen: Seen<'_>, plan: &Plan, now: DateTime<Utc>) -> CouponCampaig
             verdict("Ready", false, "WaitingForIssuers", format!("{ready} of {min} issuer(s) ready"))
         }
     });
-    let serving = matches!(plan.phase, ResourcePhase::Open | ResourcePhase::SoldOut);
     let fresh = counters.filter(|c| (now - c.at).to_std().map_or(true, |age| age <= COUNTERS_STALE_AFTER));
-    if serving {
+    if plan.phase == ResourcePhase::SoldOut {
+        // The issuers may be scaled down to idle: the day's counts are final, not stale.
+        verdicts.push(verdict("Live", false, "SoldOut", "sold out today: the counts shown are the day's last"));
+    } else if plan.phase == ResourcePhase::Open {
         verdicts.push(match (counters, fresh) {
             (_, Some(_)) => verdict("Live", true, "CountersFlowing", "the issuers report their counts"),
             (Some(c), None) => verdict(
@@ -101,7 +103,7 @@ pub fn desired(seen: Seen<'_>, plan: &Plan, now: DateTime<Utc>) -> CouponCampaig
         next_transition: plan.next_change,
         started_at: old.and_then(|s| s.started_at).or(started),
         issued_today: today.map(|c| c.issued_today),
-        remaining_today: today.map(|c| c.remaining_today),
+        remaining_today: today.and_then(|c| c.remaining_today),
         issued_total: counters.map(|c| c.issued_total).or(old.and_then(|s| s.issued_total)),
         counted_at: counters.map(|c| c.at),
         endpoint,

@@ -1,7 +1,9 @@
 //! The controller against an in-memory API server over real HTTP (a real `kube::Client`): watch →
 //! reconcile → children applied → status patched, through a campaign's phases with a fake clock,
 //! with drift, injected 409 conflicts, a malformed object beside a good one, an invalid spec,
-//! and two replicas competing for the leader lease.
+//! two replicas competing for the leader lease, and — on the real Kafka-protocol broker — the
+//! campaign announced on the bus, held by its finalizer until its removal is announced, and the
+//! issuers' counts reaching the status from the bus.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -10,11 +12,14 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::ObjectRef;
+use operator::announce::{Announcer, FINALIZER};
 use operator::config::WorkloadConfig;
 use operator::controller::{self, ChildWatches, Context};
-use operator::counters::{Counters, Snapshot};
+use operator::counters::{Counters, CountsFeed, Snapshot};
 use operator::http::Readiness;
-use operator::standin::{Faults, StandIn};
+use operator::standin::{Deleted, Faults, StandIn};
+use platform::events::contracts::{CAMPAIGN_COUNTED, CampaignCounted, CampaignDefined, CampaignRemoved, topics};
+use platform::events::{Envelope, EventBus, Handler, KafkaBus, KafkaConfig};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -31,6 +36,8 @@ struct Harness {
     now: Arc<AtomicI64>,
     poke: mpsc::UnboundedSender<ObjectRef<DynamicObject>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Where the issuers' counts arrive from the bus.
+    feed: CountsFeed,
 }
 
 fn kst(rfc3339: &str) -> DateTime<Utc> {
@@ -49,11 +56,12 @@ impl Harness {
     }
 
     async fn start_with(at: &str, faults: Faults) -> Self {
-        Self::start_full(at, faults, false).await
+        Self::start_full(at, faults, false, None).await
     }
 
-    /// `events`: publish Kubernetes Events, as the real operator does.
-    async fn start_full(at: &str, faults: Faults, events: bool) -> Self {
+    /// `events`: publish Kubernetes Events, as the real operator does; `bus`: announce
+    /// campaigns on it and read counts from it, as the real operator does.
+    async fn start_full(at: &str, faults: Faults, events: bool, bus: Option<EventBus>) -> Self {
         let api = StandIn::new(faults, true);
         let client = client_for(&api).await;
         let now = Arc::new(AtomicI64::new(kst(at).timestamp_millis()));
@@ -64,19 +72,20 @@ impl Harness {
         let recorder = events.then(|| {
             kube::runtime::events::Recorder::new(client.clone(), controller::reporter(Some("test".to_owned())))
         });
-        let ctx = Arc::new(
-            Context::new(
-                client,
-                WorkloadConfig::example(),
-                clock,
-                watches.stores.clone(),
-                Counters::default(),
-                recorder,
-            )
-            .with_route_drain(Duration::from_millis(500)),
-        );
+        let counters = Counters::default();
+        let mut ctx =
+            Context::new(client, WorkloadConfig::example(), clock, watches.stores.clone(), counters.clone(), recorder)
+                .with_route_drain(Duration::from_millis(500));
+        if let Some(bus) = &bus {
+            ctx = ctx.with_announcer(Arc::new(Announcer::new(bus.clone())));
+        }
+        let ctx = Arc::new(ctx);
         let (poke, pokes) = mpsc::unbounded_channel();
         let pokes = futures::stream::unfold(pokes, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) });
+        // Counts from the bus, wired as `ww-operator run` wires them.
+        let (changed, changed_rx) = mpsc::channel(1024);
+        let feed = CountsFeed { counters, changed };
+        let pokes = futures::stream::select(pokes, controller::on_counts(ctx.clone(), changed_rx));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let ready = Readiness::default();
         tokio::spawn(controller::run(ctx.clone(), watches, pokes, ready.clone(), async move {
@@ -87,7 +96,7 @@ impl Harness {
             assert!(started.elapsed() < Duration::from_secs(10), "the watches never synced");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        Self { api, ctx, now, poke, stop: Some(stop) }
+        Self { api, ctx, now, poke, stop: Some(stop), feed }
     }
 
     /// Moves the clock and has the campaign looked at again, as its requeue timer would.
@@ -307,7 +316,7 @@ async fn a_deleted_or_edited_child_is_put_back() {
     h.api.put(CAMPAIGNS, campaign("rainy", json!({})));
     h.until("children", |h| h.child(SERVICES, "rainy").is_some()).await;
     h.settle().await;
-    h.api.remove(SERVICES, "marketing", "cc-rainy");
+    assert_eq!(h.api.remove(SERVICES, "marketing", "cc-rainy"), Deleted::Gone);
     h.until("the service is back", |h| h.child(SERVICES, "rainy").is_some()).await;
     let mut edited = h.child(SERVICES, "rainy").unwrap();
     edited["spec"]["ports"][0]["port"] = json!(8081);
@@ -377,13 +386,13 @@ async fn counters_from_the_issuers_reach_the_status_at_most_every_few_seconds_an
     h.settle().await;
     let status_writes = h.ctx.writes.status.load(Ordering::Relaxed);
     let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
+    let uid = h.campaign("rainy").unwrap()["metadata"]["uid"].as_str().unwrap().to_owned();
     for i in 1..=10u64 {
         let at = kst("2026-12-07T10:00:05+09:00") + chrono::TimeDelta::milliseconds(i64::try_from(i).unwrap() * 200);
         h.now.store(at.timestamp_millis(), Ordering::SeqCst);
         h.ctx.counters.record(
-            "marketing",
-            "rainy",
-            Snapshot { day, issued_today: i * 10, remaining_today: 1000 - i * 10, issued_total: i * 10, at },
+            &uid,
+            Snapshot { day, issued_today: i * 10, remaining_today: Some(1000 - i * 10), issued_total: i * 10, at },
         );
         h.poke("rainy");
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -397,13 +406,120 @@ async fn counters_from_the_issuers_reach_the_status_at_most_every_few_seconds_an
     h.until("silence shows", |h| condition(&h.campaign("rainy").unwrap(), "Live")["reason"] == "IssuersSilent").await;
     // Sold out: the phase says so.
     let at = kst("2026-12-07T10:01:00+09:00");
-    h.ctx.counters.record(
-        "marketing",
-        "rainy",
-        Snapshot { day, issued_today: 1000, remaining_today: 0, issued_total: 1000, at },
-    );
+    h.ctx.counters.record(&uid, Snapshot { day, issued_today: 1000, remaining_today: Some(0), issued_total: 1000, at });
     h.poke("rainy");
     h.until("sold out", |h| phase(&h.campaign("rainy")).as_deref() == Some("SoldOut")).await;
+}
+
+/// A bus on the test broker, with topics of this run only.
+async fn test_bus() -> EventBus {
+    let config = KafkaConfig {
+        kafka_brokers: Some(platform::testing::backend("WW_TEST_KAFKA_BROKERS")),
+        kafka_prefix: format!("test-operator-{}.", uuid::Uuid::new_v4().simple()),
+        kafka_group_prefix: None,
+        kafka_partitions: 1,
+        kafka_replication_factor: 1,
+        kafka_min_insync_replicas: 1,
+        kafka_message_timeout_ms: 3000,
+    };
+    let bus = EventBus::Kafka(Arc::new(KafkaBus::new(&config).unwrap()));
+    Announcer::new(bus.clone()).ensure_topics().await.unwrap();
+    bus
+}
+
+/// Everything on `topic` from its beginning, once read to its end.
+async fn read_topic(bus: &EventBus, topic: &str) -> Vec<Envelope> {
+    #[derive(Clone, Default)]
+    struct Collect(Arc<std::sync::Mutex<Vec<Envelope>>>);
+    impl Handler for Collect {
+        async fn handle(&self, event: &Envelope) -> anyhow::Result<()> {
+            self.0.lock().unwrap().push(event.clone());
+            Ok(())
+        }
+    }
+    let collect = Collect::default();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (task, mut caught_up) = bus.spawn_replay("test-read", &[topic], collect.clone(), stop_rx);
+    tokio::time::timeout(Duration::from_secs(30), caught_up.wait_for(|c| *c)).await.unwrap().unwrap();
+    let _ = stop.send(true);
+    let _ = task.await;
+    collect.0.lock().unwrap().clone()
+}
+
+fn finalizers(c: &Option<Value>) -> Vec<String> {
+    c.as_ref()
+        .and_then(|c| c.pointer("/metadata/finalizers"))
+        .and_then(Value::as_array)
+        .map(|f| f.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_is_announced_when_created_and_changed_and_its_removal_with_totals_before_it_goes() {
+    let bus = test_bus().await;
+    let h = Harness::start_full("2026-12-07T10:00:05+09:00", Faults::default(), false, Some(bus.clone())).await;
+    h.api.put(CAMPAIGNS, campaign("rainy", json!({})));
+    h.until("held by the finalizer", |h| finalizers(&h.campaign("rainy")) == [FINALIZER]).await;
+    h.until("open", |h| phase(&h.campaign("rainy")).as_deref() == Some("Open")).await;
+    let uid = h.campaign("rainy").unwrap()["metadata"]["uid"].as_str().unwrap().to_owned();
+    // A change of the spec is a new generation, announced again.
+    let mut changed = h.campaign("rainy").unwrap();
+    changed["spec"]["quota"]["dailyQuantity"] = json!(500);
+    h.api.put(CAMPAIGNS, changed);
+    h.until("generation 2 seen", |h| {
+        h.campaign("rainy").unwrap().pointer("/status/observedGeneration") == Some(&json!(2))
+    })
+    .await;
+    // The issuers counted 42 so far.
+    let at = kst("2026-12-07T10:00:06+09:00");
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
+    h.ctx.counters.record(&uid, Snapshot { day, issued_today: 42, remaining_today: Some(958), issued_total: 42, at });
+    // Deleted: held until the removal is on the bus, then gone (and its children with it).
+    assert!(matches!(h.api.remove(CAMPAIGNS, "marketing", "rainy"), Deleted::Held(_)), "held by the finalizer");
+    h.until("gone", |h| h.campaign("rainy").is_none()).await;
+    h.until("children gone", |h| h.child(DEPLOYMENTS, "rainy").is_none()).await;
+
+    let events = read_topic(&bus, topics::CAMPAIGNS).await;
+    let defined: Vec<CampaignDefined> =
+        events.iter().filter(|e| e.kind == "CampaignDefined").filter_map(|e| e.decode().ok()).collect();
+    let versions: Vec<i64> = defined.iter().map(|d| d.version).collect();
+    assert_eq!(versions, [1, 2], "each generation announced once: {defined:?}");
+    assert!(defined.iter().all(|d| d.uid == uid && d.namespace == "marketing" && d.name == "rainy"));
+    assert_eq!(defined[1].spec["quota"]["dailyQuantity"], 500);
+    let removed: Vec<CampaignRemoved> =
+        events.iter().filter(|e| e.kind == "CampaignRemoved").filter_map(|e| e.decode().ok()).collect();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(removed[0].uid, uid);
+    assert!(removed[0].version > 2, "the removal outranks every definition: {removed:?}");
+    assert_eq!(removed[0].totals.map(|t| t.issued_total), Some(42));
+    assert_eq!(events.last().map(|e| e.kind.as_str()), Some("CampaignRemoved"), "the removal comes last");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_from_the_bus_reach_the_status_of_the_campaign_with_their_uid_only() {
+    let h = Harness::start("2026-12-07T10:00:05+09:00").await;
+    h.api.put(CAMPAIGNS, campaign("rainy", json!({})));
+    h.until("open", |h| phase(&h.campaign("rainy")).as_deref() == Some("Open")).await;
+    h.settle().await;
+    let uid = h.campaign("rainy").unwrap()["metadata"]["uid"].as_str().unwrap().to_owned();
+    let counted = |uid: &str, issued: u64| {
+        let event = CampaignCounted {
+            name: "rainy".to_owned(),
+            uid: uid.to_owned(),
+            day: chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap(),
+            issued_today: issued,
+            remaining_today: Some(1000 - issued),
+            issued_total: issued,
+            at: h.ctx.clock.as_ref()(),
+        };
+        Envelope::new(CAMPAIGN_COUNTED, "coupon-issuer", event.at, &event).unwrap()
+    };
+    // Another instance of the same name (deleted and re-created, say) is not this campaign.
+    h.feed.handle(&counted("another-uid", 900)).await.unwrap();
+    h.feed.handle(&counted(&uid, 7)).await.unwrap();
+    h.until("counts shown", |h| h.campaign("rainy").unwrap().pointer("/status/issuedToday") == Some(&json!(7))).await;
+    assert_eq!(h.campaign("rainy").unwrap()["status"]["remainingToday"], 993);
+    assert_eq!(condition(&h.campaign("rainy").unwrap(), "Live")["status"], "True");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -411,7 +527,7 @@ async fn deleting_a_campaign_takes_its_children_with_it() {
     let h = Harness::start("2026-12-07T08:00:00+09:00").await;
     h.api.put(CAMPAIGNS, campaign("rainy", json!({})));
     h.until("children", |h| h.child(DEPLOYMENTS, "rainy").is_some() && h.child(INGRESSES, "rainy").is_some()).await;
-    h.api.remove(CAMPAIGNS, "marketing", "rainy");
+    assert_eq!(h.api.remove(CAMPAIGNS, "marketing", "rainy"), Deleted::Gone);
     h.until("children gone", |h| h.child(DEPLOYMENTS, "rainy").is_none() && h.child(SERVICES, "rainy").is_none()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(h.child(DEPLOYMENTS, "rainy").is_none(), "nothing recreated them");
@@ -533,7 +649,7 @@ mod rbac {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_manifest_grants_exactly_the_calls_the_operator_makes() {
-        let h = Harness::start_full("2026-12-07T08:00:00+09:00", Faults::default(), true).await;
+        let h = Harness::start_full("2026-12-07T08:00:00+09:00", Faults::default(), true, Some(test_bus().await)).await;
         h.api.put(CAMPAIGNS, campaign("rainy", json!({})));
         h.until("scheduled", |h| phase(&h.campaign("rainy")).as_deref() == Some("Scheduled")).await;
         h.set_time("2026-12-07T09:55:00+09:00", "rainy");
