@@ -38,7 +38,7 @@ if [ -z "$quick" ]; then
   # The operator links the event bus, HTTP and telemetry, never a SQL or Redis client: built
   # alone (no feature unification with the services), and its dependency tree checked.
   log "the operator builds without the platform's storage"
-  cargo check -p ww-operator --bins --locked
+  cargo clippy -p ww-operator --bins --locked -- -D warnings
   if cargo tree -p ww-operator -e normal --prefix none --format '{p}' --locked | grep -E '^(sqlx|redis)[ -]'; then
     echo "error: ww-operator depends on a SQL or Redis client (see above)" >&2
     exit 1

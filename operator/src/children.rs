@@ -37,6 +37,8 @@ pub const ISSUER_PORT: i32 = 8080;
 /// Where the campaign's rules are mounted in the issuer pods.
 pub const CAMPAIGN_DIR: &str = "/etc/weatherwise/campaign";
 pub const CAMPAIGN_FILE: &str = "campaign.yaml";
+/// The pod template annotation naming the campaign instance (uid) the issuers serve.
+pub const CAMPAIGN_UID_ANNOTATION: &str = "weatherwise.io/campaign-uid";
 /// The one field manager of every server-side apply.
 pub const FIELD_MANAGER: &str = "ww-operator";
 pub const MANAGED_BY: &str = "ww-operator";
@@ -333,7 +335,17 @@ fn deployment(
                 }),
             }),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(labels(name)), ..ObjectMeta::default() }),
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(name)),
+                    // The instance the pods serve: a campaign deleted and re-created before the
+                    // old children were collected rolls its pods, so none keeps serving the old
+                    // instance (its state, its winners) under the new one.
+                    annotations: Some(BTreeMap::from([(
+                        CAMPAIGN_UID_ANNOTATION.to_owned(),
+                        resource.metadata.uid.clone().unwrap_or_default(),
+                    )])),
+                    ..ObjectMeta::default()
+                }),
                 spec: Some(pod),
             },
             ..DeploymentSpec::default()

@@ -120,6 +120,8 @@ pub struct Context {
     pub campaigns: std::sync::OnceLock<Store<DynamicObject>>,
     /// How long after a campaign's route is removed its last issuers keep running.
     pub route_drain: Duration,
+    /// When each deleted campaign began winding down.
+    winding: Mutex<HashMap<String, Instant>>,
     /// Announces definitions and removals on the event bus (and holds deleted campaigns with a
     /// finalizer until their removal is announced); `None` runs without the bus (tests, bench).
     pub announcer: Option<Arc<Announcer>>,
@@ -164,6 +166,7 @@ impl Context {
             synced: std::sync::atomic::AtomicBool::new(false),
             campaigns: std::sync::OnceLock::new(),
             route_drain: ROUTE_DRAIN,
+            winding: Mutex::default(),
             announcer: None,
         }
     }
@@ -214,9 +217,13 @@ async fn reconcile_campaign(object: &DynamicObject, ctx: &Context) -> Result<Act
     };
     let uid = object.metadata.uid.clone().unwrap_or_default();
     if object.metadata.deletion_timestamp.is_some() {
-        // The children go with it (owner references). Its removal is announced first, with the
-        // totals last counted; then it may go.
+        // The children go with it (owner references). First its issuers stop, so nothing is
+        // issued after the removal and the totals are final; then the removal is announced
+        // with them, and it may go.
         if has_finalizer(object) {
+            if let Some(wait) = wind_down(ctx, object).await? {
+                return Ok(Action::requeue(wait));
+            }
             if let Some(announcer) = &ctx.announcer {
                 announcer.removed(&object.metadata, totals(ctx, object)).await?;
             }
@@ -225,9 +232,19 @@ async fn reconcile_campaign(object: &DynamicObject, ctx: &Context) -> Result<Act
         forget(ctx, object);
         return Ok(Action::await_change());
     }
-    if ctx.announcer.is_some() && !has_finalizer(object) {
-        set_finalizer(ctx, object, true).await?;
-    }
+    // Without the finalizer a deletion could go unannounced; failing to add it (RBAC not yet
+    // updated, a stale resourceVersion) must not stop the workload: retried shortly.
+    let finalizer_retry = match &ctx.announcer {
+        Some(_) if !has_finalizer(object) => match set_finalizer(ctx, object, true).await {
+            Ok(()) => None,
+            Err(e) => {
+                tracing::warn!(campaign = %key_of(object), error = %e, "could not add the finalizer; retrying");
+                metrics::counter!("ww_operator_reconcile_failures_total", "reason" => "finalizer").increment(1);
+                Some(ANNOUNCE_RETRY)
+            }
+        },
+        _ => None,
+    };
     if !ctx.synced.load(Ordering::Acquire) {
         // An unsynced store reads as "no children": re-applying everything and routing away
         // from Ready issuers. Wait for the lists.
@@ -310,7 +327,12 @@ async fn reconcile_campaign(object: &DynamicObject, ctx: &Context) -> Result<Act
         None => None,
     };
     let counters = ctx.counters.latest(&uid);
-    let sold_out = counters.is_some_and(|c| c.day == campaign.day_of(now) && c.remaining_today == Some(0));
+    let today = campaign.day_of(now);
+    let sold_out = match &counters {
+        Some(c) => c.day == today && c.remaining_today == Some(0),
+        // A new leader has no counts yet: the status keeps saying what the last ones said.
+        None => old_status.as_ref().is_some_and(|s| s.day == Some(today) && s.remaining_today == Some(0)),
+    };
     let plan = campaign.plan_at(now, Observed { sold_out });
     let child = child_name(&name);
     let deployment = ctx.stores.deployments.get(&ObjectRef::new(&child).within(&namespace));
@@ -342,7 +364,7 @@ async fn reconcile_campaign(object: &DynamicObject, ctx: &Context) -> Result<Act
     {
         publish_phase(recorder, object, old, phase, plan.next_change).await;
     }
-    let wait = [wait, drain, announce_retry].into_iter().flatten().min();
+    let wait = [wait, drain, announce_retry, finalizer_retry].into_iter().flatten().min();
     Ok(requeue(&plan, now, wait))
 }
 
@@ -383,6 +405,52 @@ async fn set_finalizer(ctx: &Context, object: &DynamicObject, present: bool) -> 
     }
 }
 
+/// Longest a deleted campaign is held for its issuers to stop before its removal is announced
+/// anyway (pods that never terminate must not block a deletion forever).
+const WIND_DOWN_LIMIT: Duration = Duration::from_secs(120);
+/// How often a winding-down campaign is looked at.
+const WIND_DOWN_POLL: Duration = Duration::from_secs(1);
+
+/// Stops a deleted campaign's issuers: the route goes, the last issuers keep serving for the
+/// route drain (the ingress stops sending to them), the autoscaler goes and the count drops to
+/// zero; done once no issuer pod is left. `Some(wait)` while under way.
+async fn wind_down(ctx: &Context, object: &DynamicObject) -> Result<Option<Duration>, Error> {
+    let namespace = object.metadata.namespace.as_deref().unwrap_or_default();
+    let name = child_name(&object.name_any());
+    let key = status_key(object);
+    let started =
+        *ctx.winding.lock().unwrap_or_else(|e| e.into_inner()).entry(key.clone()).or_insert_with(Instant::now);
+    if started.elapsed() > WIND_DOWN_LIMIT {
+        tracing::warn!(campaign = %key_of(object), "issuers still running after {WIND_DOWN_LIMIT:?}; announcing the removal anyway");
+        return Ok(None);
+    }
+    if ctx.stores.ingresses.get(&ObjectRef::new(&name).within(namespace)).is_some() {
+        delete::<Ingress>(ctx, namespace, &name).await?;
+        ctx.route_removed.lock().unwrap_or_else(|e| e.into_inner()).entry(key.clone()).or_insert_with(Instant::now);
+    }
+    let removed = ctx.route_removed.lock().unwrap_or_else(|e| e.into_inner()).get(&key).copied();
+    if let Some(left) = removed.and_then(|t| ctx.route_drain.checked_sub(t.elapsed())) {
+        return Ok(Some(left));
+    }
+    if ctx.stores.hpas.get(&ObjectRef::new(&name).within(namespace)).is_some() {
+        delete::<HorizontalPodAutoscaler>(ctx, namespace, &name).await?;
+    }
+    let Some(deployment) = ctx.stores.deployments.get(&ObjectRef::new(&name).within(namespace)) else {
+        return Ok(None);
+    };
+    if deployment.spec.as_ref().and_then(|s| s.replicas) != Some(0) {
+        let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
+        let patch = serde_json::json!({"spec": {"replicas": 0}});
+        let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() };
+        let patch = Patch::Merge(&patch);
+        retry_conflicts(|| deployments.patch_scale(&name, &params, &patch)).await?;
+        count_write(ctx, "Deployment", "scale");
+        return Ok(Some(WIND_DOWN_POLL));
+    }
+    let left = deployment.status.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+    Ok((left > 0).then_some(WIND_DOWN_POLL))
+}
+
 /// The totals a removal carries: the last counts the issuers published, else the status's.
 fn totals(ctx: &Context, object: &DynamicObject) -> Option<platform::events::contracts::CampaignTotals> {
     use platform::events::contracts::CampaignTotals;
@@ -401,6 +469,7 @@ fn forget(ctx: &Context, object: &DynamicObject) {
     ctx.last_status.lock().unwrap_or_else(|e| e.into_inner()).remove(&status_key(object));
     ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
     ctx.route_removed.lock().unwrap_or_else(|e| e.into_inner()).remove(&status_key(object));
+    ctx.winding.lock().unwrap_or_else(|e| e.into_inner()).remove(&status_key(object));
 }
 
 fn status_key(object: &DynamicObject) -> String {

@@ -94,18 +94,20 @@ pub fn desired(seen: Seen<'_>, plan: &Plan, now: DateTime<Utc>) -> CouponCampaig
     });
     verdicts.push(verdict("InvalidSpec", false, "Valid", ""));
 
-    // Counts for the plan's day only; another day's numbers would read as today's.
+    // Counts for the plan's day only; another day's numbers would read as today's. With none
+    // yet (a new leader), the day's last written ones stay.
     let today = counters.filter(|c| c.day == plan.day);
+    let kept = old.filter(|s| counters.is_none() && s.day == Some(plan.day));
     CouponCampaignStatus {
         observed_generation: generation,
         phase: Some(plan.phase),
         day: Some(plan.day),
         next_transition: plan.next_change,
         started_at: old.and_then(|s| s.started_at).or(started),
-        issued_today: today.map(|c| c.issued_today),
-        remaining_today: today.and_then(|c| c.remaining_today),
+        issued_today: today.map(|c| c.issued_today).or(kept.and_then(|s| s.issued_today)),
+        remaining_today: today.and_then(|c| c.remaining_today).or(kept.and_then(|s| s.remaining_today)),
         issued_total: counters.map(|c| c.issued_total).or(old.and_then(|s| s.issued_total)),
-        counted_at: counters.map(|c| c.at),
+        counted_at: counters.map(|c| c.at).or(old.and_then(|s| s.counted_at)),
         endpoint,
         conditions: conditions(old, generation, verdicts, now),
     }

@@ -59,10 +59,18 @@ impl Harness {
         Self::start_full(at, faults, false, None).await
     }
 
+    /// Another operator against an API server already serving.
+    async fn start_on(api: StandIn, at: &str) -> Self {
+        Self::start_api(api, at, false, None).await
+    }
+
     /// `events`: publish Kubernetes Events, as the real operator does; `bus`: announce
     /// campaigns on it and read counts from it, as the real operator does.
     async fn start_full(at: &str, faults: Faults, events: bool, bus: Option<EventBus>) -> Self {
-        let api = StandIn::new(faults, true);
+        Self::start_api(StandIn::new(faults, true), at, events, bus).await
+    }
+
+    async fn start_api(api: StandIn, at: &str, events: bool, bus: Option<EventBus>) -> Self {
         let client = client_for(&api).await;
         let now = Arc::new(AtomicI64::new(kst(at).timestamp_millis()));
         let clock_now = now.clone();
@@ -474,8 +482,17 @@ async fn a_campaign_is_announced_when_created_and_changed_and_its_removal_with_t
     let at = kst("2026-12-07T10:00:06+09:00");
     let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
     h.ctx.counters.record(&uid, Snapshot { day, issued_today: 42, remaining_today: Some(958), issued_total: 42, at });
-    // Deleted: held until the removal is on the bus, then gone (and its children with it).
+    h.until("routed", |h| h.child(INGRESSES, "rainy").is_some()).await;
+    // Deleted: held while its issuers wind down (route first, then the count to zero), until
+    // the removal is on the bus; then gone, and its children with it.
     assert!(matches!(h.api.remove(CAMPAIGNS, "marketing", "rainy"), Deleted::Held(_)), "held by the finalizer");
+    h.until("held with the route gone and no issuer left", |h| {
+        h.campaign("rainy").is_some()
+            && h.child(INGRESSES, "rainy").is_none()
+            && h.child(HPAS, "rainy").is_none()
+            && replicas(&h.child(DEPLOYMENTS, "rainy")) == Some(0)
+    })
+    .await;
     h.until("gone", |h| h.campaign("rainy").is_none()).await;
     h.until("children gone", |h| h.child(DEPLOYMENTS, "rainy").is_none()).await;
 
@@ -493,6 +510,30 @@ async fn a_campaign_is_announced_when_created_and_changed_and_its_removal_with_t
     assert!(removed[0].version > 2, "the removal outranks every definition: {removed:?}");
     assert_eq!(removed[0].totals.map(|t| t.issued_total), Some(42));
     assert_eq!(events.last().map(|e| e.kind.as_str()), Some("CampaignRemoved"), "the removal comes last");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_leader_without_counts_keeps_the_days_last_ones_and_stays_sold_out() {
+    let at = "2026-12-07T10:30:00+09:00";
+    let first = Harness::start(at).await;
+    first.api.put(CAMPAIGNS, campaign("rainy", json!({})));
+    first.until("open", |h| phase(&h.campaign("rainy")).as_deref() == Some("Open")).await;
+    let uid = first.campaign("rainy").unwrap()["metadata"]["uid"].as_str().unwrap().to_owned();
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
+    let snapshot = Snapshot { day, issued_today: 1000, remaining_today: Some(0), issued_total: 1000, at: kst(at) };
+    first.ctx.counters.record(&uid, snapshot);
+    first.poke("rainy");
+    first.until("sold out", |h| phase(&h.campaign("rainy")).as_deref() == Some("SoldOut")).await;
+    // Another replica takes over with no counts yet, against the same API.
+    let api = first.api.clone();
+    drop(first);
+    let second = Harness::start_on(api, at).await;
+    second.poke("rainy");
+    second.settle().await;
+    let c = second.campaign("rainy").unwrap();
+    assert_eq!(phase(&Some(c.clone())).as_deref(), Some("SoldOut"), "{c:#}");
+    assert_eq!(c["status"]["issuedToday"], 1000);
+    assert_eq!(c["status"]["remainingToday"], 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -273,14 +273,15 @@ impl StoredCampaign {
 /// removal, which carries the version it removed); another instance replaces a removed
 /// campaign only (the old one's `CampaignRemoved` comes first: the operator publishes it
 /// before the resource is gone, on the same key), so a late definition of a deleted
-/// instance never replaces its successor.
+/// instance never replaces its successor. A row without a uid (from a file, or stored before
+/// campaigns had one) is taken over by the first definition that names one.
 pub async fn upsert_campaign(pool: &AnyPool, instance: &Instance<'_>, version: i64, spec: &str) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO campaigns (name, uid, version, spec, removed) VALUES ($1, $2, $3, $4, 0) \
          ON CONFLICT (name) DO UPDATE SET uid = excluded.uid, version = excluded.version, spec = excluded.spec, \
          removed = 0 \
          WHERE (campaigns.uid = excluded.uid AND campaigns.version < excluded.version) \
-            OR (campaigns.uid <> excluded.uid AND campaigns.removed = 1)",
+            OR (campaigns.uid <> excluded.uid AND (campaigns.removed = 1 OR campaigns.uid = ''))",
     )
     .bind(instance.name)
     .bind(instance.uid)
@@ -292,14 +293,20 @@ pub async fn upsert_campaign(pool: &AnyPool, instance: &Instance<'_>, version: i
 }
 
 /// Marks a campaign instance removed at `version` (its coupons stay valid): a definition of
-/// it at that version or below, arriving later, is ignored.
+/// it at that version or below, arriving later, is ignored. A removal of an instance never
+/// stored leaves a removed row, so a late definition of it cannot bring it in either; a
+/// removal of another instance than the one stored changes nothing.
 pub async fn remove_campaign(pool: &AnyPool, instance: &Instance<'_>, version: i64) -> sqlx::Result<()> {
-    sqlx::query("UPDATE campaigns SET removed = 1, version = $3 WHERE name = $1 AND uid = $2 AND version <= $3")
-        .bind(instance.name)
-        .bind(instance.uid)
-        .bind(version)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "INSERT INTO campaigns (name, uid, version, spec, removed) VALUES ($1, $2, $3, 'null', 1) \
+         ON CONFLICT (name) DO UPDATE SET removed = 1, version = excluded.version \
+         WHERE campaigns.uid = excluded.uid AND campaigns.version <= excluded.version",
+    )
+    .bind(instance.name)
+    .bind(instance.uid)
+    .bind(version)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

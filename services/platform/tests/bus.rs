@@ -1,6 +1,7 @@
 //! The event-bus contract on the embedded log and on Kafka: every event reaches each
 //! consumer group, a failing handler is retried (the event is not committed until it
 //! succeeds), and a restarted consumer resumes after the last committed event.
+#![cfg(feature = "storage")]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

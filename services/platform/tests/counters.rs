@@ -1,4 +1,5 @@
 //! The counters contract, run against the in-memory implementation and real Redis.
+#![cfg(feature = "storage")]
 
 use std::time::Duration;
 

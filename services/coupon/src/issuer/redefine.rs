@@ -8,8 +8,13 @@
 //! - `dailyQuantity`: a day's stock is set once, when the day is first seeded (at its opening or
 //!   by its first request), so a new quantity applies to every day not seeded yet — from the next
 //!   campaign day once today's window has opened;
-//! - `totalQuantity`: a cap every take checks, so it applies at once;
-//! - window times, dates, `suspend` and the coupon's text: at once.
+//! - `totalQuantity`: every take checks the campaign-wide count against it, so a lowered cap
+//!   stops issuance at once; a day's stock is seeded within what the cap then leaves, so a
+//!   raised cap adds to days not seeded yet, not to today's stock once today opened;
+//! - window times, dates and `suspend`: at once;
+//! - the coupon's title and benefit: for coupons issued from then on (an issued coupon keeps
+//!   its text in its row and the wallet; a holder asking the issuer again is answered with the
+//!   current text — a known limit).
 //!
 //! The API server refuses changes of `timeZone`, `startDate`, `perUser` and `eligibility` once a
 //! campaign has started (transition rules), so a day's meaning never changes under its issuers.

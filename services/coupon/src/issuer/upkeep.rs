@@ -40,10 +40,12 @@ async fn count(issuer: Arc<Issuer>) {
     loop {
         if issuer.is_ready() {
             let open = issuer.rules().status_at(issuer.engine.now()).phase == Phase::Open;
-            let period = if open { EVERY } else { COUNT_IDLE };
+            // One turn per mode: an idle turn still held when a window opens must not silence
+            // the first 30 s of the opening.
+            let (what, period) = if open { ("counted:open", EVERY) } else { ("counted:idle", COUNT_IDLE) };
             // The turn lasts a little less than the period, so the next round finds it free.
             let turn = period.saturating_sub(Duration::from_millis(100));
-            match issuer.engine.turn("counted", turn).await {
+            match issuer.engine.turn(what, turn).await {
                 Ok(true) => {
                     if let Err(e) = publish_counts(&issuer).await {
                         tracing::debug!(error = %format!("{e:#}"), "could not publish the counts this round");
@@ -63,15 +65,20 @@ async fn count(issuer: Arc<Issuer>) {
 /// Publishes the campaign's counts for its current day, as the shared state holds them.
 pub(super) async fn publish_counts(issuer: &Issuer) -> anyhow::Result<()> {
     let at = issuer.engine.now();
-    let day = issuer.rules().day_of(at);
+    let rules = issuer.rules();
+    let day = rules.day_of(at);
     let counts = issuer.engine.counters(day).await?;
     let unsigned = |n: i64| u64::try_from(n).unwrap_or(0);
+    // What can still be issued today: the day's stock, within what the total cap leaves (a cap
+    // lowered after the day was seeded binds before the stock does).
+    let left_in_total = rules.spec().quota.total_quantity.map(|t| t.saturating_sub(unsigned(counts.issued_total)));
+    let remaining_today = counts.remaining_today.map(unsigned).map(|r| left_in_total.map_or(r, |t| r.min(t)));
     let event = CampaignCounted {
         name: issuer.rules().name().to_owned(),
         uid: issuer.rules().uid().to_owned(),
         day,
         issued_today: unsigned(counts.issued_today),
-        remaining_today: counts.remaining_today.map(unsigned),
+        remaining_today,
         issued_total: unsigned(counts.issued_total),
         at,
     };
