@@ -270,6 +270,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 .within(o["metadata"]["namespace"].as_str().unwrap_or(""))
         })
         .collect();
+    // The issuers' counts name the campaign by its uid, which the API server gave it.
+    let listed: Api<DynamicObject> = Api::all_with(seed.clone(), &ar);
+    let uids: std::collections::HashMap<(String, String), String> = listed
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .map(|c| {
+            (
+                (c.metadata.namespace.unwrap_or_default(), c.metadata.name.unwrap_or_default()),
+                c.metadata.uid.unwrap_or_default(),
+            )
+        })
+        .collect();
     let steady_started = Instant::now();
     let mut issued = 0u64;
     while steady_started.elapsed() < Duration::from_secs(args.steady_seconds) {
@@ -278,8 +292,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         for o in objects.iter().take(open_count as usize) {
             let (ns, name) =
                 (o["metadata"]["namespace"].as_str().unwrap_or(""), o["metadata"]["name"].as_str().unwrap_or(""));
+            let uid = uids.get(&(ns.to_owned(), name.to_owned())).map_or("", String::as_str);
             counters.record(
-                o["metadata"]["uid"].as_str().unwrap_or(""),
+                uid,
                 Snapshot {
                     day: now.date_naive(),
                     issued_today: issued,

@@ -133,3 +133,65 @@ async fn kafka_delivers_at_least_once_and_commits_only_after_success() {
     })
     .await;
 }
+
+/// Events handled by a tail reader, with the positions they were read at.
+#[derive(Clone, Default)]
+struct Positions(Arc<Mutex<Vec<(Uuid, platform::events::Position)>>>);
+
+impl Handler for Positions {
+    async fn handle(&self, event: &Envelope) -> anyhow::Result<()> {
+        let position = event.position.expect("consumers say where each event was read");
+        self.0.lock().unwrap().push((event.id, position));
+        Ok(())
+    }
+}
+
+/// `append` says where each event landed, in publishing order under one key; a tail reader
+/// gets the last `back` events with those same positions, then follows live.
+async fn positions_contract(bus: EventBus) {
+    bus.ensure_topics(&["rooms"]).await.unwrap();
+    let mut landed = Vec::new();
+    for n in 0..6 {
+        let e = event(n);
+        let position = bus.append("rooms", "lobby", &e).await.unwrap();
+        landed.push((e.id, position));
+    }
+    assert!(landed.windows(2).all(|w| w[0].1.partition == w[1].1.partition && w[0].1.offset < w[1].1.offset));
+    assert_eq!(bus.partitions("rooms").await.unwrap(), 1);
+    let seen = Positions::default();
+    let (stop, stop_rx) = watch::channel(false);
+    let (task, mut caught_up) = bus.spawn_tail("tail-test", &["rooms"], 3, seen.clone(), stop_rx);
+    tokio::time::timeout(Duration::from_secs(30), caught_up.wait_for(|c| *c)).await.unwrap().unwrap();
+    assert_eq!(*seen.0.lock().unwrap(), landed[3..], "the last three, where they landed");
+    let live = event(6);
+    let position = bus.append("rooms", "lobby", &live).await.unwrap();
+    let started = Instant::now();
+    while seen.0.lock().unwrap().len() < 4 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the live event never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen.0.lock().unwrap()[3], (live.id, position));
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_log_says_where_events_land_and_reads_its_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    positions_contract(EventBus::Embedded(Arc::new(EmbeddedBus::open(dir.path()).await.unwrap()))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(ww_no_backends, ignore = "WW_TEST_NO_BACKENDS was set: needs Kafka")]
+async fn kafka_says_where_events_land_and_reads_its_tail() {
+    let config = KafkaConfig {
+        kafka_brokers: Some(platform::testing::backend("WW_TEST_KAFKA_BROKERS")),
+        kafka_prefix: format!("tail-{}.", Uuid::new_v4().simple()),
+        kafka_group_prefix: None,
+        kafka_partitions: 1,
+        kafka_replication_factor: 1,
+        kafka_min_insync_replicas: 1,
+        kafka_message_timeout_ms: 3000,
+    };
+    positions_contract(EventBus::Kafka(Arc::new(KafkaBus::new(&config).unwrap()))).await;
+}

@@ -26,6 +26,10 @@ pub mod topics {
     /// Ended login sessions, keyed by session id (published by auth); every process
     /// follows it to refuse the access tokens of those sessions.
     pub const SESSIONS_REVOKED: &str = "sessions.revoked";
+    /// Chat messages and their deletions, keyed by room (so a room keeps one order; a
+    /// message's offset in its partition is its place in the room). A ChatCluster serves its
+    /// rooms on its own topic with this name under its prefix.
+    pub const CHAT_MESSAGES: &str = "chat.messages";
 }
 
 pub const MISSION_VERIFIED: &str = "MissionVerified";
@@ -153,6 +157,32 @@ pub struct UserProfileUpdated {
 }
 
 pub const SESSION_REVOKED: &str = "SessionRevoked";
+
+pub const CHAT_MESSAGE_SENT: &str = "ChatMessageSent";
+pub const CHAT_MESSAGE_DELETED: &str = "ChatMessageDeleted";
+
+/// A chat message as its gateway published it. `id` derives from (user, the client's message
+/// id): a retried send is the same message, shown and stored once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatMessageSent {
+    pub id: Uuid,
+    pub room: String,
+    pub user_id: Uuid,
+    pub nickname: String,
+    pub text: String,
+    pub sent_at: DateTime<Utc>,
+}
+
+/// A moderator removed a message; published on the room's key, so it follows the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatMessageDeleted {
+    pub id: Uuid,
+    pub room: String,
+    pub deleted_by: Uuid,
+    pub deleted_at: DateTime<Utc>,
+}
 
 /// A login session ended (logout, logout everywhere, password change, refresh-token
 /// reuse). Access tokens of the session must be refused until `expires_at`, after which

@@ -9,7 +9,7 @@ use std::time::Duration;
 use sqlx::Row;
 use tokio::sync::watch;
 
-use super::{BusError, Delivery, Envelope, Handler, deliver};
+use super::{BusError, Delivery, Envelope, Handler, Position, deliver};
 use crate::db::{Database, DatabaseUrl};
 use crate::http::ReadinessCheck;
 
@@ -28,16 +28,16 @@ impl EmbeddedBus {
         Ok(Self { db, appended })
     }
 
-    pub(super) async fn publish(&self, topic: &str, key: &str, payload: &[u8]) -> Result<(), BusError> {
+    pub(super) async fn publish(&self, topic: &str, key: &str, payload: &[u8]) -> Result<Position, BusError> {
         let payload = std::str::from_utf8(payload).map_err(|e| BusError::Other(e.to_string()))?;
-        sqlx::query("INSERT INTO bus_events (topic, msg_key, payload) VALUES ($1, $2, $3)")
+        let row = sqlx::query("INSERT INTO bus_events (topic, msg_key, payload) VALUES ($1, $2, $3) RETURNING seq")
             .bind(topic)
             .bind(key)
             .bind(payload)
-            .execute(&self.db.pool)
+            .fetch_one(&self.db.pool)
             .await?;
         self.appended.send_modify(|n| *n += 1);
-        Ok(())
+        Ok(Position { partition: 0, offset: row.get::<i64, _>(0) })
     }
 
     pub(super) fn readiness(&self) -> ReadinessCheck {
@@ -63,6 +63,19 @@ impl EmbeddedBus {
             .fetch_one(&self.db.pool)
             .await?;
         Ok(row.get::<Option<i64>, _>(0).unwrap_or(0))
+    }
+
+    /// The sequence after which the last `back` events of `topic` follow.
+    async fn before_last(&self, topic: &str, back: i64) -> Result<i64, sqlx::Error> {
+        if back <= 0 {
+            return self.end(topic).await;
+        }
+        let row = sqlx::query("SELECT seq FROM bus_events WHERE topic = $1 ORDER BY seq DESC LIMIT 1 OFFSET $2")
+            .bind(topic)
+            .bind(back)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        Ok(row.map_or(0, |r| r.get::<i64, _>(0)))
     }
 
     async fn commit(&self, group: &str, topic: &str, seq: i64) -> Result<(), sqlx::Error> {
@@ -133,22 +146,30 @@ pub(super) async fn consume<H: Handler>(
 pub(super) async fn replay<H: Handler>(
     bus: Arc<EmbeddedBus>,
     topics: Vec<String>,
+    back: Option<i64>,
     handler: Arc<H>,
     mut stop: watch::Receiver<bool>,
     caught_up: watch::Sender<bool>,
 ) {
     let mut appended = bus.appended.subscribe();
     let mut ends = Vec::with_capacity(topics.len());
+    let mut cursors = Vec::with_capacity(topics.len());
     for topic in &topics {
-        match bus.end(topic).await {
-            Ok(end) => ends.push(end),
-            Err(e) => {
+        let start = match back {
+            None => Ok(0),
+            Some(n) => bus.before_last(topic, n).await,
+        };
+        match (bus.end(topic).await, start) {
+            (Ok(end), Ok(start)) => {
+                ends.push(end);
+                cursors.push(start);
+            }
+            (Err(e), _) | (_, Err(e)) => {
                 tracing::error!(error = %e, "cannot read the event log");
                 return;
             }
         }
     }
-    let mut cursors = vec![0i64; topics.len()];
     loop {
         let mut progressed = false;
         for (topic, cursor) in topics.iter().zip(cursors.iter_mut()) {
@@ -198,6 +219,10 @@ async fn drain<H: Handler>(
             serde_json::from_str::<Envelope>(payload)
                 .map_err(|e| tracing::error!(topic, seq, error = %e, "skipping malformed event"))
                 .ok()
+                .map(|mut event| {
+                    event.position = Some(Position { partition: 0, offset: *seq });
+                    event
+                })
         })
         .collect();
     if !deliver(handler, &events, stop).await {

@@ -22,6 +22,9 @@ pub struct Envelope {
     pub data: serde_json::Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// Where the event was read from (set by consumers; never on the wire).
+    #[serde(skip)]
+    pub position: Option<super::Position>,
 }
 
 impl Envelope {
@@ -38,6 +41,7 @@ impl Envelope {
             source: source.to_owned(),
             data: serde_json::to_value(data)?,
             traceparent: TraceParent::current().map(|t| t.to_string()),
+            position: None,
         })
     }
 

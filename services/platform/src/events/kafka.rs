@@ -18,7 +18,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
-use super::{BusError, Delivery, Envelope, Handler, deliver};
+use super::{BusError, Delivery, Envelope, Handler, Position, deliver};
 use crate::http::ReadinessCheck;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -172,14 +172,14 @@ impl KafkaBus {
         format!("{}{name}", self.config.kafka_prefix)
     }
 
-    pub(super) async fn publish(&self, topic: &str, key: &str, payload: &[u8]) -> Result<(), BusError> {
+    pub(super) async fn publish(&self, topic: &str, key: &str, payload: &[u8]) -> Result<Position, BusError> {
         let topic = self.topic(topic);
         let record = FutureRecord::to(&topic).key(key).payload(payload);
         // No waiting for room in a full local queue: that fails at once (certainly not
         // published), so the deadline bounds how long any publish can take.
         let (generation, producer) = self.producer();
         match tokio::time::timeout(self.deadline(), producer.send(record, Duration::ZERO)).await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(delivery)) => Ok(Position { partition: delivery.partition, offset: delivery.offset }),
             Ok(Err((e, _))) => {
                 self.renew_after(generation, &e);
                 Err(BusError::Kafka(e))
@@ -189,6 +189,19 @@ impl KafkaBus {
                 Err(BusError::Uncertain(format!("no acknowledgement within {:?}", self.deadline())))
             }
         }
+    }
+
+    pub(super) async fn partitions(&self, topic: &str) -> Result<i32, BusError> {
+        let topic = self.topic(topic);
+        let consumer = self.consumer("metadata", Delivery::Broadcast)?;
+        let metadata = tokio::task::spawn_blocking(move || {
+            consumer
+                .fetch_metadata(Some(&topic), Duration::from_secs(10))
+                .map(|m| m.topics().first().map_or(0, |t| if t.error().is_some() { 0 } else { t.partitions().len() }))
+        })
+        .await
+        .map_err(|e| BusError::Other(e.to_string()))??;
+        i32::try_from(metadata).map_err(|e| BusError::Other(e.to_string()))
     }
 
     pub(super) async fn ensure_topics(&self, topics: &[&str]) -> Result<(), BusError> {
@@ -291,7 +304,10 @@ const MAX_BATCH: usize = 500;
 /// handled: it is logged, counted and skipped instead of blocking its partition.
 fn envelope_of<M: Message>(message: &M) -> Option<Envelope> {
     match serde_json::from_slice::<Envelope>(message.payload()?) {
-        Ok(event) => Some(event),
+        Ok(mut event) => {
+            event.position = Some(Position { partition: message.partition(), offset: message.offset() });
+            Some(event)
+        }
         Err(e) => {
             metrics::counter!("events_malformed_total", "topic" => message.topic().to_owned()).increment(1);
             tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(), error = %e, "skipping malformed event");
@@ -303,9 +319,14 @@ fn envelope_of<M: Message>(message: &M) -> Option<Envelope> {
 /// The end offset a replay must reach, per (topic, partition).
 type Watermarks = HashMap<(String, i32), i64>;
 
-/// A consumer assigned to every partition of `names` from the beginning, and the end
-/// offsets it must reach.
-fn replay_setup(bus: &KafkaBus, group: &str, names: &[String]) -> Result<(StreamConsumer, Watermarks), KafkaError> {
+/// A consumer assigned to every partition of `names` from the beginning (or the last `back`
+/// messages of each), and the end offsets it must reach.
+fn replay_setup(
+    bus: &KafkaBus,
+    group: &str,
+    names: &[String],
+    back: Option<i64>,
+) -> Result<(StreamConsumer, Watermarks), KafkaError> {
     let consumer = bus.consumer(group, Delivery::Broadcast)?;
     let mut assignment = TopicPartitionList::new();
     let mut targets = HashMap::new();
@@ -314,8 +335,10 @@ fn replay_setup(bus: &KafkaBus, group: &str, names: &[String]) -> Result<(Stream
         for t in metadata.topics() {
             for p in t.partitions() {
                 let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
-                assignment.add_partition_offset(topic, p.id(), Offset::Beginning)?;
-                if high > low {
+                let start = back.map_or(low, |n| (high - n).max(low));
+                let from = if back.is_some() { Offset::Offset(start) } else { Offset::Beginning };
+                assignment.add_partition_offset(topic, p.id(), from)?;
+                if high > start {
                     targets.insert((topic.clone(), p.id()), high);
                 }
             }
@@ -331,6 +354,7 @@ pub(super) async fn replay<H: Handler>(
     bus: Arc<KafkaBus>,
     group: String,
     topics: Vec<String>,
+    back: Option<i64>,
     handler: Arc<H>,
     mut stop: watch::Receiver<bool>,
     caught_up: watch::Sender<bool>,
@@ -341,7 +365,7 @@ pub(super) async fn replay<H: Handler>(
     let (consumer, mut targets) = loop {
         let attempt = {
             let (bus, group, names) = (bus.clone(), group.clone(), names.clone());
-            tokio::task::spawn_blocking(move || replay_setup(&bus, &group, &names)).await
+            tokio::task::spawn_blocking(move || replay_setup(&bus, &group, &names, back)).await
         };
         match attempt {
             Ok(Ok(v)) => break v,

@@ -64,6 +64,15 @@ impl BusError {
     }
 }
 
+/// Where an event landed in its topic: a partition and its offset there (Kafka), or the
+/// log's sequence (the embedded log: one partition). Events under one key share a partition,
+/// so their offsets grow in publishing order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    pub partition: i32,
+    pub offset: i64,
+}
+
 /// Something that handles events delivered to a consumer group. Returning an error
 /// leaves the event uncommitted: it is retried (with backoff) until it succeeds.
 pub trait Handler: Send + Sync + 'static {
@@ -103,12 +112,40 @@ impl EventBus {
     /// Appends `event` to `topic` under `key`; returns once the backend made it durable
     /// (Kafka: acknowledged by all in-sync replicas).
     pub async fn publish(&self, topic: &str, key: &str, event: &Envelope) -> Result<(), BusError> {
+        self.append(topic, key, event).await.map(|_| ())
+    }
+
+    /// Like [`EventBus::publish`], and says where the event landed.
+    pub async fn append(&self, topic: &str, key: &str, event: &Envelope) -> Result<Position, BusError> {
         let payload = serde_json::to_vec(event)?;
         match self {
             EventBus::Kafka(k) => k.publish(topic, key, &payload).await,
             #[cfg(feature = "storage")]
             EventBus::Embedded(e) => e.publish(topic, key, &payload).await,
         }
+    }
+
+    /// The number of partitions of `topic` (1 for the embedded log).
+    pub async fn partitions(&self, topic: &str) -> Result<i32, BusError> {
+        match self {
+            EventBus::Kafka(k) => k.partitions(topic).await,
+            #[cfg(feature = "storage")]
+            EventBus::Embedded(_) => Ok(1),
+        }
+    }
+
+    /// Reads up to the last `back` events of every partition of `topics` into `handler` in
+    /// this process, then follows them live; commits nothing. The flag turns true once every
+    /// event that existed at the start has been handled. For local windows of recent events.
+    pub fn spawn_tail<H: Handler>(
+        &self,
+        name: &str,
+        topics: &[&str],
+        back: i64,
+        handler: H,
+        stop: watch::Receiver<bool>,
+    ) -> (JoinHandle<()>, watch::Receiver<bool>) {
+        self.spawn_from(name, topics, Some(back.max(0)), handler, stop)
     }
 
     /// Creates the topics that do not exist yet (the broker never auto-creates them).
@@ -157,14 +194,31 @@ impl EventBus {
         handler: H,
         stop: watch::Receiver<bool>,
     ) -> (JoinHandle<()>, watch::Receiver<bool>) {
+        self.spawn_from(name, topics, None, handler, stop)
+    }
+
+    /// Reads `topics` from the last `back` events of each partition (`None`: from the
+    /// beginning), then follows them live.
+    fn spawn_from<H: Handler>(
+        &self,
+        name: &str,
+        topics: &[&str],
+        back: Option<i64>,
+        handler: H,
+        stop: watch::Receiver<bool>,
+    ) -> (JoinHandle<()>, watch::Receiver<bool>) {
         let (caught_up_tx, caught_up) = watch::channel(false);
         let handler = Arc::new(handler);
         let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
         let group = format!("{name}.{}", uuid::Uuid::new_v4().simple());
         let task = match self {
-            EventBus::Kafka(k) => tokio::spawn(kafka::replay(k.clone(), group, topics, handler, stop, caught_up_tx)),
+            EventBus::Kafka(k) => {
+                tokio::spawn(kafka::replay(k.clone(), group, topics, back, handler, stop, caught_up_tx))
+            }
             #[cfg(feature = "storage")]
-            EventBus::Embedded(e) => tokio::spawn(embedded::replay(e.clone(), topics, handler, stop, caught_up_tx)),
+            EventBus::Embedded(e) => {
+                tokio::spawn(embedded::replay(e.clone(), topics, back, handler, stop, caught_up_tx))
+            }
         };
         (task, caught_up)
     }
