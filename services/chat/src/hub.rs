@@ -123,6 +123,9 @@ pub struct Hub {
     rooms: RwLock<HashMap<String, Arc<Room>>>,
     /// The first offset read per partition (the gateway has seen every message from there).
     starts: RwLock<HashMap<i32, i64>>,
+    /// The log was read to the end it had at start: a partition with no message read so far
+    /// was empty then (it is read from a window of its last messages).
+    caught_up: std::sync::atomic::AtomicBool,
     next_socket: AtomicU64,
 }
 
@@ -137,7 +140,13 @@ pub enum Fanned {
 
 impl Hub {
     pub fn new(config: HubConfig) -> Self {
-        Self { config, rooms: RwLock::default(), starts: RwLock::default(), next_socket: AtomicU64::new(1) }
+        Self {
+            config,
+            rooms: RwLock::default(),
+            starts: RwLock::default(),
+            caught_up: std::sync::atomic::AtomicBool::new(false),
+            next_socket: AtomicU64::new(1),
+        }
     }
 
     fn room(&self, name: &str) -> Arc<Room> {
@@ -157,6 +166,32 @@ impl Hub {
         self.starts.write().unwrap_or_else(std::sync::PoisonError::into_inner).entry(partition).or_insert(offset);
     }
 
+    /// Forgets every room's ring (the epoch changed: the offsets it held mean nothing now);
+    /// resumes go to the stored history until new messages fill the rings again.
+    pub fn reset(&self) {
+        let rooms: Vec<Arc<Room>> =
+            self.rooms.read().unwrap_or_else(std::sync::PoisonError::into_inner).values().cloned().collect();
+        for room in rooms {
+            let mut state = room.state();
+            state.ring.clear();
+            state.ids.clear();
+            state.complete_from = None;
+            state.last_offset = None;
+            state.partition = None;
+        }
+        self.starts.write().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        self.caught_up.store(false, Ordering::SeqCst);
+    }
+
+    /// The log was read to the end it had when reading started.
+    pub fn mark_caught_up(&self) {
+        self.caught_up.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::SeqCst)
+    }
+
     /// Hands a message read from the log at `position` to the room's sockets.
     pub fn fan_out(&self, position: Position, message: MessageView) -> Fanned {
         self.partition_starts(position.partition, position.offset);
@@ -165,9 +200,17 @@ impl Hub {
         let offset = position.offset;
         let frame: Outbound = ServerFrame::Message(MessageView { offset, ..message }).to_text().into();
         let mut state = room.state();
-        if state.ids.contains(&id) || state.last_offset.is_some_and(|last| offset <= last) {
+        if state.ids.contains(&id) {
             metrics::counter!("chat_fanout_duplicates_total").increment(1);
             return Fanned::Duplicate;
+        }
+        if state.last_offset.is_some_and(|last| offset <= last) {
+            // The log reads each record once, in order: an offset going back means the topic
+            // was re-created. What the ring held belongs to the old log.
+            tracing::warn!(room = %room.name, offset, "offsets went back: the log was re-created; the room's ring starts over");
+            state.ring.clear();
+            state.ids.clear();
+            state.complete_from = Some(offset);
         }
         if state.complete_from.is_none() {
             let start = self.partition_start(position.partition).unwrap_or(offset);
@@ -224,9 +267,13 @@ impl Hub {
                     let entries: Vec<Arc<Entry>> = state.ring.iter().filter(|e| e.offset > after).cloned().collect();
                     // Complete when this gateway saw every message of the room after `after`:
                     // from the ring's complete point on, or — a room it has no message of —
-                    // from every partition's start on (the room's partition is not known).
+                    // from every partition's start on (the room's partition is not known); with
+                    // no message read at all after catching up, the log was empty.
                     let from = state.complete_from.or_else(|| self.latest_start());
-                    let complete = from.is_some_and(|from| after + 1 >= from);
+                    let complete = match from {
+                        Some(from) => after + 1 >= from,
+                        None => self.is_caught_up(),
+                    };
                     Backlog { entries, complete, ring_from: from, partition: state.partition }
                 }
             }
@@ -315,9 +362,12 @@ mod tests {
         assert_eq!(hub.fan_out(at(10), msg("lobby", 1)), Fanned::Delivered(2));
         // The same message again (a retried send, a record read twice) is dropped.
         assert_eq!(hub.fan_out(at(11), msg("lobby", 1)), Fanned::Duplicate);
-        assert_eq!(hub.fan_out(at(10), msg("lobby", 2)), Fanned::Duplicate, "an offset already passed");
         assert_eq!(offsets(&drain(&mut a)), [10]);
         assert_eq!(offsets(&drain(&mut b)), [10]);
+        // Offsets going back (a re-created topic): delivered, and the ring starts over.
+        assert_eq!(hub.fan_out(at(0), msg("lobby", 2)), Fanned::Delivered(2));
+        let (_, backlog) = hub.subscribe("lobby", Some(-1));
+        assert_eq!(backlog.entries.iter().map(|e| e.offset).collect::<Vec<_>>(), [0]);
         assert!(drain(&mut other).is_empty());
     }
 

@@ -88,7 +88,7 @@ pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
 }
 
 /// A message as clients see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageView {
     pub room: String,

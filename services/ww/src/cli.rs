@@ -30,7 +30,7 @@ pub enum Command {
     /// Run the named services against PostgreSQL, Redis and Kafka (production).
     Serve(Box<ServeArgs>),
     /// Run every service in one process on embedded backends: no infrastructure needed.
-    Dev(DevArgs),
+    Dev(Box<DevArgs>),
     /// Operator tasks on the databases (`WW_DATABASE_URL`), e.g. granting roles.
     #[command(subcommand)]
     Admin(crate::admin::AdminCommand),
@@ -107,6 +107,8 @@ pub struct ServiceConfig {
     pub user: user::UserConfig,
     #[command(flatten)]
     pub issuer: coupon::IssuerConfig,
+    #[command(flatten)]
+    pub chat: chat::ChatConfig,
     /// Set by `app::build`: the issuers run in this process, so the coupon role does not answer
     /// for them.
     #[arg(skip)]
@@ -125,7 +127,7 @@ pub enum InternalCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => crate::serve::run(*args).await,
-        Command::Dev(args) => crate::dev::run(args).await,
+        Command::Dev(args) => crate::dev::run(*args).await,
         Command::Admin(cmd) => crate::admin::run(cmd).await,
         Command::Campaign(cmd) => crate::campaign_cmd::run(cmd),
         Command::Bench(cmd) => bench::run(cmd).await,

@@ -175,7 +175,7 @@ mod tests {
     fn dev_args(args: &[&str]) -> DevArgs {
         let cli = crate::cli::Cli::try_parse_from([&["ww", "dev"], args].concat()).expect("parses");
         match cli.command {
-            crate::cli::Command::Dev(args) => args,
+            crate::cli::Command::Dev(args) => *args,
             _ => unreachable!("parsed `ww dev`"),
         }
     }

@@ -93,6 +93,27 @@ roles! {
             Ok(coupon::start_issuers(ctx, campaigns, &config.issuer).await?.0)
         }),
     },
+    /// Chat rooms, history and moderation over HTTP.
+    Chat {
+        redis: true,
+        dev_only: false,
+        missing: |_| None,
+        start: |ctx, config| Box::pin(chat::start_chat(ctx, &config.chat)),
+    },
+    /// Chat WebSockets (`GET /ws/chat/{room}`): this gateway's sockets, fed from the cluster's log.
+    ChatGateway {
+        redis: false,
+        dev_only: false,
+        missing: |_| None,
+        start: |ctx, config| Box::pin(chat::start_gateway(ctx, &config.chat)),
+    },
+    /// Chat persistence: every message to SQL, the newest per room to Redis.
+    ChatPersister {
+        redis: true,
+        dev_only: false,
+        missing: |_| None,
+        start: |ctx, config| Box::pin(chat::start_persister(ctx, &config.chat)),
+    },
     /// Development helpers (`ww dev` only).
     #[value(skip)]
     DevTools {

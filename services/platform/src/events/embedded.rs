@@ -65,6 +65,10 @@ impl EmbeddedBus {
         Ok(row.get::<Option<i64>, _>(0).unwrap_or(0))
     }
 
+    pub(super) async fn ends(&self, topic: &str) -> Result<Vec<(i32, i64)>, BusError> {
+        Ok(vec![(0, self.end(topic).await? + 1)])
+    }
+
     /// The sequence after which the last `back` events of `topic` follow.
     async fn before_last(&self, topic: &str, back: i64) -> Result<i64, sqlx::Error> {
         if back <= 0 {

@@ -191,6 +191,25 @@ impl KafkaBus {
         }
     }
 
+    pub(super) async fn ends(&self, topic: &str) -> Result<Vec<(i32, i64)>, BusError> {
+        let topic = self.topic(topic);
+        let consumer = self.consumer("metadata", Delivery::Broadcast)?;
+        tokio::task::spawn_blocking(move || -> Result<Vec<(i32, i64)>, KafkaError> {
+            let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+            let mut ends = Vec::new();
+            for t in metadata.topics() {
+                for p in t.partitions() {
+                    let (_, high) = consumer.fetch_watermarks(&topic, p.id(), Duration::from_secs(10))?;
+                    ends.push((p.id(), high));
+                }
+            }
+            Ok(ends)
+        })
+        .await
+        .map_err(|e| BusError::Other(e.to_string()))?
+        .map_err(BusError::Kafka)
+    }
+
     pub(super) async fn partitions(&self, topic: &str) -> Result<i32, BusError> {
         let topic = self.topic(topic);
         let consumer = self.consumer("metadata", Delivery::Broadcast)?;

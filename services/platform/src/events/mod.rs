@@ -134,6 +134,16 @@ impl EventBus {
         }
     }
 
+    /// One past the last offset of every partition of `topic` (Kafka's high watermark): an
+    /// offset stored from this topic at or beyond it means the topic was re-created.
+    pub async fn ends(&self, topic: &str) -> Result<Vec<(i32, i64)>, BusError> {
+        match self {
+            EventBus::Kafka(k) => k.ends(topic).await,
+            #[cfg(feature = "storage")]
+            EventBus::Embedded(e) => e.ends(topic).await,
+        }
+    }
+
     /// Reads up to the last `back` events of every partition of `topics` into `handler` in
     /// this process, then follows them live; commits nothing. The flag turns true once every
     /// event that existed at the start has been handled. For local windows of recent events.
