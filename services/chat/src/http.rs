@@ -120,6 +120,7 @@ pub async fn create_room(
 /// Which page of a room's history.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// The `next` cursor of the previous page; absent for the newest messages.
     #[param(pattern = "^[0-9]{1,18}\\.-?[0-9]{1,19}$", example = "1.4182")]
