@@ -13,6 +13,7 @@ pub mod http;
 pub mod hub;
 pub mod message;
 pub mod persister;
+pub mod presence;
 pub mod protocol;
 pub mod recent;
 pub mod room;
@@ -148,6 +149,18 @@ pub async fn start_gateway(ctx: &Context, config: &ChatConfig) -> anyhow::Result
     });
     let poll =
         tokio::spawn(follow_epoch(db.clone(), config.chat_cluster.clone(), epoch, hub.clone(), ctx.stop.clone()));
+    let presence_store = match ctx.counters.redis_connection() {
+        Some((conn, prefix)) => {
+            presence::PresenceStore::Redis { conn, prefix: format!("{prefix}chat:{}:", config.chat_cluster) }
+        }
+        None => presence::PresenceStore::memory(&config.chat_cluster),
+    };
+    let presence = tokio::spawn(presence::run(
+        presence_store,
+        uuid::Uuid::new_v4().simple().to_string(),
+        hub.clone(),
+        ctx.stop.clone(),
+    ));
     let state = GatewayState {
         gateway,
         hub: hub.clone(),
@@ -173,7 +186,7 @@ pub async fn start_gateway(ctx: &Context, config: &ChatConfig) -> anyhow::Result
         router: gateway::router(state),
         openapi: utoipa::openapi::OpenApi::default(),
         readiness,
-        tasks: vec![names_task, tail_task, caught_up, poll],
+        tasks: vec![names_task, tail_task, caught_up, poll, presence],
     })
 }
 

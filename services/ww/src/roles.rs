@@ -102,7 +102,7 @@ roles! {
     },
     /// Chat WebSockets (`GET /ws/chat/{room}`): this gateway's sockets, fed from the cluster's log.
     ChatGateway {
-        redis: false,
+        redis: true,
         dev_only: false,
         missing: |_| None,
         start: |ctx, config| Box::pin(chat::start_gateway(ctx, &config.chat)),

@@ -131,18 +131,30 @@ async fn two_gateways_one_room_one_order_and_a_resume_on_the_other_gateway(app: 
     }
     let mut seen = [Vec::new(), Vec::new()];
     let mut acks = [0, 0];
+    let mut online = [0, 0];
     for (n, s) in [&mut a, &mut b].into_iter().enumerate() {
         while seen[n].len() < 16 || acks[n] < 8 {
             let f = next(s).await;
             match f["type"].as_str() {
                 Some("message") => seen[n].push((f["offset"].as_i64().unwrap(), f["id"].as_str().unwrap().to_owned())),
                 Some("ack") => acks[n] += 1,
-                Some("presence") => {}
+                Some("presence") => online[n] = f["online"].as_u64().unwrap(),
                 other => panic!("unexpected {other:?}: {f}"),
             }
         }
     }
     assert_eq!(seen[0], seen[1], "both gateways show the room in the log's one order");
+    // Presence counts the room across both gateways.
+    for (n, s) in [&mut a, &mut b].into_iter().enumerate() {
+        let started = Instant::now();
+        while online[n] != 2 {
+            let f = next(s).await;
+            if f["type"] == "presence" {
+                online[n] = f["online"].as_u64().unwrap();
+            }
+            assert!(started.elapsed() < Duration::from_secs(15), "presence never said 2: {f}");
+        }
+    }
     assert!(seen[0].windows(2).all(|w| w[0].0 < w[1].0), "offsets grow");
     let ids: HashSet<&String> = seen[0].iter().map(|(_, id)| id).collect();
     assert_eq!(ids.len(), 16, "each message once");
