@@ -195,3 +195,18 @@ async fn kafka_says_where_events_land_and_reads_its_tail() {
     };
     positions_contract(EventBus::Kafka(Arc::new(KafkaBus::new(&config).unwrap()))).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_bus_says_where_events_land_and_reads_its_tail() {
+    positions_contract(EventBus::Memory(Arc::new(platform::events::MemoryBus::new()))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_bus_keeps_the_contract_within_a_process() {
+    let bus = EventBus::Memory(Arc::new(platform::events::MemoryBus::new()));
+    contract(move || {
+        let bus = bus.clone();
+        Box::pin(async move { bus })
+    })
+    .await;
+}

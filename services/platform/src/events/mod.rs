@@ -8,6 +8,7 @@ pub mod contracts;
 mod embedded;
 mod envelope;
 mod kafka;
+mod memory;
 #[cfg(feature = "storage")]
 mod outbox;
 
@@ -22,6 +23,7 @@ use tracing::Instrument as _;
 pub use embedded::EmbeddedBus;
 pub use envelope::Envelope;
 pub use kafka::{KafkaBus, KafkaConfig};
+pub use memory::MemoryBus;
 #[cfg(feature = "storage")]
 pub use outbox::Outbox;
 
@@ -96,6 +98,8 @@ pub enum EventBus {
     Kafka(Arc<KafkaBus>),
     #[cfg(feature = "storage")]
     Embedded(Arc<EmbeddedBus>),
+    /// In this process's memory, nothing durable: for measuring without a broker.
+    Memory(Arc<MemoryBus>),
 }
 
 impl std::fmt::Debug for EventBus {
@@ -104,6 +108,7 @@ impl std::fmt::Debug for EventBus {
             EventBus::Kafka(_) => write!(f, "EventBus::Kafka"),
             #[cfg(feature = "storage")]
             EventBus::Embedded(_) => write!(f, "EventBus::Embedded"),
+            EventBus::Memory(_) => write!(f, "EventBus::Memory"),
         }
     }
 }
@@ -122,6 +127,7 @@ impl EventBus {
             EventBus::Kafka(k) => k.publish(topic, key, &payload).await,
             #[cfg(feature = "storage")]
             EventBus::Embedded(e) => e.publish(topic, key, &payload).await,
+            EventBus::Memory(m) => Ok(m.publish(topic, &payload)),
         }
     }
 
@@ -131,6 +137,7 @@ impl EventBus {
             EventBus::Kafka(k) => k.partitions(topic).await,
             #[cfg(feature = "storage")]
             EventBus::Embedded(_) => Ok(1),
+            EventBus::Memory(_) => Ok(1),
         }
     }
 
@@ -141,6 +148,7 @@ impl EventBus {
             EventBus::Kafka(k) => k.ends(topic).await,
             #[cfg(feature = "storage")]
             EventBus::Embedded(e) => e.ends(topic).await,
+            EventBus::Memory(m) => Ok(vec![(0, i64::try_from(m.len(topic)).unwrap_or(i64::MAX))]),
         }
     }
 
@@ -164,6 +172,7 @@ impl EventBus {
             EventBus::Kafka(k) => k.ensure_topics(topics).await,
             #[cfg(feature = "storage")]
             EventBus::Embedded(_) => Ok(()),
+            EventBus::Memory(_) => Ok(()),
         }
     }
 
@@ -229,6 +238,7 @@ impl EventBus {
             EventBus::Embedded(e) => {
                 tokio::spawn(embedded::replay(e.clone(), topics, back, handler, stop, caught_up_tx))
             }
+            EventBus::Memory(m) => tokio::spawn(memory::replay(m.clone(), topics, back, handler, stop, caught_up_tx)),
         };
         (task, caught_up)
     }
@@ -247,6 +257,7 @@ impl EventBus {
             EventBus::Kafka(k) => tokio::spawn(kafka::consume(k.clone(), group, topics, handler, stop, delivery)),
             #[cfg(feature = "storage")]
             EventBus::Embedded(e) => tokio::spawn(embedded::consume(e.clone(), group, topics, handler, stop, delivery)),
+            EventBus::Memory(m) => tokio::spawn(memory::consume(m.clone(), group, topics, handler, stop, delivery)),
         }
     }
 
@@ -257,6 +268,7 @@ impl EventBus {
             EventBus::Kafka(k) => k.max_publish_time(),
             #[cfg(feature = "storage")]
             EventBus::Embedded(_) => Duration::ZERO,
+            EventBus::Memory(_) => Duration::ZERO,
         }
     }
 
@@ -265,6 +277,7 @@ impl EventBus {
             EventBus::Kafka(k) => k.readiness(),
             #[cfg(feature = "storage")]
             EventBus::Embedded(e) => e.readiness(),
+            EventBus::Memory(m) => m.readiness(),
         }
     }
 }
