@@ -298,3 +298,13 @@ pub async fn rooms(pool: &AnyPool, limit: i64) -> sqlx::Result<Vec<RoomRow>> {
         })
         .collect()
 }
+
+/// Ids of every message stored in the rooms whose names start with `prefix` (audits and
+/// benchmarks: what was acknowledged must be here).
+pub async fn ids_in_rooms(pool: &AnyPool, prefix: &str) -> sqlx::Result<Vec<Uuid>> {
+    let rows = sqlx::query("SELECT id FROM chat_messages WHERE room LIKE $1")
+        .bind(format!("{prefix}%"))
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.iter().filter_map(|r| r.try_get::<String, _>(0).ok()).filter_map(|id| Uuid::parse_str(&id).ok()).collect())
+}

@@ -2,6 +2,7 @@
 //! only), bounded in time, printing figures beside a ceiling measured in the same run.
 
 pub mod ceiling;
+pub mod chat;
 pub mod coupon;
 pub mod http;
 pub mod load;
@@ -17,6 +18,10 @@ pub enum BenchCommand {
     /// A coupon event against `ww serve coupon-issuer` and `ww serve coupon` on
     /// PostgreSQL, Redis and Kafka, with every invariant checked against SQL afterwards.
     Coupon(coupon::CouponBenchArgs),
+    /// Chat: WebSocket clients in rooms against `ww serve chat-gateway` processes and the
+    /// persister on PostgreSQL, Redis and Kafka, beside an in-process gateway on the
+    /// in-memory bus; every acknowledged message looked for in SQL afterwards.
+    Chat(chat::ChatBenchArgs),
 }
 
 /// Where the benchmarks' services keep their state: local backends by default.
@@ -73,5 +78,6 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Http(args) => http::run(args).await,
         BenchCommand::Coupon(args) => coupon::run(args).await,
+        BenchCommand::Chat(args) => chat::run(args).await,
     }
 }

@@ -1,0 +1,403 @@
+//! `ww bench chat`: WebSocket clients in rooms against `ww serve chat-gateway` processes and
+//! `ww serve chat-persister` on PostgreSQL, Redis and Kafka; then every acknowledged message
+//! looked for in SQL. Beside it, in the same run, the same shape against a gateway in this
+//! process on the in-memory bus with persistence off — what Kafka and persistence cost.
+//!
+//! Shapes (`--shape`): `default` — 5,000 clients in 100 rooms of 50 over two gateways, each
+//! sending one message every 5 s for 60 s (1,000 sent/s, ≈ 49,000 deliveries/s); `seed` — the
+//! replaced system's own test, 1,500 people each sending once a second for 60 s.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use platform::auth::JwtKeys;
+use platform::config::KeyRing;
+use platform::db::{Database, DatabaseUrl};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use uuid::Uuid;
+
+use super::proc::{ChildProc, free_addr};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shape {
+    Default,
+    Seed,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ChatBenchArgs {
+    /// `default`: 5,000 clients, 100 rooms, one message per client every 5 s; `seed`: the
+    /// replaced system's 1,500 people each sending once a second.
+    #[arg(long, value_enum, default_value = "default")]
+    pub shape: Shape,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(5..=600))]
+    pub duration_seconds: u64,
+    /// Gateway processes the clients are spread over.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=8))]
+    pub gateways: u64,
+    /// Skip the in-process ceiling run (figures without a ratio).
+    #[arg(long)]
+    pub no_ceiling: bool,
+    #[command(flatten)]
+    pub backends: super::BenchBackends,
+    /// Print one JSON object with the figures as the last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct Load {
+    clients: usize,
+    rooms: usize,
+    every: Duration,
+    duration: Duration,
+}
+
+impl ChatBenchArgs {
+    fn load(&self) -> Load {
+        let duration = Duration::from_secs(self.duration_seconds);
+        match self.shape {
+            Shape::Default => Load { clients: 5_000, rooms: 100, every: Duration::from_secs(5), duration },
+            Shape::Seed => Load { clients: 1_500, rooms: 30, every: Duration::from_secs(1), duration },
+        }
+    }
+}
+
+/// What one run of the load saw.
+struct Figures {
+    connected: usize,
+    sent: u64,
+    acked: HashSet<Uuid>,
+    delivered: u64,
+    duplicated: u64,
+    latency_us: Histogram<u64>,
+    sending: Duration,
+}
+
+impl Figures {
+    fn per_s(&self, n: u64) -> f64 {
+        n as f64 / self.sending.as_secs_f64().max(1e-9)
+    }
+
+    fn ms(&self, q: f64) -> f64 {
+        self.latency_us.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(addr: SocketAddr, room: &str, token: &str) -> anyhow::Result<Socket> {
+    let mut request = format!("ws://{addr}/ws/chat/{room}").into_client_request()?;
+    request.headers_mut().insert("sec-websocket-protocol", format!("ww.chat.v1, ww.bearer.{token}").parse()?);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), socket.next()).await? {
+            Some(Ok(Message::Text(t))) if t.contains(r#""type":"ready""#) => return Ok(socket),
+            Some(Ok(_)) => continue,
+            other => anyhow::bail!("no ready frame: {other:?}"),
+        }
+    }
+}
+
+/// Runs the load against `gateways`: connects every client, then each sends every `every`
+/// (spread evenly) for `duration`; every client reads everything. Messages carry their send
+/// time (ns since `origin`), so latency is send → delivered to each other client in the room.
+async fn drive(gateways: &[SocketAddr], keys: &JwtKeys, load: &Load, run: &str) -> anyhow::Result<Figures> {
+    let origin = Instant::now();
+    let sent = Arc::new(AtomicU64::new(0));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let duplicated = Arc::new(AtomicU64::new(0));
+    let acked = Arc::new(std::sync::Mutex::new(HashSet::new()));
+    let latency = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?));
+    let last_frame = Arc::new(AtomicU64::new(0));
+    // Connect, a few hundred at a time.
+    let mut sockets = Vec::with_capacity(load.clients);
+    let connecting = futures::stream::iter((0..load.clients).map(|i| {
+        let addr = gateways[i % gateways.len()];
+        let room = format!("{run}-{}", i % load.rooms);
+        let user = Uuid::new_v4();
+        let token = keys.sign(user, Uuid::new_v4(), chrono::Utc::now(), Duration::from_secs(3600));
+        async move {
+            let token = token.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let socket = connect(addr, &room, &token).await?;
+            anyhow::Ok((i, room, socket))
+        }
+    }))
+    .buffer_unordered(200);
+    futures::pin_mut!(connecting);
+    while let Some(result) = connecting.next().await {
+        sockets.push(result?);
+    }
+    let connected = sockets.len();
+    eprintln!("{connected} clients connected in {:.1}s", origin.elapsed().as_secs_f64());
+
+    let start = Instant::now() + Duration::from_millis(500);
+    let stop_at = start + load.duration;
+    let mut tasks = Vec::with_capacity(connected);
+    for (i, _room, socket) in sockets {
+        let (mut tx, mut rx) = socket.split();
+        let (sent, delivered, duplicated, acked, latency, last_frame) =
+            (sent.clone(), delivered.clone(), duplicated.clone(), acked.clone(), latency.clone(), last_frame.clone());
+        let every = load.every;
+        let offset = every.mul_f64(i as f64 / load.clients as f64);
+        let me = format!("{i}-");
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep_until((start + offset).into()).await;
+            let mut seq = 0u64;
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if Instant::now() >= stop_at {
+                    break;
+                }
+                let stamp = origin.elapsed().as_nanos();
+                let frame =
+                    json!({"type": "send", "clientMsgId": format!("{me}{seq}"), "text": format!("{me}{stamp}")});
+                if tx.send(Message::Text(frame.to_string().into())).await.is_err() {
+                    break;
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+                seq += 1;
+            }
+            tx
+        });
+        let mine = format!("{i}-");
+        let reader = tokio::spawn(async move {
+            let mut seen = HashSet::new();
+            let mut local = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("constant bounds");
+            while let Some(Ok(frame)) = rx.next().await {
+                let Message::Text(text) = frame else { continue };
+                last_frame.store(origin.elapsed().as_millis() as u64, Ordering::Relaxed);
+                let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else { continue };
+                match v["type"].as_str() {
+                    Some("message") => {
+                        delivered.fetch_add(1, Ordering::Relaxed);
+                        if !seen.insert(v["id"].as_str().unwrap_or_default().to_owned()) {
+                            duplicated.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let body = v["text"].as_str().unwrap_or_default();
+                        if !body.starts_with(&mine)
+                            && let Some(ns) = body.split_once('-').and_then(|(_, t)| t.parse::<u128>().ok())
+                        {
+                            let now = origin.elapsed().as_nanos();
+                            let _ = local.record(u64::try_from(now.saturating_sub(ns) / 1_000).unwrap_or(u64::MAX));
+                        }
+                    }
+                    Some("ack") => {
+                        if let Ok(id) = Uuid::parse_str(v["id"].as_str().unwrap_or_default()) {
+                            acked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let _ = latency.lock().unwrap_or_else(std::sync::PoisonError::into_inner).add(&local);
+        });
+        tasks.push((writer, reader));
+    }
+    tokio::time::sleep_until(stop_at.into()).await;
+    let sending = stop_at - start;
+    // Let the last messages arrive: until nothing came for two seconds (at most 30 s).
+    let settle = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let quiet = origin.elapsed().as_millis() as u64 - last_frame.load(Ordering::Relaxed);
+        if quiet > 2_000 || settle.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+    }
+    for (writer, reader) in tasks {
+        if let Ok(mut tx) = writer.await {
+            let _ = tx.close().await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+    }
+    let latency_us = latency.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let acked = acked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    Ok(Figures {
+        connected,
+        sent: sent.load(Ordering::Relaxed),
+        acked,
+        delivered: delivered.load(Ordering::Relaxed),
+        duplicated: duplicated.load(Ordering::Relaxed),
+        latency_us,
+        sending,
+    })
+}
+
+/// A gateway in this process on the in-memory bus, with no persister: the ceiling.
+async fn ceiling_gateway(
+    keys: Arc<JwtKeys>,
+    dir: &std::path::Path,
+) -> anyhow::Result<(SocketAddr, tokio::sync::watch::Sender<bool>)> {
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let ctx = platform::service::Context {
+        database: DatabaseUrl::SqliteDir(dir.to_owned()),
+        db_max_connections: 4,
+        counters: platform::counters::Counters::memory(),
+        bus: platform::events::EventBus::Memory(Arc::new(platform::events::MemoryBus::new())),
+        keys,
+        clock: platform::clock::Clock::System,
+        forwarded: Arc::new(platform::http::client_ip::ForwardedPolicy::default()),
+        stop: stop.clone(),
+    };
+    let config = ::chat::ChatConfig { chat_send_rate: 100, chat_send_burst: 100, ..::chat::ChatConfig::default() };
+    let started = ::chat::start_gateway(&ctx, &config).await?;
+    let readiness = platform::http::Readiness::default();
+    let server =
+        platform::http::Server::new(started.router, json!({}), readiness, &platform::http::HttpSettings::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(server.serve(listener, stop));
+    // The gateway is ready once it read the (empty) log.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok((addr, stop_tx))
+}
+
+pub async fn run(args: ChatBenchArgs) -> anyhow::Result<()> {
+    let load = args.load();
+    platform::db::create_postgres_database(&args.backends.database_url)
+        .await
+        .context("cannot prepare the benchmark database")?;
+    let run_id = Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let secret = super::new_secret();
+    let keys =
+        Arc::new(JwtKeys::new(&KeyRing(vec![("bench".into(), secret.clone().into_bytes())]), None, "weatherwise")?);
+    let env = args.backends.child_env(
+        &run_id,
+        &secret,
+        &[
+            ("WW_KAFKA_PARTITIONS", "6".to_owned()),
+            // The load's own pace is the limit here, not the per-person send rate.
+            ("WW_CHAT_SEND_RATE", "100".to_owned()),
+            ("WW_CHAT_SEND_BURST", "100".to_owned()),
+            ("WW_CHAT_TAIL", "1000".to_owned()),
+        ],
+    );
+    let argv = |role: &str, addr: SocketAddr| -> Vec<String> {
+        ["serve", role, "--listen", &addr.to_string()].iter().map(|s| (*s).to_owned()).collect()
+    };
+    let persister_addr = free_addr()?;
+    eprintln!("starting `ww serve chat-persister` on {persister_addr}…");
+    let persister = ChildProc::start(&argv("chat-persister", persister_addr), &env, persister_addr, "/readyz").await?;
+    let mut addrs = Vec::new();
+    let mut gateways = Vec::new();
+    for _ in 0..args.gateways {
+        let addr = free_addr()?;
+        eprintln!("starting `ww serve chat-gateway` on {addr}…");
+        gateways.push(ChildProc::start(&argv("chat-gateway", addr), &env, addr, "/readyz").await?);
+        addrs.push(addr);
+    }
+    let rooms = format!("b{run_id}");
+    eprintln!(
+        "{} clients in {} rooms over {} gateways, one message each every {:?}, for {:?}…",
+        load.clients, load.rooms, args.gateways, load.every, load.duration
+    );
+    let real = drive(&addrs, &keys, &load, &rooms).await?;
+
+    // Every acknowledged message must be a row; nothing twice.
+    let db = Database::open(
+        &DatabaseUrl::Postgres(args.backends.database_url.clone()),
+        ::chat::SERVICE,
+        4,
+        ::chat::migrator(),
+    )
+    .await?;
+    let prefix = format!("{rooms}-");
+    let stored = {
+        let started = Instant::now();
+        let mut last = (0usize, Instant::now());
+        loop {
+            let n = ::chat::store::ids_in_rooms(&db.pool, &prefix).await?.len();
+            if n != last.0 {
+                last = (n, Instant::now());
+            }
+            // Until every acked message is there, or the count stopped moving (at most 3 min).
+            let complete = n >= real.acked.len();
+            let stalled = last.1.elapsed() > Duration::from_secs(15);
+            if (complete && last.1.elapsed() > Duration::from_secs(1))
+                || stalled
+                || started.elapsed() > Duration::from_secs(180)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        ::chat::store::ids_in_rooms(&db.pool, &prefix).await?.into_iter().collect::<HashSet<Uuid>>()
+    };
+    let lost = real.acked.iter().filter(|id| !stored.contains(id)).count();
+    drop(persister);
+    drop(gateways);
+
+    let ceiling = if args.no_ceiling {
+        None
+    } else {
+        eprintln!("the same load against a gateway in this process on the in-memory bus, no persistence…");
+        let dir = std::env::temp_dir().join(format!("ww-bench-chat-{run_id}"));
+        std::fs::create_dir_all(&dir)?;
+        let (addr, stop) = ceiling_gateway(keys.clone(), &dir).await?;
+        let figures = drive(&[addr], &keys, &load, &format!("c{run_id}")).await?;
+        let _ = stop.send(true);
+        let _ = std::fs::remove_dir_all(&dir);
+        Some(figures)
+    };
+
+    let sent_per_s = real.per_s(real.sent);
+    let delivered_per_s = real.per_s(real.delivered);
+    let ceiling_per_s = ceiling.as_ref().map(|c| c.per_s(c.delivered));
+    let ratio = ceiling_per_s.map(|c| delivered_per_s / c.max(1e-9));
+    println!("clients          {} connected of {}", real.connected, load.clients);
+    println!("sent             {} ({sent_per_s:.0}/s), acked {}", real.sent, real.acked.len());
+    println!("delivered        {} ({delivered_per_s:.0}/s)", real.delivered);
+    println!(
+        "latency (ms)     p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}   (send → the other clients of the room)",
+        real.ms(0.5),
+        real.ms(0.9),
+        real.ms(0.99),
+        real.latency_us.max() as f64 / 1000.0
+    );
+    println!(
+        "persisted        {} rows; lost {lost} (acked, no row); duplicated {} (a message shown twice)",
+        stored.len(),
+        real.duplicated
+    );
+    if let (Some(c), Some(per_s), Some(ratio)) = (&ceiling, ceiling_per_s, ratio) {
+        println!(
+            "ceiling          {per_s:.0} delivered/s, p99 {:.1} ms (in-process gateway, in-memory bus, no persistence); ratio {ratio:.3}",
+            c.ms(0.99)
+        );
+    }
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "shape": format!("{:?}", args.shape).to_lowercase(),
+                "clients": real.connected,
+                "sent_per_s": round(sent_per_s),
+                "delivered_per_s": round(delivered_per_s),
+                "p50_ms": round(real.ms(0.5)),
+                "p90_ms": round(real.ms(0.9)),
+                "p99_ms": round(real.ms(0.99)),
+                "max_ms": round(real.latency_us.max() as f64 / 1000.0),
+                "lost": lost,
+                "duplicated": real.duplicated,
+                "ceiling_delivered_per_s": ceiling_per_s.map(round),
+                "ceiling_p99_ms": ceiling.as_ref().map(|c| round(c.ms(0.99))),
+                "ratio": ratio.map(|r| (r * 1000.0).round() / 1000.0),
+            })
+        );
+    }
+    Ok(())
+}
+
+fn round(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
