@@ -86,6 +86,10 @@ pub struct Fanout {
 }
 
 impl Handler for Fanout {
+    fn reading_from(&self, from: Position) {
+        self.hub.partition_starts(from.partition, from.offset);
+    }
+
     async fn handle(&self, event: &Envelope) -> anyhow::Result<()> {
         let Some(position) = event.position else { return Ok(()) };
         match event.kind.as_str() {
@@ -191,7 +195,9 @@ impl session::Gateway for ChatGateway {
         if !covered {
             return Ok(None);
         }
-        Ok(Some(store::between(&self.db.pool, &self.cluster, &epoch, room, after, before).await?))
+        // A resume reaching further back than this is a reload, not a catch-up.
+        let rows = store::between(&self.db.pool, &self.cluster, &epoch, room, after, before, RESUME_MAX + 1).await?;
+        Ok((i64::try_from(rows.len())? <= RESUME_MAX).then_some(rows))
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -290,6 +296,9 @@ fn is_too_big(e: &axum::Error) -> bool {
     let text = e.to_string();
     text.contains("Space limit exceeded") || text.contains("too long") || text.contains("too big")
 }
+
+/// The most messages a resume replays from the stored history (beyond, `recovered:false`).
+pub const RESUME_MAX: i64 = 5_000;
 
 /// How often the gateway looks at the cluster's epoch (the persister rotates it).
 pub const EPOCH_POLL: Duration = Duration::from_secs(5);

@@ -123,8 +123,7 @@ pub struct Hub {
     rooms: RwLock<HashMap<String, Arc<Room>>>,
     /// The first offset read per partition (the gateway has seen every message from there).
     starts: RwLock<HashMap<i32, i64>>,
-    /// The log was read to the end it had at start: a partition with no message read so far
-    /// was empty then (it is read from a window of its last messages).
+    /// The log was read to the end it had at start (readiness; never unset).
     caught_up: std::sync::atomic::AtomicBool,
     next_socket: AtomicU64,
 }
@@ -180,7 +179,6 @@ impl Hub {
             state.partition = None;
         }
         self.starts.write().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
-        self.caught_up.store(false, Ordering::SeqCst);
     }
 
     /// The log was read to the end it had when reading started.
@@ -267,13 +265,10 @@ impl Hub {
                     let entries: Vec<Arc<Entry>> = state.ring.iter().filter(|e| e.offset > after).cloned().collect();
                     // Complete when this gateway saw every message of the room after `after`:
                     // from the ring's complete point on, or — a room it has no message of —
-                    // from every partition's start on (the room's partition is not known); with
-                    // no message read at all after catching up, the log was empty.
+                    // from every partition's start on (the room's partition is not known, and
+                    // at or past the latest start is past its own).
                     let from = state.complete_from.or_else(|| self.latest_start());
-                    let complete = match from {
-                        Some(from) => after + 1 >= from,
-                        None => self.is_caught_up(),
-                    };
+                    let complete = from.is_some_and(|from| after + 1 >= from);
                     Backlog { entries, complete, ring_from: from, partition: state.partition }
                 }
             }

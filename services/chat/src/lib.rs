@@ -208,8 +208,9 @@ async fn follow_epoch(
                 let changed = epoch.read().unwrap_or_else(std::sync::PoisonError::into_inner).token != now.token;
                 if changed {
                     tracing::warn!(cluster = %cluster, epoch = now.number, "new chat epoch: the rings start over");
-                    *epoch.write().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
+                    // Rings first: no resume may pair the new epoch with old offsets.
                     hub.reset();
+                    *epoch.write().unwrap_or_else(std::sync::PoisonError::into_inner) = now;
                 }
             }
             Ok(None) => {}

@@ -133,7 +133,19 @@ impl Handler for Persister {
         metrics::counter!("chat_messages_persisted_total").increment(written.len() as u64);
         metrics::counter!("chat_messages_duplicates_total").increment((rows.len() - written.len()) as u64);
         let written: HashSet<uuid::Uuid> = written.into_iter().collect();
-        let fresh: Vec<MessageView> = rows.into_iter().map(|r| r.message).filter(|m| written.contains(&m.id)).collect();
+        // Rows stored by an earlier delivery of this batch (the process died after the commit)
+        // are cached again, so the cache has no hole; a re-sent copy under another offset is not.
+        let again: Vec<uuid::Uuid> = rows.iter().map(|r| r.message.id).filter(|id| !written.contains(id)).collect();
+        let stored = if again.is_empty() {
+            std::collections::HashMap::new()
+        } else {
+            store::stored_offsets(&self.db.pool, &again).await?
+        };
+        let fresh: Vec<MessageView> = rows
+            .into_iter()
+            .map(|r| r.message)
+            .filter(|m| written.contains(&m.id) || stored.get(&m.id) == Some(&m.offset))
+            .collect();
         if let Err(e) = self.recent.add(epoch.number, &fresh).await {
             tracing::warn!(error = %format!("{e:#}"), "could not cache the newest messages; their rooms read SQL until Redis is back");
             let mut dirty = self.dirty.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

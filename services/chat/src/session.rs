@@ -191,52 +191,118 @@ pub async fn run<G, I, O>(
     }
     let (mut subscription, _) = hub.subscribe(&room, None);
     let mut ping = tokio::time::interval_at(Instant::now() + config.ping_every, config.ping_every);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut revocation = tokio::time::interval(config.revocation_check);
+    revocation.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut unanswered = 0u32;
+    // A reconnecting client sends `resume` first: a frame that comes at once is handled before
+    // anything queued is written, so a resume is never preceded by live frames it would then
+    // receive again.
+    let mut pending = match tokio::time::timeout(FIRST_FRAME_WAIT, incoming.next()).await {
+        Ok(None) => return,
+        Ok(Some(frame)) => Some(frame),
+        Err(_) => None,
+    };
 
     loop {
         let until_expiry = (identity.expires_at - gateway.now()).to_std().unwrap_or(Duration::ZERO);
-        let reason = tokio::select! {
-            biased;
-            () = stopped(&mut stop) => Some((close::GOING_AWAY, "the gateway is shutting down; reconnect")),
-            _ = subscription.too_slow.notified() => Some((close::TOO_SLOW, "too far behind; reconnect and resume")),
-            _ = tokio::time::sleep(until_expiry) => Some((close::TOKEN_EXPIRED, "the access token has expired")),
-            _ = revocation.tick() => {
-                gateway.revoked(&identity.session_id).then_some((close::SESSION_REVOKED, "the login session was ended"))
+        let reason = if let Some(frame) = pending.take() {
+            match on_frame(
+                &*gateway,
+                &hub,
+                &limit,
+                &room,
+                &mut identity,
+                &mut subscription,
+                &mut unanswered,
+                frame,
+                &mut outgoing,
+            )
+            .await
+            {
+                Some(Ok(())) => None,
+                Some(Err(reason)) => Some(reason),
+                None => return,
             }
-            _ = ping.tick() => {
-                if unanswered >= config.missed_pings {
-                    Some((close::DEAD, "pings went unanswered"))
-                } else {
-                    unanswered += 1;
-                    if outgoing.send(Outgoing::Ping).await.is_err() { return; }
-                    None
+        } else {
+            tokio::select! {
+                biased;
+                () = stopped(&mut stop) => Some((close::GOING_AWAY, "the gateway is shutting down; reconnect")),
+                _ = subscription.too_slow.notified() => Some((close::TOO_SLOW, "too far behind; reconnect and resume")),
+                _ = tokio::time::sleep(until_expiry) => Some((close::TOKEN_EXPIRED, "the access token has expired")),
+                _ = revocation.tick() => {
+                    gateway.revoked(&identity.session_id).then_some((close::SESSION_REVOKED, "the login session was ended"))
                 }
-            }
-            frame = subscription.rx.recv() => {
-                let Some(frame) = frame else { return };
-                if write_batch(&mut outgoing, &mut subscription, frame).await.is_err() { return; }
-                None
-            }
-            frame = incoming.next() => match frame {
-                None | Some(Incoming::Close) => return,
-                Some(Incoming::Binary) => Some((close::UNSUPPORTED, "only JSON text frames are spoken")),
-                Some(Incoming::TooBig) => Some((close::TOO_BIG, "frames are at most 16 KiB")),
-                Some(Incoming::Pong) => { unanswered = 0; None }
-                Some(Incoming::Text(t)) => {
-                    unanswered = 0;
-                    let reply = if t.len() > MAX_FRAME_BYTES {
-                        Err((close::TOO_BIG, "frames are at most 16 KiB"))
+                _ = ping.tick() => {
+                    if unanswered >= config.missed_pings {
+                        Some((close::DEAD, "pings went unanswered"))
                     } else {
-                        handle(&*gateway, &hub, &limit, &room, &mut identity, &mut subscription, &t, &mut outgoing).await
-                    };
-                    reply.err()
+                        unanswered += 1;
+                        if outgoing.send(Outgoing::Ping).await.is_err() { return; }
+                        None
+                    }
                 }
-            },
+                // The client's frames before the room's: a busy room must not starve its sends
+                // and pongs.
+                frame = incoming.next() => {
+                    let Some(frame) = frame else { return };
+                    match on_frame(&*gateway, &hub, &limit, &room, &mut identity, &mut subscription, &mut unanswered, frame, &mut outgoing).await {
+                        Some(Ok(())) => None,
+                        Some(Err(reason)) => Some(reason),
+                        None => return,
+                    }
+                }
+                frame = subscription.rx.recv() => {
+                    let Some(frame) = frame else { return };
+                    match tokio::time::timeout(WRITE_WITHIN, write_batch(&mut outgoing, &mut subscription, frame)).await {
+                        Ok(Ok(())) => None,
+                        Ok(Err(_)) => return,
+                        // The client does not read: it is too slow, whatever its queue says.
+                        Err(_) => Some((close::TOO_SLOW, "too far behind; reconnect and resume")),
+                    }
+                }
+            }
         };
         if let Some((code, reason)) = reason {
-            let _ = outgoing.send(closing(code, reason)).await;
+            let _ = tokio::time::timeout(WRITE_WITHIN, outgoing.send(closing(code, reason))).await;
             return;
+        }
+    }
+}
+
+/// How long a new socket's first frame is waited for before live frames flow.
+const FIRST_FRAME_WAIT: Duration = Duration::from_millis(250);
+/// A write the client does not take within this long closes the socket as too slow.
+const WRITE_WITHIN: Duration = Duration::from_secs(10);
+
+/// Handles one frame from the client: `None` when the connection is gone, `Some(Err)` to close
+/// with that code and reason.
+#[allow(clippy::too_many_arguments)]
+async fn on_frame<G: Gateway, O: Sink<Outgoing> + Unpin>(
+    gateway: &G,
+    hub: &Hub,
+    limit: &SendLimit,
+    room: &str,
+    identity: &mut Identity,
+    subscription: &mut Subscription,
+    unanswered: &mut u32,
+    frame: Incoming,
+    outgoing: &mut O,
+) -> Option<Result<(), (u16, &'static str)>> {
+    match frame {
+        Incoming::Close => None,
+        Incoming::Binary => Some(Err((close::UNSUPPORTED, "only JSON text frames are spoken"))),
+        Incoming::TooBig => Some(Err((close::TOO_BIG, "frames are at most 16 KiB"))),
+        Incoming::Pong => {
+            *unanswered = 0;
+            Some(Ok(()))
+        }
+        Incoming::Text(t) => {
+            *unanswered = 0;
+            if t.len() > MAX_FRAME_BYTES {
+                return Some(Err((close::TOO_BIG, "frames are at most 16 KiB")));
+            }
+            Some(handle(gateway, hub, limit, room, identity, subscription, &t, outgoing).await)
         }
     }
 }

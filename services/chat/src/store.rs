@@ -189,7 +189,8 @@ fn message_of(r: &AnyRow) -> sqlx::Result<MessageView> {
 }
 
 /// The room's messages of `epoch` with offsets in `(after, before)`, in order, deleted ones
-/// left out.
+/// left out; at most `limit`.
+#[allow(clippy::too_many_arguments)]
 pub async fn between(
     pool: &AnyPool,
     cluster: &str,
@@ -197,19 +198,40 @@ pub async fn between(
     room: &str,
     after: i64,
     before: i64,
+    limit: i64,
 ) -> sqlx::Result<Vec<MessageView>> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM chat_messages WHERE room = $1 AND cluster = $2 AND epoch_no = $3 \
-         AND msg_offset > $4 AND msg_offset < $5 AND deleted_at IS NULL ORDER BY msg_offset"
+         AND msg_offset > $4 AND msg_offset < $5 AND deleted_at IS NULL ORDER BY msg_offset LIMIT $6"
     ))
     .bind(room)
     .bind(cluster)
     .bind(epoch.number)
     .bind(after)
     .bind(before)
+    .bind(limit)
     .fetch_all(pool)
     .await?;
     rows.iter().map(message_of).collect()
+}
+
+/// The offsets the given messages are stored under (those stored).
+pub async fn stored_offsets(pool: &AnyPool, ids: &[Uuid]) -> sqlx::Result<std::collections::HashMap<Uuid, i64>> {
+    let mut found = std::collections::HashMap::new();
+    for chunk in ids.chunks(500) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!("SELECT id, msg_offset FROM chat_messages WHERE id IN ({})", marks.join(", "));
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(id.to_string());
+        }
+        for row in query.fetch_all(pool).await? {
+            if let Ok(id) = Uuid::parse_str(&row.try_get::<String, _>(0)?) {
+                found.insert(id, row.try_get::<i64, _>(1)?);
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// A place in a room's history: (epoch number, offset).

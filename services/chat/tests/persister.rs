@@ -105,7 +105,7 @@ async fn every_message_is_stored_once_under_its_first_offset(b: Backends) {
     stop.send(true).unwrap();
     let _ = task.await;
 
-    let stored = store::between(&b.db.pool, "default", &epoch, "lobby", -1, i64::MAX).await.unwrap();
+    let stored = store::between(&b.db.pool, "default", &epoch, "lobby", -1, i64::MAX, 1_000).await.unwrap();
     let got: Vec<(Uuid, i64)> = stored.iter().map(|m| (m.id, m.offset)).collect();
     assert_eq!(got, first[..5], "once each, under the offset it first landed at; the deleted one gone");
     // The cache: of the newest three of the lobby (first[3..6]), the deleted one is gone; no

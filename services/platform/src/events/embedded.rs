@@ -167,6 +167,8 @@ pub(super) async fn replay<H: Handler>(
             (Ok(end), Ok(start)) => {
                 ends.push(end);
                 cursors.push(start);
+                // Sequences are the log's: the next event of this topic is after `start`.
+                handler.reading_from(Position { partition: 0, offset: start + 1 });
             }
             (Err(e), _) | (_, Err(e)) => {
                 tracing::error!(error = %e, "cannot read the event log");

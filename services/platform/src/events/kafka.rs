@@ -198,10 +198,18 @@ impl KafkaBus {
             let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
             let mut ends = Vec::new();
             for t in metadata.topics() {
+                // A topic the broker does not report (yet, or briefly) is an error, not a
+                // topic without partitions.
+                if let Some(e) = t.error() {
+                    return Err(KafkaError::MetadataFetch(e.into()));
+                }
                 for p in t.partitions() {
                     let (_, high) = consumer.fetch_watermarks(&topic, p.id(), Duration::from_secs(10))?;
                     ends.push((p.id(), high));
                 }
+            }
+            if ends.is_empty() {
+                return Err(KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition));
             }
             Ok(ends)
         })
@@ -281,6 +289,10 @@ impl KafkaBus {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", if durable { "earliest" } else { "latest" })
             .set("session.timeout.ms", "10000")
+            // A fetch returns once anything is there, but a broker may hold it until this long
+            // has passed (tansu does): readers that fan out live (replays, tails, broadcasts)
+            // wait at most 10 ms; groups batch more.
+            .set("fetch.wait.max.ms", if durable { "100" } else { "10" })
             .set("heartbeat.interval.ms", "1000")
             .create()
     }
@@ -338,6 +350,9 @@ fn envelope_of<M: Message>(message: &M) -> Option<Envelope> {
 /// The end offset a replay must reach, per (topic, partition).
 type Watermarks = HashMap<(String, i32), i64>;
 
+/// Where a replay reads each partition from.
+type Starts = Vec<Position>;
+
 /// A consumer assigned to every partition of `names` from the beginning (or the last `back`
 /// messages of each), and the end offsets it must reach.
 fn replay_setup(
@@ -345,10 +360,11 @@ fn replay_setup(
     group: &str,
     names: &[String],
     back: Option<i64>,
-) -> Result<(StreamConsumer, Watermarks), KafkaError> {
+) -> Result<(StreamConsumer, Watermarks, Starts), KafkaError> {
     let consumer = bus.consumer(group, Delivery::Broadcast)?;
     let mut assignment = TopicPartitionList::new();
     let mut targets = HashMap::new();
+    let mut starts = Vec::new();
     for topic in names {
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
         for t in metadata.topics() {
@@ -357,6 +373,7 @@ fn replay_setup(
                 let start = back.map_or(low, |n| (high - n).max(low));
                 let from = if back.is_some() { Offset::Offset(start) } else { Offset::Beginning };
                 assignment.add_partition_offset(topic, p.id(), from)?;
+                starts.push(Position { partition: p.id(), offset: start });
                 if high > start {
                     targets.insert((topic.clone(), p.id()), high);
                 }
@@ -364,7 +381,7 @@ fn replay_setup(
         }
     }
     consumer.assign(&assignment)?;
-    Ok((consumer, targets))
+    Ok((consumer, targets, starts))
 }
 
 /// Assigns every partition of `topics` from the beginning, tracks the high watermarks
@@ -381,7 +398,7 @@ pub(super) async fn replay<H: Handler>(
     let names: Vec<String> = topics.iter().map(|t| bus.topic(t)).collect();
     // A broker that is briefly unreachable must not leave the replay dead: retry setup.
     let mut backoff = Duration::from_millis(500);
-    let (consumer, mut targets) = loop {
+    let (consumer, mut targets, starts) = loop {
         let attempt = {
             let (bus, group, names) = (bus.clone(), group.clone(), names.clone());
             tokio::task::spawn_blocking(move || replay_setup(&bus, &group, &names, back)).await
@@ -396,6 +413,9 @@ pub(super) async fn replay<H: Handler>(
         }
         backoff = (backoff * 2).min(Duration::from_secs(10));
     };
+    for from in starts {
+        handler.reading_from(from);
+    }
     if targets.is_empty() {
         let _ = caught_up.send(true);
     }

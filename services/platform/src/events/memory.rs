@@ -164,5 +164,8 @@ pub(super) async fn replay<H: Handler>(
             Some(n) => end.saturating_sub(usize::try_from(n).unwrap_or(usize::MAX)),
         })
         .collect();
+    for cursor in &cursors {
+        handler.reading_from(Position { partition: 0, offset: i64::try_from(*cursor).unwrap_or(i64::MAX) });
+    }
     follow(bus, None, topics, cursors, ends, handler, stop, Some(caught_up)).await;
 }

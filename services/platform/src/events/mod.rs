@@ -80,6 +80,12 @@ pub struct Position {
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, event: &Envelope) -> impl Future<Output = anyhow::Result<()>> + Send;
 
+    /// Told, before any event, where a replay or tail reads each partition from: every event
+    /// of that partition from `from` on will be handled (those before it will not).
+    fn reading_from(&self, from: Position) {
+        let _ = from;
+    }
+
     /// Handles the events that arrived together, in order. All or nothing: an error
     /// retries the whole batch, so each event must be idempotent. The default handles
     /// them one by one; a handler that can write many rows in one statement overrides it.

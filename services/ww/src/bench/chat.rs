@@ -209,7 +209,7 @@ async fn drive(gateways: &[SocketAddr], keys: &JwtKeys, load: &Load, run: &str) 
     let settle = Instant::now();
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let quiet = origin.elapsed().as_millis() as u64 - last_frame.load(Ordering::Relaxed);
+        let quiet = (origin.elapsed().as_millis() as u64).saturating_sub(last_frame.load(Ordering::Relaxed));
         if quiet > 2_000 || settle.elapsed() > Duration::from_secs(30) {
             break;
         }
@@ -316,12 +316,13 @@ pub async fn run(args: ChatBenchArgs) -> anyhow::Result<()> {
         let started = Instant::now();
         let mut last = (0usize, Instant::now());
         loop {
-            let n = ::chat::store::ids_in_rooms(&db.pool, &prefix).await?.len();
+            let ids: HashSet<Uuid> = ::chat::store::ids_in_rooms(&db.pool, &prefix).await?.into_iter().collect();
+            let n = ids.len();
             if n != last.0 {
                 last = (n, Instant::now());
             }
             // Until every acked message is there, or the count stopped moving (at most 3 min).
-            let complete = n >= real.acked.len();
+            let complete = real.acked.iter().all(|id| ids.contains(id));
             let stalled = last.1.elapsed() > Duration::from_secs(15);
             if (complete && last.1.elapsed() > Duration::from_secs(1))
                 || stalled
@@ -355,7 +356,12 @@ pub async fn run(args: ChatBenchArgs) -> anyhow::Result<()> {
     let ceiling_per_s = ceiling.as_ref().map(|c| c.per_s(c.delivered));
     let ratio = ceiling_per_s.map(|c| delivered_per_s / c.max(1e-9));
     println!("clients          {} connected of {}", real.connected, load.clients);
-    println!("sent             {} ({sent_per_s:.0}/s), acked {}", real.sent, real.acked.len());
+    println!(
+        "sent             {} ({sent_per_s:.0}/s), acked {} ({} not acked: refused or cut off)",
+        real.sent,
+        real.acked.len(),
+        real.sent.saturating_sub(real.acked.len() as u64)
+    );
     println!("delivered        {} ({delivered_per_s:.0}/s)", real.delivered);
     println!(
         "latency (ms)     p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}   (send → the other clients of the room)",
