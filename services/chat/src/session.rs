@@ -204,8 +204,18 @@ pub async fn run<G, I, O>(
         Err(_) => None,
     };
 
+    // One timer for the token's expiry, moved when `reauth` brings a later token (not a new
+    // timer per frame: a busy room writes tens of frames a second per socket).
+    let expiry_at =
+        |identity: &Identity| Instant::now() + (identity.expires_at - gateway.now()).to_std().unwrap_or(Duration::ZERO);
+    let mut expires = identity.expires_at;
+    let expiry = tokio::time::sleep_until(expiry_at(&identity));
+    tokio::pin!(expiry);
     loop {
-        let until_expiry = (identity.expires_at - gateway.now()).to_std().unwrap_or(Duration::ZERO);
+        if identity.expires_at != expires {
+            expires = identity.expires_at;
+            expiry.as_mut().reset(expiry_at(&identity));
+        }
         let reason = if let Some(frame) = pending.take() {
             match on_frame(
                 &*gateway,
@@ -229,7 +239,7 @@ pub async fn run<G, I, O>(
                 biased;
                 () = stopped(&mut stop) => Some((close::GOING_AWAY, "the gateway is shutting down; reconnect")),
                 _ = subscription.too_slow.notified() => Some((close::TOO_SLOW, "too far behind; reconnect and resume")),
-                _ = tokio::time::sleep(until_expiry) => Some((close::TOKEN_EXPIRED, "the access token has expired")),
+                () = &mut expiry => Some((close::TOKEN_EXPIRED, "the access token has expired")),
                 _ = revocation.tick() => {
                     gateway.revoked(&identity.session_id).then_some((close::SESSION_REVOKED, "the login session was ended"))
                 }

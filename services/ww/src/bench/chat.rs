@@ -19,7 +19,7 @@ use hdrhistogram::Histogram;
 use platform::auth::JwtKeys;
 use platform::config::KeyRing;
 use platform::db::{Database, DatabaseUrl};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use uuid::Uuid;
@@ -90,6 +90,16 @@ impl Figures {
     fn ms(&self, q: f64) -> f64 {
         self.latency_us.value_at_quantile(q) as f64 / 1000.0
     }
+}
+
+/// The fields of a server frame the load generator reads.
+#[derive(serde::Deserialize)]
+struct FrameView<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: Option<&'a str>,
+    #[serde(borrow)]
+    text: Option<std::borrow::Cow<'a, str>>,
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -176,14 +186,17 @@ async fn drive(gateways: &[SocketAddr], keys: &JwtKeys, load: &Load, run: &str) 
             while let Some(Ok(frame)) = rx.next().await {
                 let Message::Text(text) = frame else { continue };
                 last_frame.store(origin.elapsed().as_millis() as u64, Ordering::Relaxed);
-                let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else { continue };
-                match v["type"].as_str() {
-                    Some("message") => {
+                // Only the fields looked at, borrowed: the load generator must stay cheaper than
+                // what it measures (it shares the machine).
+                let Ok(v) = serde_json::from_str::<FrameView<'_>>(text.as_str()) else { continue };
+                match v.kind {
+                    "message" => {
                         delivered.fetch_add(1, Ordering::Relaxed);
-                        if !seen.insert(v["id"].as_str().unwrap_or_default().to_owned()) {
+                        let id = v.id.and_then(|id| Uuid::parse_str(id).ok()).unwrap_or_default();
+                        if !seen.insert(id) {
                             duplicated.fetch_add(1, Ordering::Relaxed);
                         }
-                        let body = v["text"].as_str().unwrap_or_default();
+                        let body = v.text.as_deref().unwrap_or_default();
                         if !body.starts_with(&mine)
                             && let Some(ns) = body.split_once('-').and_then(|(_, t)| t.parse::<u128>().ok())
                         {
@@ -191,8 +204,8 @@ async fn drive(gateways: &[SocketAddr], keys: &JwtKeys, load: &Load, run: &str) 
                             let _ = local.record(u64::try_from(now.saturating_sub(ns) / 1_000).unwrap_or(u64::MAX));
                         }
                     }
-                    Some("ack") => {
-                        if let Ok(id) = Uuid::parse_str(v["id"].as_str().unwrap_or_default()) {
+                    "ack" => {
+                        if let Some(Ok(id)) = v.id.map(Uuid::parse_str) {
                             acked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id);
                         }
                     }
@@ -280,6 +293,8 @@ pub async fn run(args: ChatBenchArgs) -> anyhow::Result<()> {
             ("WW_CHAT_SEND_RATE", "100".to_owned()),
             ("WW_CHAT_SEND_BURST", "100".to_owned()),
             ("WW_CHAT_TAIL", "1000".to_owned()),
+            // A cluster of this run: its own topic and epoch in the shared benchmark database.
+            ("WW_CHAT_CLUSTER", format!("b{run_id}")),
         ],
     );
     let argv = |role: &str, addr: SocketAddr| -> Vec<String> {
