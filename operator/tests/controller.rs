@@ -695,6 +695,8 @@ mod rbac {
         h.until("scheduled", |h| phase(&h.campaign("rainy")).as_deref() == Some("Scheduled")).await;
         h.set_time("2026-12-07T09:55:00+09:00", "rainy");
         h.until("pre-warming", |h| h.child(HPAS, "rainy").is_some()).await;
+        // The route comes once the floor is Ready; it must exist to be taken away below.
+        h.until("routed", |h| h.child(INGRESSES, "rainy").is_some()).await;
         h.set_time("2026-12-07T12:01:00+09:00", "rainy");
         h.until("idle again", |h| {
             h.child(HPAS, "rainy").is_none() && replicas(&h.child(DEPLOYMENTS, "rainy")) == Some(1)
@@ -710,6 +712,11 @@ mod rbac {
                 == Some(&json!("ghcr.io/weatherwise/ww:0.1.0"))
         })
         .await;
+        // Suspended: the route goes (its delete is a call the manifest must allow).
+        let mut suspended = h.campaign("rainy").unwrap();
+        suspended["spec"]["suspend"] = json!(true);
+        h.api.put(CAMPAIGNS, suspended);
+        h.until("route removed", |h| h.child(INGRESSES, "rainy").is_none()).await;
         // The election, against the same API.
         let client = client_for(&h.api).await;
         let (leading_tx, leading) = tokio::sync::watch::channel(false);
