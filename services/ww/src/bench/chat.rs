@@ -38,6 +38,12 @@ pub struct ChatBenchArgs {
     /// replaced system's 1,500 people each sending once a second.
     #[arg(long, value_enum, default_value = "default")]
     pub shape: Shape,
+    /// Clients instead of the shape's (a smaller load shows the latency of the path itself).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=20_000))]
+    pub clients: Option<u64>,
+    /// Rooms instead of the shape's.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub rooms: Option<u64>,
     /// Seconds of sending.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(5..=600))]
     pub duration_seconds: u64,
@@ -64,9 +70,15 @@ struct Load {
 impl ChatBenchArgs {
     fn load(&self) -> Load {
         let duration = Duration::from_secs(self.duration_seconds);
-        match self.shape {
+        let load = match self.shape {
             Shape::Default => Load { clients: 5_000, rooms: 100, every: Duration::from_secs(5), duration },
             Shape::Seed => Load { clients: 1_500, rooms: 30, every: Duration::from_secs(1), duration },
+        };
+        let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        Load {
+            clients: self.clients.map_or(load.clients, as_usize),
+            rooms: self.rooms.map_or(load.rooms, as_usize),
+            ..load
         }
     }
 }
