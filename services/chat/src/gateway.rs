@@ -80,6 +80,49 @@ impl Handler for NicknameFeed {
     }
 }
 
+/// The sockets of each login session on this gateway, to close them the moment the session
+/// ends (`SessionRevoked` reaches the gateway), not at the next look at the deny-list.
+#[derive(Default)]
+pub struct Revocations {
+    sockets: std::sync::Mutex<HashMap<Uuid, Vec<std::sync::Weak<tokio::sync::Notify>>>>,
+}
+
+impl Revocations {
+    /// The signal of one socket of `session`.
+    pub fn register(&self, session: Uuid) -> Arc<tokio::sync::Notify> {
+        let signal = Arc::new(tokio::sync::Notify::new());
+        let mut sockets = self.sockets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if sockets.len() > 10_000 {
+            // Sessions whose sockets all closed carry nothing.
+            sockets.retain(|_, list| list.iter().any(|w| w.strong_count() > 0));
+        }
+        let list = sockets.entry(session).or_default();
+        list.retain(|w| w.strong_count() > 0);
+        list.push(Arc::downgrade(&signal));
+        signal
+    }
+
+    /// Raises the signal of every socket of `session`.
+    pub fn revoke(&self, session: &Uuid) -> usize {
+        let list = self.sockets.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(session);
+        list.into_iter().flatten().filter_map(|w| w.upgrade()).map(|signal| signal.notify_one()).count()
+    }
+}
+
+/// Feeds [`Revocations`] from `SessionRevoked` (every gateway reads them all).
+pub struct RevocationFeed(pub Arc<Revocations>);
+
+impl Handler for RevocationFeed {
+    async fn handle(&self, event: &Envelope) -> anyhow::Result<()> {
+        if event.kind == platform::events::contracts::SESSION_REVOKED
+            && let Some(r) = event.decode_or_skip::<platform::events::contracts::SessionRevoked>()
+        {
+            self.0.revoke(&r.session_id);
+        }
+        Ok(())
+    }
+}
+
 /// Hands what the log carries to the hub.
 pub struct Fanout {
     pub hub: Arc<Hub>,
@@ -128,6 +171,7 @@ pub struct ChatGateway {
     pub cluster: String,
     pub epoch: Arc<RwLock<Epoch>>,
     pub nicknames: Arc<Nicknames>,
+    pub revocations: Arc<Revocations>,
     pub clock: Clock,
 }
 
@@ -152,6 +196,10 @@ impl session::Gateway for ChatGateway {
 
     fn revoked(&self, session_id: &Uuid) -> bool {
         self.keys.revoked().is_revoked(session_id)
+    }
+
+    fn revocation(&self, session_id: &Uuid) -> Arc<tokio::sync::Notify> {
+        self.revocations.register(*session_id)
     }
 
     fn nickname(&self, user_id: &Uuid) -> String {

@@ -101,7 +101,7 @@ impl ChatConfig {
 async fn open(ctx: &Context, config: &ChatConfig) -> anyhow::Result<(Database, String, store::Epoch)> {
     let db = Database::open(&ctx.database, SERVICE, ctx.db_max_connections, &MIGRATOR).await?;
     let topic = config.topic();
-    ctx.bus.ensure_topics(&[&topic, topics::IDENTITY, topics::PROFILES]).await?;
+    ctx.bus.ensure_topics(&[&topic, topics::IDENTITY, topics::PROFILES, topics::SESSIONS_REVOKED]).await?;
     let partitions = ctx.bus.partitions(&topic).await?;
     let epoch = store::ensure_epoch(&db.pool, &config.chat_cluster, partitions, ctx.clock.now()).await?;
     Ok((db, topic, epoch))
@@ -137,6 +137,13 @@ pub async fn start_gateway(ctx: &Context, config: &ChatConfig) -> anyhow::Result
         })
     };
     let epoch = Arc::new(RwLock::new(epoch));
+    let revocations = Arc::new(gateway::Revocations::default());
+    let revocation_task = ctx.bus.spawn_broadcast(
+        "chat-gateway.revocations",
+        &[topics::SESSIONS_REVOKED],
+        gateway::RevocationFeed(revocations.clone()),
+        ctx.stop.clone(),
+    );
     let gateway = Arc::new(ChatGateway {
         keys: ctx.keys.clone(),
         bus: ctx.bus.clone(),
@@ -145,6 +152,7 @@ pub async fn start_gateway(ctx: &Context, config: &ChatConfig) -> anyhow::Result
         cluster: config.chat_cluster.clone(),
         epoch: epoch.clone(),
         nicknames,
+        revocations,
         clock: ctx.clock.clone(),
     });
     let poll =
@@ -186,7 +194,7 @@ pub async fn start_gateway(ctx: &Context, config: &ChatConfig) -> anyhow::Result
         router: gateway::router(state),
         openapi: utoipa::openapi::OpenApi::default(),
         readiness,
-        tasks: vec![names_task, tail_task, caught_up, poll, presence],
+        tasks: vec![names_task, tail_task, caught_up, poll, presence, revocation_task],
     })
 }
 

@@ -69,6 +69,9 @@ pub trait Gateway: Send + Sync + 'static {
     fn verify(&self, token: &str) -> Result<Identity, Refused>;
     /// Whether the login session was ended.
     fn revoked(&self, session_id: &Uuid) -> bool;
+    /// Raised the moment the login session is ended (the revocation event reached this
+    /// gateway); [`Gateway::revoked`] is still looked at every second as a fallback.
+    fn revocation(&self, session_id: &Uuid) -> Arc<tokio::sync::Notify>;
     /// The display name of a person.
     fn nickname(&self, user_id: &Uuid) -> String;
     /// The epoch of the offsets now.
@@ -211,10 +214,17 @@ pub async fn run<G, I, O>(
     let mut expires = identity.expires_at;
     let expiry = tokio::time::sleep_until(expiry_at(&identity));
     tokio::pin!(expiry);
+    let mut session = identity.session_id;
+    let mut revoked = gateway.revocation(&session);
     loop {
         if identity.expires_at != expires {
             expires = identity.expires_at;
             expiry.as_mut().reset(expiry_at(&identity));
+        }
+        if identity.session_id != session {
+            // `reauth` with a token of another login session of the same person.
+            session = identity.session_id;
+            revoked = gateway.revocation(&session);
         }
         let reason = if let Some(frame) = pending.take() {
             match on_frame(
@@ -240,6 +250,7 @@ pub async fn run<G, I, O>(
                 () = stopped(&mut stop) => Some((close::GOING_AWAY, "the gateway is shutting down; reconnect")),
                 _ = subscription.too_slow.notified() => Some((close::TOO_SLOW, "too far behind; reconnect and resume")),
                 () = &mut expiry => Some((close::TOKEN_EXPIRED, "the access token has expired")),
+                () = revoked.notified() => Some((close::SESSION_REVOKED, "the login session was ended")),
                 _ = revocation.tick() => {
                     gateway.revoked(&identity.session_id).then_some((close::SESSION_REVOKED, "the login session was ended"))
                 }
@@ -469,6 +480,7 @@ mod tests {
         revoked: AtomicBool,
         stored: Mutex<Vec<MessageView>>,
         fail_publish: AtomicBool,
+        revocation: Arc<tokio::sync::Notify>,
     }
 
     const GOOD: &str = "good";
@@ -489,6 +501,9 @@ mod tests {
         }
         fn revoked(&self, _: &Uuid) -> bool {
             self.revoked.load(Ordering::SeqCst)
+        }
+        fn revocation(&self, _: &Uuid) -> Arc<tokio::sync::Notify> {
+            self.revocation.clone()
         }
         fn nickname(&self, _: &Uuid) -> String {
             "kim".into()
@@ -559,6 +574,7 @@ mod tests {
                 revoked: AtomicBool::new(false),
                 stored: Mutex::default(),
                 fail_publish: AtomicBool::new(false),
+                revocation: Arc::default(),
             });
             let (stop, _) = watch::channel(false);
             Self { fake, hub, limit: Arc::new(SendLimit::new(5.0, 10)), stop }
@@ -723,6 +739,21 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(500)).await;
         renewed.say(serde_json::json!({"type": "ping"}));
         assert_eq!(renewed.next().await["type"], "pong", "still open past the first token's expiry");
+    }
+
+    #[tokio::test]
+    async fn a_revocation_event_closes_the_socket_at_once() {
+        let s = Setup::new();
+        let mut a = s.connect(
+            "lobby",
+            Some(GOOD),
+            SessionConfig { revocation_check: Duration::from_secs(3600), ..SessionConfig::default() },
+        );
+        assert_eq!(a.next().await["type"], "ready");
+        let started = std::time::Instant::now();
+        s.fake.revocation.notify_one();
+        assert_eq!(a.next().await["close"], close::SESSION_REVOKED);
+        assert!(started.elapsed() < Duration::from_millis(300), "{:?}", started.elapsed());
     }
 
     #[tokio::test]
