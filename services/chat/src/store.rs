@@ -89,27 +89,9 @@ pub async fn store_batch(
     // 10 parameters per row: 500 rows stay within both PostgreSQL's and SQLite's limits.
     for chunk in rows.chunks(500) {
         let mut sql = String::from(
-            "INSERT INTO chat_messages (id, cluster, epoch_no, room, part, msg_offset, user_id, nickname, body, sent_at, deleted_at) VALUES ",
+            "INSERT INTO chat_messages (id, cluster, epoch_no, room, part, msg_offset, user_id, nickname, body, sent_at) VALUES ",
         );
-        for i in 0..chunk.len() {
-            let b = i * 10;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, NULL)",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8,
-                b + 9,
-                b + 10
-            ));
-        }
+        sql.push_str(&platform::db::values_rows(chunk.len(), 10));
         sql.push_str(" ON CONFLICT (id) DO NOTHING RETURNING id");
         let mut query = sqlx::query(&sql);
         for r in chunk {

@@ -30,27 +30,7 @@ pub async fn insert_coupons(pool: &AnyPool, events: &[CouponIssued]) -> sqlx::Re
     let mut sql = String::from(
         "INSERT INTO coupons (coupon_id, code, campaign, campaign_uid, user_id, seq, day, title, benefit, issued_at, expires_at, idempotency_key) VALUES ",
     );
-    for i in 0..events.len() {
-        let b = i * 12;
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6,
-            b + 7,
-            b + 8,
-            b + 9,
-            b + 10,
-            b + 11,
-            b + 12
-        ));
-    }
+    sql.push_str(&platform::db::values_rows(events.len(), 12));
     sql.push_str(" ON CONFLICT DO NOTHING RETURNING coupon_id");
     let mut query = sqlx::query(&sql);
     for e in events {

@@ -188,6 +188,18 @@ impl std::fmt::Debug for DatabaseUrl {
     }
 }
 
+/// The `VALUES` rows of a multi-row insert: `rows` tuples of `columns` bind parameters each,
+/// numbered from `$1` (portable: PostgreSQL and SQLite both take `$n`).
+pub fn values_rows(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let marks: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
+            format!("({})", marks.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Creates the PostgreSQL database `url` names when it does not exist (tests and
 /// benchmarks; production databases are provisioned by their operators).
 pub async fn create_postgres_database(url: &str) -> anyhow::Result<()> {
@@ -213,4 +225,13 @@ pub async fn create_postgres_database(url: &str) -> anyhow::Result<()> {
     }
     admin.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod values_tests {
+    #[test]
+    fn values_rows_number_every_parameter_once() {
+        assert_eq!(super::values_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(super::values_rows(0, 3), "");
+    }
 }
