@@ -6,6 +6,7 @@
 
 pub mod announce;
 pub mod bench;
+pub mod chat;
 pub mod children;
 pub mod config;
 pub mod controller;

@@ -15,12 +15,15 @@ fn ww(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// The sample files with a campaign (the ChatCluster samples beside them are the operator's).
 fn samples() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(SAMPLES)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .filter(|p| std::fs::read_to_string(p).unwrap().contains("\nkind: CouponCampaign"))
         .collect();
+    assert!(files.len() >= 3, "the campaign samples were found: {files:?}");
     files.sort();
     files
 }
