@@ -80,7 +80,9 @@ impl Children {
     }
 }
 
-fn typed<K: Resource<DynamicType = ()> + serde::Serialize>(object: &K) -> serde_json::Result<serde_json::Value> {
+pub(crate) fn typed<K: Resource<DynamicType = ()> + serde::Serialize>(
+    object: &K,
+) -> serde_json::Result<serde_json::Value> {
     let mut value = serde_json::to_value(object)?;
     if let Some(map) = value.as_object_mut() {
         map.insert("apiVersion".to_owned(), K::api_version(&()).into());
@@ -203,11 +205,11 @@ fn config_map(resource: &CouponCampaign, owner: &OwnerReference) -> ConfigMap {
     }
 }
 
-fn env(name: &str, value: &str) -> EnvVar {
+pub(crate) fn env(name: &str, value: &str) -> EnvVar {
     EnvVar { name: name.to_owned(), value: Some(value.to_owned()), ..EnvVar::default() }
 }
 
-fn secret_env(name: &str, secret: &SecretKey) -> EnvVar {
+pub(crate) fn secret_env(name: &str, secret: &SecretKey) -> EnvVar {
     EnvVar {
         name: name.to_owned(),
         value_from: Some(EnvVarSource {
@@ -249,7 +251,7 @@ fn default_resources() -> ResourceRequirements {
     }
 }
 
-fn probe(path: &str, period: i32, failures: i32) -> Probe {
+pub(crate) fn probe(path: &str, period: i32, failures: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.to_owned()),

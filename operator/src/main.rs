@@ -18,7 +18,8 @@ enum Command {
     /// Run the controller (behind a leader lease) against the cluster of the kubeconfig or the
     /// in-cluster service account.
     Run(Box<operator::run::RunArgs>),
-    /// Print the objects the operator would apply for campaigns at an instant, as YAML.
+    /// Print the objects the operator would apply for campaigns at an instant, and for chat
+    /// clusters, as YAML.
     Render(Box<operator::render::RenderArgs>),
     /// Reconcile N campaigns against an API-server stand-in in its own process and report
     /// convergence time, reconciles/s, steady-state writes, status writes/min and peak RSS.

@@ -3,6 +3,8 @@
 //! trait the tests fake), what the gateway autoscaler scales on (`autoscaling`), the status
 //! (`status`, pure) and the reconcile loop (`controller`).
 
+pub mod autoscaling;
+pub mod children;
 pub mod resource;
 
 pub use resource::{ChatCluster, ChatClusterSpec, ChatClusterStatus};
