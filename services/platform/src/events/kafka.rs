@@ -247,8 +247,15 @@ impl KafkaBus {
                 .set("min.insync.replicas", &min_insync)
             })
             .collect();
-        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        for result in admin.create_topics(&new, &options).await? {
+        // Both the broker's side (operation) and the client's wait (request) are bounded, and
+        // the whole call once more: a start-up must fail with a reason, never hang.
+        let options = AdminOptions::new()
+            .operation_timeout(Some(Duration::from_secs(10)))
+            .request_timeout(Some(Duration::from_secs(15)));
+        let created = tokio::time::timeout(Duration::from_secs(30), admin.create_topics(&new, &options))
+            .await
+            .map_err(|_| BusError::Other(format!("creating topics {names:?}: no answer within 30s")))??;
+        for result in created {
             match result {
                 Ok(name) => tracing::info!(topic = %name, "created topic"),
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -327,9 +334,6 @@ async fn next_message<'a>(consumer: &'a StreamConsumer, group: &str, stop: &mut 
         }
     }
 }
-
-/// Events handled together at most.
-const MAX_BATCH: usize = 500;
 
 /// The envelope a message carries. A message that is not an envelope can never be
 /// handled: it is logged, counted and skipped instead of blocking its partition.
@@ -480,7 +484,7 @@ pub(super) async fn consume<H: Handler>(
         };
         // Take whatever else is already fetched, so a busy topic is handled in batches.
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        while batch.len() < handler.max_batch() {
             match consumer.recv().now_or_never() {
                 Some(Ok(m)) => batch.push(m),
                 Some(Err(e)) => {

@@ -195,15 +195,22 @@ impl TestApp {
             }
         };
         let settings = HttpSettings { max_body_bytes: 16 * 1024, ..HttpSettings::default() };
-        let app = ww::app::build(services, &ctx, &config, &settings).await.expect("app starts");
+        let app = tokio::time::timeout(REQUEST_LIMIT, ww::app::build(services, &ctx, &config, &settings))
+            .await
+            .expect("the app starts within the request limit")
+            .expect("app starts");
         Some(Self { router: app.server.router(), keys, ctx, backend, kafka_prefix, stop: stop_tx, _dir: dir })
     }
 
     /// A second replica of every service on the same backends (database, bus, Redis).
     pub async fn replica(&self, config: &ServiceConfig) -> Router {
-        let app = ww::app::build(&Self::services(), &self.ctx, config, &HttpSettings::default())
-            .await
-            .expect("replica starts");
+        let app = tokio::time::timeout(
+            REQUEST_LIMIT,
+            ww::app::build(&Self::services(), &self.ctx, config, &HttpSettings::default()),
+        )
+        .await
+        .expect("the replica starts within the request limit")
+        .expect("replica starts");
         app.server.router()
     }
 
@@ -227,7 +234,11 @@ impl TestApp {
     }
 
     pub async fn send_to(router: &Router, req: Request<Body>) -> Resp {
-        let resp = router.clone().oneshot(req).await.expect("router never fails");
+        let what = format!("{} {}", req.method(), req.uri());
+        let resp = tokio::time::timeout(REQUEST_LIMIT, router.clone().oneshot(req))
+            .await
+            .unwrap_or_else(|_| panic!("{what} did not answer within {REQUEST_LIMIT:?}"))
+            .expect("router never fails");
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.expect("body").to_bytes();
@@ -298,6 +309,20 @@ impl TestApp {
     }
 }
 
+/// No request of a test waits longer: the services bound every backend call well below it,
+/// so reaching it is a hang, reported with the request that hung.
+pub const REQUEST_LIMIT: Duration = Duration::from_secs(45);
+
+/// A scenario that has not finished within this long fails with its name, rather than
+/// holding the whole suite until CI's own limit (a hang once cost a CI run its 90 minutes).
+pub const SCENARIO_LIMIT: Duration = Duration::from_secs(300);
+
+pub async fn watchdog(name: &str, scenario: impl std::future::Future<Output = ()>) {
+    if tokio::time::timeout(SCENARIO_LIMIT, scenario).await.is_err() {
+        panic!("{name} did not finish within {SCENARIO_LIMIT:?}");
+    }
+}
+
 pub fn unique_email(tag: &str) -> String {
     format!("{tag}-{}@example.com", uuid::Uuid::new_v4().simple())
 }
@@ -310,8 +335,11 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let app = $crate::common::TestApp::on($crate::common::Backend::Embedded).await.expect("embedded");
-                    super::$name(app).await;
+                    $crate::common::watchdog(stringify!($name), async {
+                        let app = $crate::common::TestApp::on($crate::common::Backend::Embedded).await.expect("embedded");
+                        super::$name(app).await;
+                    })
+                    .await;
                 }
             )*
         }
@@ -320,8 +348,11 @@ macro_rules! on_both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 #[cfg_attr(ww_no_backends, ignore = "WW_TEST_NO_BACKENDS was set: needs PostgreSQL, Redis and Kafka")]
                 async fn $name() {
-                    let app = $crate::common::TestApp::on($crate::common::Backend::Real).await.expect("real backends");
-                    super::$name(app).await;
+                    $crate::common::watchdog(stringify!($name), async {
+                        let app = $crate::common::TestApp::on($crate::common::Backend::Real).await.expect("real backends");
+                        super::$name(app).await;
+                    })
+                    .await;
                 }
             )*
         }
