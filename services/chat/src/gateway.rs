@@ -260,6 +260,8 @@ pub struct GatewayState {
     pub hub: Arc<Hub>,
     pub limit: Arc<SendLimit>,
     pub session: SessionConfig,
+    /// Rooms outside it belong to another ChatCluster and are refused.
+    pub room_prefix: String,
     pub stop: watch::Receiver<bool>,
 }
 
@@ -302,8 +304,15 @@ async fn upgrade(
 
 async fn serve(state: GatewayState, room: String, token: Option<String>, socket: WebSocket) {
     let (mut sink, stream) = socket.split();
-    if !is_room_name(&room) {
-        let frame = CloseFrame { code: close::BAD_ROOM, reason: crate::room::ROOM_NAME_RULE.into() };
+    let refused = if !is_room_name(&room) {
+        Some(crate::room::ROOM_NAME_RULE.to_owned())
+    } else if !room.starts_with(&state.room_prefix) {
+        Some(format!("this chat cluster serves rooms named {}…", state.room_prefix))
+    } else {
+        None
+    };
+    if let Some(reason) = refused {
+        let frame = CloseFrame { code: close::BAD_ROOM, reason: reason.into() };
         let _ = sink.send(Message::Close(Some(frame))).await;
         return;
     }

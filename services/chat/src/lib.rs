@@ -63,6 +63,13 @@ pub struct ChatConfig {
     /// Newest messages per room the persister keeps in Redis for the history's first page.
     #[arg(long, env = "WW_CHAT_HISTORY_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub chat_history_size: u64,
+    /// The start every room name this cluster's gateways serve begins with (the ingress routes
+    /// `/ws/chat/{prefix}…` here); empty: any room (the default cluster takes the rest).
+    #[arg(long, env = "WW_CHAT_ROOM_PREFIX", default_value = "", value_parser = parse_prefix)]
+    pub chat_room_prefix: String,
+    /// Most messages the persister writes in one transaction.
+    #[arg(long, env = "WW_CHAT_PERSIST_BATCH", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=5_000))]
+    pub chat_persist_batch: u64,
 }
 
 impl Default for ChatConfig {
@@ -75,6 +82,8 @@ impl Default for ChatConfig {
             chat_send_rate: 5,
             chat_send_burst: 10,
             chat_history_size: 100,
+            chat_room_prefix: String::new(),
+            chat_persist_batch: 500,
         }
     }
 }
@@ -84,6 +93,14 @@ fn parse_cluster(raw: &str) -> Result<String, String> {
         Ok(raw.to_owned())
     } else {
         Err("a cluster name is 1 to 40 lowercase letters, digits, '-' or '_'".to_owned())
+    }
+}
+
+fn parse_prefix(raw: &str) -> Result<String, String> {
+    if raw.is_empty() || (room::is_room_name(raw) && raw.len() <= 40) {
+        Ok(raw.to_owned())
+    } else {
+        Err("a room prefix is empty or 1 to 40 lowercase letters, digits, '-' or '_'".to_owned())
     }
 }
 
@@ -174,6 +191,7 @@ pub async fn start_gateway(ctx: &Context, config: &ChatConfig) -> anyhow::Result
         hub: hub.clone(),
         limit: Arc::new(SendLimit::new(f64::from(config.chat_send_rate), config.chat_send_burst)),
         session: SessionConfig::default(),
+        room_prefix: config.chat_room_prefix.clone(),
         stop: ctx.stop.clone(),
     };
     let ready_hub = hub.clone();
@@ -285,7 +303,12 @@ pub async fn start_persister(ctx: &Context, config: &ChatConfig) -> anyhow::Resu
         })
     };
     let group = format!("chat-persister.{}", config.chat_cluster);
-    let consumer = ctx.bus.spawn_consumer(&group, &[&topic], SharedPersister(persister), ctx.stop.clone());
+    let consumer = ctx.bus.spawn_consumer(
+        &group,
+        &[&topic],
+        SharedPersister { persister, batch: usize::try_from(config.chat_persist_batch).unwrap_or(usize::MAX) },
+        ctx.stop.clone(),
+    );
     let mut readiness = vec![db.readiness(), ctx.bus.readiness()];
     readiness.extend(ctx.counters.readiness());
     Ok(Started {
@@ -298,15 +321,22 @@ pub async fn start_persister(ctx: &Context, config: &ChatConfig) -> anyhow::Resu
 }
 
 /// The persister shared with its epoch checker.
-struct SharedPersister(Arc<Persister>);
+struct SharedPersister {
+    persister: Arc<Persister>,
+    batch: usize,
+}
 
 impl platform::events::Handler for SharedPersister {
     async fn handle(&self, event: &platform::events::Envelope) -> anyhow::Result<()> {
-        self.0.handle(event).await
+        self.persister.handle(event).await
     }
 
     async fn handle_batch(&self, events: &[platform::events::Envelope]) -> anyhow::Result<()> {
-        self.0.handle_batch(events).await
+        self.persister.handle_batch(events).await
+    }
+
+    fn max_batch(&self) -> usize {
+        self.batch
     }
 }
 

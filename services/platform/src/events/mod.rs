@@ -86,6 +86,12 @@ pub trait Handler: Send + Sync + 'static {
         let _ = from;
     }
 
+    /// Most events handed to one [`Handler::handle_batch`] call (a broker consumer may hold
+    /// fewer; never more).
+    fn max_batch(&self) -> usize {
+        500
+    }
+
     /// Handles the events that arrived together, in order. All or nothing: an error
     /// retries the whole batch, so each event must be idempotent. The default handles
     /// them one by one; a handler that can write many rows in one statement overrides it.
