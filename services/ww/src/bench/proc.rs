@@ -64,6 +64,19 @@ impl ChildProc {
         }
     }
 
+    /// The process id (none once it has exited).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Sends `signal` (a `kill` name such as `STOP` or `CONT`) to the process.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.child.id().context("the child has exited")?;
+        let status = std::process::Command::new("kill").args([format!("-{signal}"), pid.to_string()]).status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} {pid} failed");
+        Ok(())
+    }
+
     /// SIGKILL: no drain, no final commit, no lease released — a crash.
     pub async fn stop(mut self) {
         let _ = self.child.start_kill();
