@@ -7,7 +7,7 @@
 //! sending one message every 5 s for 60 s (1,000 sent/s, ≈ 49,000 deliveries/s); `seed` — the
 //! replaced system's own test, 1,500 people each sending once a second for 60 s.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,7 +91,11 @@ struct Figures {
     delivered: u64,
     duplicated: u64,
     latency_us: Histogram<u64>,
+    /// Send → the sender's own ack (the broker has it): the produce path alone.
+    ack_us: Histogram<u64>,
     sending: Duration,
+    /// Cores each process used while the load was sent.
+    cpu: Vec<(String, f64)>,
 }
 
 impl Figures {
@@ -110,6 +114,8 @@ struct FrameView<'a> {
     #[serde(rename = "type")]
     kind: &'a str,
     id: Option<&'a str>,
+    #[serde(rename = "clientMsgId")]
+    client_msg_id: Option<&'a str>,
     #[serde(borrow)]
     text: Option<std::borrow::Cow<'a, str>>,
 }
@@ -132,13 +138,20 @@ async fn connect(addr: SocketAddr, room: &str, token: &str) -> anyhow::Result<So
 /// Runs the load against `gateways`: connects every client, then each sends every `every`
 /// (spread evenly) for `duration`; every client reads everything. Messages carry their send
 /// time (ns since `origin`), so latency is send → delivered to each other client in the room.
-async fn drive(gateways: &[SocketAddr], keys: &JwtKeys, load: &Load, run: &str) -> anyhow::Result<Figures> {
+async fn drive(
+    gateways: &[SocketAddr],
+    keys: &JwtKeys,
+    load: &Load,
+    run: &str,
+    labels: &BTreeMap<u32, String>,
+) -> anyhow::Result<Figures> {
     let origin = Instant::now();
     let sent = Arc::new(AtomicU64::new(0));
     let delivered = Arc::new(AtomicU64::new(0));
     let duplicated = Arc::new(AtomicU64::new(0));
     let acked = Arc::new(std::sync::Mutex::new(HashSet::new()));
     let latency = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?));
+    let ack_latency = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?));
     let last_frame = Arc::new(AtomicU64::new(0));
     // Connect, a few hundred at a time.
     let mut sockets = Vec::with_capacity(load.clients);
@@ -166,8 +179,15 @@ async fn drive(gateways: &[SocketAddr], keys: &JwtKeys, load: &Load, run: &str) 
     let mut tasks = Vec::with_capacity(connected);
     for (i, _room, socket) in sockets {
         let (mut tx, mut rx) = socket.split();
-        let (sent, delivered, duplicated, acked, latency, last_frame) =
-            (sent.clone(), delivered.clone(), duplicated.clone(), acked.clone(), latency.clone(), last_frame.clone());
+        let (sent, delivered, duplicated, acked, latency, ack_latency, last_frame) = (
+            sent.clone(),
+            delivered.clone(),
+            duplicated.clone(),
+            acked.clone(),
+            latency.clone(),
+            ack_latency.clone(),
+            last_frame.clone(),
+        );
         let every = load.every;
         let offset = every.mul_f64(i as f64 / load.clients as f64);
         let me = format!("{i}-");
@@ -181,8 +201,8 @@ async fn drive(gateways: &[SocketAddr], keys: &JwtKeys, load: &Load, run: &str) 
                     break;
                 }
                 let stamp = origin.elapsed().as_nanos();
-                let frame =
-                    json!({"type": "send", "clientMsgId": format!("{me}{seq}"), "text": format!("{me}{stamp}")});
+                // The send time twice: in the text (for the others) and the clientMsgId (for the ack).
+                let frame = json!({"type": "send", "clientMsgId": format!("{me}{seq}-{stamp}"), "text": format!("{me}{stamp}")});
                 if tx.send(Message::Text(frame.to_string().into())).await.is_err() {
                     break;
                 }
@@ -195,6 +215,7 @@ async fn drive(gateways: &[SocketAddr], keys: &JwtKeys, load: &Load, run: &str) 
         let reader = tokio::spawn(async move {
             let mut seen = HashSet::new();
             let mut local = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("constant bounds");
+            let mut local_ack = local.clone();
             while let Some(Ok(frame)) = rx.next().await {
                 let Message::Text(text) = frame else { continue };
                 last_frame.store(origin.elapsed().as_millis() as u64, Ordering::Relaxed);
@@ -217,6 +238,12 @@ async fn drive(gateways: &[SocketAddr], keys: &JwtKeys, load: &Load, run: &str) 
                         }
                     }
                     "ack" => {
+                        if let Some(ns) =
+                            v.client_msg_id.and_then(|c| c.rsplit_once('-')).and_then(|(_, t)| t.parse::<u128>().ok())
+                        {
+                            let now = origin.elapsed().as_nanos();
+                            let _ = local_ack.record(u64::try_from(now.saturating_sub(ns) / 1_000).unwrap_or(u64::MAX));
+                        }
                         if let Some(Ok(id)) = v.id.map(Uuid::parse_str) {
                             acked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id);
                         }
@@ -225,10 +252,14 @@ async fn drive(gateways: &[SocketAddr], keys: &JwtKeys, load: &Load, run: &str) 
                 }
             }
             let _ = latency.lock().unwrap_or_else(std::sync::PoisonError::into_inner).add(&local);
+            let _ = ack_latency.lock().unwrap_or_else(std::sync::PoisonError::into_inner).add(&local_ack);
         });
         tasks.push((writer, reader));
     }
+    tokio::time::sleep_until(start.into()).await;
+    let cpu_before = super::cpu::Snapshot::take();
     tokio::time::sleep_until(stop_at.into()).await;
+    let cpu = cpu_before.cores_until(&super::cpu::Snapshot::take(), labels);
     let sending = stop_at - start;
     // Let the last messages arrive: until nothing came for two seconds (at most 30 s).
     let settle = Instant::now();
@@ -246,6 +277,7 @@ async fn drive(gateways: &[SocketAddr], keys: &JwtKeys, load: &Load, run: &str) 
         let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
     }
     let latency_us = latency.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let ack_us = ack_latency.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     let acked = acked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     Ok(Figures {
         connected,
@@ -254,7 +286,9 @@ async fn drive(gateways: &[SocketAddr], keys: &JwtKeys, load: &Load, run: &str) 
         delivered: delivered.load(Ordering::Relaxed),
         duplicated: duplicated.load(Ordering::Relaxed),
         latency_us,
+        ack_us,
         sending,
+        cpu,
     })
 }
 
@@ -328,7 +362,12 @@ pub async fn run(args: ChatBenchArgs) -> anyhow::Result<()> {
         "{} clients in {} rooms over {} gateways, one message each every {:?}, for {:?}…",
         load.clients, load.rooms, args.gateways, load.every, load.duration
     );
-    let real = drive(&addrs, &keys, &load, &rooms).await?;
+    let mut labels = BTreeMap::from([(std::process::id(), "load generator (ww bench)".to_owned())]);
+    labels.extend(persister.pid().map(|p| (p, "ww chat-persister".to_owned())));
+    for (i, g) in gateways.iter().enumerate() {
+        labels.extend(g.pid().map(|p| (p, format!("ww chat-gateway {}", i + 1))));
+    }
+    let real = drive(&addrs, &keys, &load, &rooms, &labels).await?;
 
     // Every acknowledged message must be a row; nothing twice.
     let db = Database::open(
@@ -372,7 +411,8 @@ pub async fn run(args: ChatBenchArgs) -> anyhow::Result<()> {
         let dir = std::env::temp_dir().join(format!("ww-bench-chat-{run_id}"));
         std::fs::create_dir_all(&dir)?;
         let (addr, stop) = ceiling_gateway(keys.clone(), &dir).await?;
-        let figures = drive(&[addr], &keys, &load, &format!("c{run_id}")).await?;
+        let labels = BTreeMap::from([(std::process::id(), "load generator + gateway (ww bench)".to_owned())]);
+        let figures = drive(&[addr], &keys, &load, &format!("c{run_id}"), &labels).await?;
         let _ = stop.send(true);
         let _ = std::fs::remove_dir_all(&dir);
         Some(figures)
@@ -398,10 +438,16 @@ pub async fn run(args: ChatBenchArgs) -> anyhow::Result<()> {
         real.latency_us.max() as f64 / 1000.0
     );
     println!(
+        "ack (ms)         p50 {:.1}  p99 {:.1}   (send → the sender's ack: the broker has it)",
+        real.ack_us.value_at_quantile(0.5) as f64 / 1000.0,
+        real.ack_us.value_at_quantile(0.99) as f64 / 1000.0
+    );
+    println!(
         "persisted        {} rows; lost {lost} (acked, no row); duplicated {} (a message shown twice)",
         stored.len(),
         real.duplicated
     );
+    println!("cpu (cores)      {}", super::cpu::describe(&real.cpu));
     if let (Some(c), Some(per_s), Some(ratio)) = (&ceiling, ceiling_per_s, ratio) {
         println!(
             "ceiling          {per_s:.0} delivered/s, p99 {:.1} ms (in-process gateway, in-memory bus, no persistence); ratio {ratio:.3}",
@@ -420,11 +466,14 @@ pub async fn run(args: ChatBenchArgs) -> anyhow::Result<()> {
                 "p90_ms": round(real.ms(0.9)),
                 "p99_ms": round(real.ms(0.99)),
                 "max_ms": round(real.latency_us.max() as f64 / 1000.0),
+                "ack_p50_ms": round(real.ack_us.value_at_quantile(0.5) as f64 / 1000.0),
+                "ack_p99_ms": round(real.ack_us.value_at_quantile(0.99) as f64 / 1000.0),
                 "lost": lost,
                 "duplicated": real.duplicated,
                 "ceiling_delivered_per_s": ceiling_per_s.map(round),
                 "ceiling_p99_ms": ceiling.as_ref().map(|c| round(c.ms(0.99))),
                 "ratio": ratio.map(|r| (r * 1000.0).round() / 1000.0),
+                "cpu_cores": real.cpu.iter().map(|(l, c)| (l.clone(), json!((c * 100.0).round() / 100.0))).collect::<serde_json::Map<_, _>>(),
             })
         );
     }

@@ -4,6 +4,7 @@
 pub mod ceiling;
 pub mod chat;
 pub mod coupon;
+pub mod cpu;
 pub mod http;
 pub mod load;
 pub mod proc;
