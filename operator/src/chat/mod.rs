@@ -6,5 +6,6 @@
 pub mod autoscaling;
 pub mod children;
 pub mod resource;
+pub mod topic;
 
 pub use resource::{ChatCluster, ChatClusterSpec, ChatClusterStatus};
