@@ -21,7 +21,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -29,7 +29,6 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::announce::{self, Announcer};
@@ -511,64 +510,19 @@ fn requeue(plan: &Plan, now: DateTime<Utc>, held_back: Option<Duration>) -> Acti
     }
 }
 
-/// Whether `observed` already holds every field of `desired` with the same value (fields the API
-/// server or other controllers add are ignored).
-pub fn covers(observed: &Value, desired: &Value) -> bool {
-    match (observed, desired) {
-        (Value::Object(o), Value::Object(d)) => d.iter().all(|(k, v)| o.get(k).is_some_and(|ov| covers(ov, v))),
-        (Value::Array(o), Value::Array(d)) => o.len() == d.len() && o.iter().zip(d).all(|(a, b)| covers(a, b)),
-        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-        (a, b) => a == b,
-    }
-}
+pub use crate::apply::covers;
+use crate::apply::retry_conflicts;
 
 async fn apply_one<K>(ctx: &Context, store: &Store<K>, namespace: &str, desired: &K) -> Result<(), Error>
 where
     K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned,
     K: Resource<Scope = kube::core::NamespaceResourceScope>,
 {
-    let name = desired.meta().name.clone().unwrap_or_default();
-    let mut body = serde_json::to_value(desired)?;
-    if let Some(map) = body.as_object_mut() {
-        map.insert("apiVersion".to_owned(), K::api_version(&()).into());
-        map.insert("kind".to_owned(), K::kind(&()).into());
-    }
-    if let Some(observed) = store.get(&ObjectRef::new(&name).within(namespace))
-        && covers(&serde_json::to_value(observed.as_ref())?, &body)
-    {
-        return Ok(());
-    }
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let patch = Patch::Apply(&body);
-    retry_conflicts(|| api.patch(&name, &params, &patch)).await?;
-    count_write(ctx, K::kind(&()).as_ref(), "apply");
-    Ok(())
-}
-
-/// A forced apply does not conflict on fields, but an API server may still answer 409 (e.g. a
-/// storage-level conflict under load): try again at once, a few times, before backing off.
-async fn retry_conflicts<T, F, Fut>(mut write: F) -> Result<T, kube::Error>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, kube::Error>>,
-{
-    let mut attempt = 0u32;
-    loop {
-        match write().await {
-            Err(kube::Error::Api(e)) if e.code == 409 && attempt < 3 => {
-                attempt += 1;
-                metrics::counter!("ww_operator_conflicts_retried_total").increment(1);
-                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
-            }
-            other => return other,
-        }
-    }
+    crate::apply::apply_one(&ctx.client, &ctx.writes, store, namespace, desired).await
 }
 
 fn count_write(ctx: &Context, kind: &str, verb: &'static str) {
-    ctx.writes.children.fetch_add(1, Ordering::Relaxed);
-    metrics::counter!("ww_operator_api_writes_total", "kind" => kind.to_owned(), "verb" => verb).increment(1);
+    crate::apply::count_write(&ctx.writes, kind, verb);
 }
 
 /// Applies the children; returns how long a scale to zero waits for the route to drain.
@@ -663,16 +617,7 @@ async fn delete<K>(ctx: &Context, namespace: &str, name: &str) -> Result<(), Err
 where
     K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
 {
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), namespace);
-    let params = DeleteParams::default();
-    match retry_conflicts(|| api.delete(name, &params)).await {
-        Ok(_) => {
-            count_write(ctx, K::kind(&()).as_ref(), "delete");
-            Ok(())
-        }
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+    crate::apply::delete::<K>(&ctx.client, &ctx.writes, namespace, name).await
 }
 
 /// Writes `new` when it differs from `current` (the status this replica last wrote, or the

@@ -5,6 +5,7 @@
 //! issuers' counts (`counters`).
 
 pub mod announce;
+pub mod apply;
 pub mod bench;
 pub mod chat;
 pub mod children;

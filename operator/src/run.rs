@@ -1,5 +1,5 @@
-//! `ww-operator run`: the controller behind a leader lease, with `/metrics`, `/healthz` and
-//! `/readyz`.
+//! `ww-operator run`: the CouponCampaign and ChatCluster controllers behind one leader lease,
+//! with `/metrics`, `/healthz` and `/readyz`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +14,9 @@ use platform::events::contracts::topics;
 use platform::events::{EventBus, KafkaBus, KafkaConfig};
 
 use crate::announce::Announcer;
+use crate::chat::controller::{self as chat_controller, ChatContext, ChatWatches};
+use crate::chat::resource::AutoscaleOn;
+use crate::chat::topic::KafkaTopicAdmin;
 use crate::config::WorkloadConfig;
 use crate::controller::{self, ChildWatches, Context};
 use crate::counters::{Counters, CountsFeed};
@@ -41,9 +44,15 @@ pub struct RunArgs {
     /// ingress controller to stop sending to them (cloud load balancers may need 30 s or more).
     #[arg(long, env = "WW_OPERATOR_ROUTE_DRAIN_SECONDS", default_value_t = 10)]
     pub route_drain_seconds: u64,
+    /// What chat gateways scale on unless their ChatCluster says: `auto` (open connections when
+    /// the cluster serves custom.metrics.k8s.io, else CPU), `connections` or `cpu`.
+    #[arg(long, env = "WW_OPERATOR_CHAT_AUTOSCALE_ON", default_value = "auto")]
+    pub chat_autoscale_on: AutoscaleOn,
     #[command(flatten)]
     pub workload: WorkloadConfig,
-    /// The event bus: the operator announces campaigns on it and reads their issuers' counts.
+    /// The event bus: the operator announces campaigns on it and reads their issuers' counts;
+    /// chat clusters' topics are created and grown on it (with its prefix, replication factor
+    /// and `min.insync.replicas`).
     #[command(flatten)]
     pub kafka: KafkaConfig,
 }
@@ -122,7 +131,17 @@ pub async fn run(args: RunArgs, metrics: Option<metrics_exporter_prometheus::Pro
         tracing::warn!(error = %e, "could not create the campaign topics yet");
     }
     let watches = ChildWatches::new(&client);
+    let chat_watches = ChatWatches::new(&client);
     let recorder = Recorder::new(client.clone(), controller::reporter(Some(identity)));
+    let chat_ctx = Arc::new(ChatContext::new(
+        client.clone(),
+        args.workload.clone(),
+        args.kafka.kafka_prefix.clone(),
+        args.chat_autoscale_on,
+        Arc::new(KafkaTopicAdmin::new(&args.kafka)?),
+        chat_watches.stores.clone(),
+        Some(recorder.clone()),
+    ));
     let counters = Counters::default();
     let ctx = Arc::new(
         Context::new(
@@ -155,15 +174,30 @@ pub async fn run(args: RunArgs, metrics: Option<metrics_exporter_prometheus::Pro
             _ = stop.changed() => {}
         }
     };
-    let (halt, halted) = tokio::sync::oneshot::channel::<()>();
-    let mut reconciling = tokio::spawn(controller::run(ctx, watches, reconcile_on, ready, async move {
-        let _ = halted.await;
-    }));
+    // Both controllers stop on one signal; the process is ready once both have synced.
+    let (halt, halted) = watch::channel(false);
+    let halted_on = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|h| *h).await;
+    };
+    let (campaigns_ready, chats_ready) = (Readiness::default(), Readiness::default());
+    let both = (campaigns_ready.clone(), chats_ready.clone(), ready.clone());
+    tokio::spawn(async move {
+        while !(both.0.get() && both.1.get()) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        both.2.set(true);
+    });
+    let campaigns = controller::run(ctx, watches, reconcile_on, campaigns_ready, halted_on(halted.clone()));
+    let chats =
+        chat_controller::run(chat_ctx, chat_watches, futures::stream::pending(), chats_ready, halted_on(halted));
+    let mut reconciling = tokio::spawn(async move {
+        futures::join!(campaigns, chats);
+    });
     shutdown.await;
     if *leading_rx.borrow() {
         // SIGTERM while leading: the lease is still renewed, so in-flight reconciles get a
         // bounded time to finish before it is given up.
-        let _ = halt.send(());
+        let _ = halt.send(true);
         if tokio::time::timeout(Duration::from_secs(20), &mut reconciling).await.is_err() {
             reconciling.abort();
         }

@@ -5,8 +5,9 @@
 //! with `resourceVersion` preconditions (409 on a stale one), server-side apply (merged into the
 //! stored object; a no-op apply changes nothing and bumps nothing), JSON merge patch, the
 //! `status` and `scale` subresources, delete with owner-reference garbage collection, watches
-//! from a `resourceVersion` (410 Gone when it is too old), label selectors of the form `k=v`,
-//! `metadata.generation` bumped on spec changes.
+//! from a `resourceVersion` (410 Gone when it is too old), label selectors of the forms `k=v`, `k`
+//! and `!k`, `metadata.generation` bumped on spec changes, and discovery's list of API groups
+//! (`GET /apis`, with groups a test adds, such as a metrics adapter's).
 //!
 //! What it adds for tests: latency on every request, a share of writes refused with 409, a
 //! count of writes by verb, and a minimal Deployment/HPA simulation (pods are Ready at once;
@@ -89,6 +90,9 @@ pub struct StandIn {
     faults: Arc<Mutex<Faults>>,
     pub counts: Arc<Counts>,
     simulate: bool,
+    /// API groups discovery lists besides the ones of the resources above (say, an adapter's
+    /// `custom.metrics.k8s.io`).
+    extra_groups: Arc<Mutex<Vec<String>>>,
 }
 
 /// The resources the stand-in knows: collection path, kind, namespaced.
@@ -103,6 +107,7 @@ const KINDS: &[(&str, &str)] = &[
     ("coordination.k8s.io/v1/leases", "Lease"),
     ("events.k8s.io/v1/events", "Event"),
     ("weatherwise.io/v1alpha1/couponcampaigns", "CouponCampaign"),
+    ("weatherwise.io/v1alpha1/chatclusters", "ChatCluster"),
 ];
 
 fn kind_of(collection: &str) -> Option<&'static str> {
@@ -210,13 +215,17 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `k=v,k2=v2` equality selectors.
+/// `k=v,k2=v2` equality selectors, `k` (the label exists) and `!k` (it does not).
 fn matches_labels(object: &Value, selector: Option<&str>) -> bool {
     let Some(selector) = selector.filter(|s| !s.is_empty()) else { return true };
     let selector = percent_decode(selector);
+    let labels = object.pointer("/metadata/labels");
     selector.split(',').all(|term| match term.split_once('=') {
-        Some((k, v)) => object.pointer("/metadata/labels").and_then(|l| l.get(k)).and_then(Value::as_str) == Some(v),
-        None => true,
+        Some((k, v)) => labels.and_then(|l| l.get(k)).and_then(Value::as_str) == Some(v),
+        None => match term.strip_prefix('!') {
+            Some(k) => labels.and_then(|l| l.get(k)).is_none(),
+            None => labels.and_then(|l| l.get(term)).is_some(),
+        },
     })
 }
 
@@ -229,7 +238,42 @@ impl StandIn {
             faults: Arc::new(Mutex::new(faults)),
             counts: Arc::new(Counts::default()),
             simulate,
+            extra_groups: Arc::default(),
         }
+    }
+
+    /// Has discovery (`GET /apis`) list `group` too, as if an aggregated API (a metrics
+    /// adapter) served it; `false` takes it away.
+    pub fn serve_group(&self, group: &str, served: bool) {
+        let mut groups = self.extra_groups.lock().unwrap_or_else(|e| e.into_inner());
+        groups.retain(|g| g != group);
+        if served {
+            groups.push(group.to_owned());
+        }
+    }
+
+    /// The API group list of discovery.
+    fn api_groups(&self) -> Value {
+        let mut groups: Vec<(String, String)> = KINDS
+            .iter()
+            .filter_map(|(collection, _)| {
+                let gv = api_version_of(collection);
+                gv.split_once('/').map(|(g, v)| (g.to_owned(), v.to_owned()))
+            })
+            .collect();
+        for group in self.extra_groups.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            groups.push((group.clone(), "v1beta1".to_owned()));
+        }
+        groups.sort();
+        groups.dedup();
+        let groups: Vec<Value> = groups
+            .into_iter()
+            .map(|(g, v)| {
+                let version = json!({"groupVersion": format!("{g}/{v}"), "version": v});
+                json!({"name": g, "versions": [version.clone()], "preferredVersion": version})
+            })
+            .collect();
+        json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -271,7 +315,7 @@ impl StandIn {
             Some(mut old) => {
                 let status = old.get("status").cloned();
                 merge(&mut old, &object);
-                if collection.ends_with("couponcampaigns") {
+                if collection.starts_with("weatherwise.io/") {
                     // The status subresource: the main resource never writes status.
                     match status {
                         Some(s) => old["status"] = s,
@@ -528,6 +572,9 @@ async fn handle(State(api): State<StandIn>, request: Request) -> Response {
     if faults.latency_ms.1 > 0 {
         let ms = rand::thread_rng().gen_range(faults.latency_ms.0..=faults.latency_ms.1);
         tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if parts.uri.path().trim_end_matches('/') == "/apis" && parts.method == Method::GET {
+        return ok_json(StatusCode::OK, &api.api_groups());
     }
     let Some(target) = parse_path(parts.uri.path()) else {
         return status_error(StatusCode::NOT_FOUND, "NotFound", format!("no such path {}", parts.uri.path()));

@@ -688,6 +688,80 @@ mod rbac {
         granted
     }
 
+    async fn chat_walk(api: &StandIn) {
+        use operator::chat::controller::{self as chat, ChatContext, ChatWatches};
+        use operator::chat::topic::MemoryAdmin;
+
+        const CLUSTERS: &str = "weatherwise.io/v1alpha1/chatclusters";
+        let client = client_for(api).await;
+        let watches = ChatWatches::new(&client);
+        let recorder =
+            kube::runtime::events::Recorder::new(client.clone(), controller::reporter(Some("test".to_owned())));
+        let ctx = Arc::new(ChatContext::new(
+            client,
+            WorkloadConfig::example(),
+            String::new(),
+            operator::chat::resource::AutoscaleOn::Auto,
+            Arc::new(MemoryAdmin::default()),
+            watches.stores.clone(),
+            Some(recorder),
+        ));
+        let ready = Readiness::default();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(chat::run(ctx, watches, futures::stream::pending(), ready.clone(), async move {
+            let _ = stopped.await;
+        }));
+        let until = |what: &'static str, check: Box<dyn Fn() -> bool>| async move {
+            let started = std::time::Instant::now();
+            while !check() {
+                assert!(started.elapsed() < Duration::from_secs(15), "never: {what}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        let ready_now = ready.clone();
+        until("chat watches synced", Box::new(move || ready_now.get())).await;
+        let cluster = |name: &str, namespace: &str, partitions: u32| {
+            json!({"apiVersion": "weatherwise.io/v1alpha1", "kind": "ChatCluster",
+                   "metadata": {"name": name, "namespace": namespace},
+                   "spec": {"roomPrefix": "festival-", "partitions": partitions}})
+        };
+        let condition = |api: &StandIn, ns: &str, name: &str, type_: &str| {
+            api.get(CLUSTERS, ns, name)
+                .and_then(|c| c.pointer("/status/conditions").cloned())
+                .and_then(|cs| cs.as_array().and_then(|cs| cs.iter().find(|c| c["type"] == type_).cloned()))
+                .map(|c| c["reason"].as_str().unwrap_or_default().to_owned())
+                .unwrap_or_default()
+        };
+        api.put(CLUSTERS, cluster("festival", "chat", 6));
+        let a = api.clone();
+        until("serving", Box::new(move || condition(&a, "chat", "festival", "Ready") == "Serving")).await;
+        api.put(CLUSTERS, cluster("festival", "chat", 8));
+        let a = api.clone();
+        until("grown", Box::new(move || condition(&a, "chat", "festival", "TopicReady") == "Grown")).await;
+        api.put(
+            DEPLOYMENTS,
+            json!({"metadata": {"name": "chat-festival-gateway", "namespace": "chat"}, "spec": {"replicas": 0}}),
+        );
+        let a = api.clone();
+        until(
+            "raised",
+            Box::new(move || {
+                a.get(DEPLOYMENTS, "chat", "chat-festival-gateway").and_then(|d| d.pointer("/spec/replicas").cloned())
+                    == Some(json!(2))
+            }),
+        )
+        .await;
+        // A cluster in another namespace asking for the same prefix is refused (it came later).
+        api.put(CLUSTERS, cluster("another", "chat-b", 6));
+        let a = api.clone();
+        until(
+            "the later cluster refused",
+            Box::new(move || condition(&a, "chat-b", "another", "InvalidSpec") == "RulesBroken"),
+        )
+        .await;
+        let _ = stop.send(());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_manifest_grants_exactly_the_calls_the_operator_makes() {
         let h = Harness::start_full("2026-12-07T08:00:00+09:00", Faults::default(), true, Some(test_bus().await)).await;
@@ -738,6 +812,9 @@ mod rbac {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let _ = stop.send(true);
         election.await.unwrap();
+        // The chat controller, against the same API: a cluster created, its topic grown (an
+        // Event), a gateway scaled to zero by hand raised again, a second cluster refused.
+        chat_walk(&h.api).await;
 
         let seen = h.api.counts.seen.lock().unwrap().clone();
         let granted = granted();

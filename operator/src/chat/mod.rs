@@ -5,7 +5,9 @@
 
 pub mod autoscaling;
 pub mod children;
+pub mod controller;
 pub mod resource;
+pub mod status;
 pub mod topic;
 
 pub use resource::{ChatCluster, ChatClusterSpec, ChatClusterStatus};
