@@ -283,6 +283,16 @@ impl KafkaBus {
     }
 
     fn consumer(&self, group: &str, delivery: Delivery) -> Result<StreamConsumer, KafkaError> {
+        self.consumer_paced(group, delivery, BACKGROUND_FETCH_WAIT_MS)
+    }
+
+    /// A consumer whose fetches the broker may hold for `fetch_wait_ms` when nothing is there.
+    fn consumer_paced(
+        &self,
+        group: &str,
+        delivery: Delivery,
+        fetch_wait_ms: u32,
+    ) -> Result<StreamConsumer, KafkaError> {
         let durable = delivery == Delivery::Group;
         ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
@@ -296,10 +306,7 @@ impl KafkaBus {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", if durable { "earliest" } else { "latest" })
             .set("session.timeout.ms", "10000")
-            // A fetch returns once anything is there, but a broker may hold it until this long
-            // has passed (tansu does): readers that fan out live (replays, tails, broadcasts)
-            // wait at most 10 ms; groups batch more.
-            .set("fetch.wait.max.ms", if durable { "100" } else { "10" })
+            .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
             .set("heartbeat.interval.ms", "1000")
             .create()
     }
@@ -354,6 +361,17 @@ fn envelope_of<M: Message>(message: &M) -> Option<Envelope> {
 /// The end offset a replay must reach, per (topic, partition).
 type Watermarks = HashMap<(String, i32), i64>;
 
+/// How long the broker may hold a fetch of most readers (groups, replays, broadcasts): they
+/// follow state (deny-lists, definitions, caches), where 100 ms is prompt. Every open fetch
+/// costs the broker (tansu 0.6 spends about a core on a few hundred fetches a second), so only
+/// the readers that fan out to people ask for less.
+const BACKGROUND_FETCH_WAIT_MS: u32 = 100;
+
+/// The fetch wait of tails (`spawn_tail`: chat's fan-out), which the end-to-end latency of
+/// every delivered message includes: a broker may hold a fetch this long even when data is
+/// there (tansu does).
+const LIVE_FETCH_WAIT_MS: u32 = 10;
+
 /// Where a replay reads each partition from.
 type Starts = Vec<Position>;
 
@@ -365,7 +383,9 @@ fn replay_setup(
     names: &[String],
     back: Option<i64>,
 ) -> Result<(StreamConsumer, Watermarks, Starts), KafkaError> {
-    let consumer = bus.consumer(group, Delivery::Broadcast)?;
+    // A tail (`back` given) fans out live; a replay from the beginning rebuilds state.
+    let wait = if back.is_some() { LIVE_FETCH_WAIT_MS } else { BACKGROUND_FETCH_WAIT_MS };
+    let consumer = bus.consumer_paced(group, Delivery::Broadcast, wait)?;
     let mut assignment = TopicPartitionList::new();
     let mut targets = HashMap::new();
     let mut starts = Vec::new();

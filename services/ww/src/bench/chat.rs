@@ -50,6 +50,9 @@ pub struct ChatBenchArgs {
     /// Gateway processes the clients are spread over.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=8))]
     pub gateways: u64,
+    /// Partitions of the run's chat topic (rooms are spread over them by key).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub partitions: u32,
     /// Skip the in-process ceiling run (figures without a ratio).
     #[arg(long)]
     pub no_ceiling: bool,
@@ -334,7 +337,7 @@ pub async fn run(args: ChatBenchArgs) -> anyhow::Result<()> {
         &run_id,
         &secret,
         &[
-            ("WW_KAFKA_PARTITIONS", "6".to_owned()),
+            ("WW_KAFKA_PARTITIONS", args.partitions.to_string()),
             // The load's own pace is the limit here, not the per-person send rate.
             ("WW_CHAT_SEND_RATE", "100".to_owned()),
             ("WW_CHAT_SEND_BURST", "100".to_owned()),
