@@ -2,7 +2,8 @@
 //! (`crdgen` writes them to `crds/`), the children a campaign owns, the controller that keeps
 //! them as the campaign's plan says, leader election, and `render`, which prints the children
 //! without a cluster. On the event bus it announces campaigns (`announce`) and reads their
-//! issuers' counts (`counters`).
+//! issuers' counts (`counters`). `chat` is the ChatCluster controller: its resource, children,
+//! Kafka topic, gateway autoscaling and status.
 
 pub mod announce;
 pub mod apply;

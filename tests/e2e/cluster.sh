@@ -2,12 +2,13 @@
 # The operator against a real Kubernetes API server. Runs when KUBECONFIG names a reachable
 # cluster; otherwise prints why it is skipped (scripts/test.sh runs it, so the skip is seen).
 #
-# It applies the CRD cluster-wide (server-side apply): run it on a cluster where replacing
-# couponcampaigns.weatherwise.io with this checkout's version is fine.
+# It applies the CRDs cluster-wide (server-side apply): run it on a cluster where replacing
+# couponcampaigns.weatherwise.io and chatclusters.weatherwise.io with this checkout's versions
+# is fine.
 #
-# What it proves that nothing local can: the API server accepts the generated CRD, admits every
-# sample, refuses broken campaigns with the CEL messages (also a frozen field edited after the
-# start), and the operator — run out of cluster with your kubeconfig's rights, against the
+# What it proves that nothing local can: the API server accepts the generated CRDs, admits every
+# sample, refuses broken campaigns and chat clusters with the CEL messages (also a frozen field
+# edited after the start, a chat cluster's partitions lowered or its prefix changed), and the operator — run out of cluster with your kubeconfig's rights, against the
 # local Kafka-protocol broker — plans a campaign into its children, writes its status, and on
 # delete announces the removal and lets the campaign go (its finalizer released).
 #
@@ -60,7 +61,7 @@ until_ok() {
 
 step "the CRD is accepted and established"
 kubectl apply --server-side --force-conflicts -f crds/ >/dev/null
-kubectl wait --for=condition=Established --timeout=60s crd/couponcampaigns.weatherwise.io >/dev/null
+kubectl wait --for=condition=Established --timeout=60s crd/couponcampaigns.weatherwise.io crd/chatclusters.weatherwise.io >/dev/null
 kubectl create namespace "$ns" >/dev/null
 
 step "every sample is admitted (server-side dry run: schema and CEL)"
@@ -82,6 +83,21 @@ sample() { # the minimal sample, named $1
 sample bad-dates | sed 's/^    endDate: .*/    endDate: 2026-12-01/' | refused "endDate before startDate" "endDate"
 sample bad-quota | sed 's/^    dailyQuantity: .*/    dailyQuantity: 10\n    totalQuantity: 5/' | refused "dailyQuantity above totalQuantity" "dailyQuantity"
 { sample bad-replicas; printf '  workload:\n    replicas:\n      idle: 3\n      min: 2\n      max: 10\n'; } | refused "idle above min" "idle"
+
+step "broken chat clusters and chat edits are refused with the CEL messages"
+chat_sample() { sed '/^  namespace: /d' config/samples/chat-cluster-snow-festival.yaml; }
+chat_sample | sed 's/^      min: 3$/      min: 50/' | refused "gateway min above max" "min <= max"
+chat_sample | sed "s/^  name: snow-festival$/  name: $(printf 'a%.0s' $(seq 41))/" | refused "a cluster name over 40" "cluster's name"
+chat_sample | kubectl -n "$ns" apply -f - >/dev/null
+if out=$(kubectl -n "$ns" patch chat snow-festival --type=merge -p '{"spec":{"partitions":6}}' 2>&1); then
+  fail "partitions decreased"
+fi
+grep -q "partitions cannot decrease" <<<"$out" || fail "the partitions refusal does not say why: $out"
+if out=$(kubectl -n "$ns" patch chat snow-festival --type=merge -p '{"spec":{"roomPrefix":"snow-"}}' 2>&1); then
+  fail "roomPrefix changed"
+fi
+grep -q "roomPrefix cannot change" <<<"$out" || fail "the prefix refusal does not say why: $out"
+kubectl -n "$ns" delete chat snow-festival >/dev/null
 
 step "the operator plans a campaign into its children and its status"
 RUST_LOG=info "$operator" run --listen 127.0.0.1:0 --lease-namespace "$ns" --identity "e2e-$$" \
