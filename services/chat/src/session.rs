@@ -90,6 +90,17 @@ pub trait Gateway: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
 }
 
+/// A send being published: resolves to the `ack` (or `not-sent`) for the client.
+type Publishing = std::pin::Pin<Box<dyn Future<Output = ServerFrame> + Send>>;
+
+/// The reply of the send in flight, if any (never resolves when none is).
+async fn published(publishing: &mut Option<Publishing>) -> ServerFrame {
+    match publishing {
+        Some(publish) => publish.await,
+        None => std::future::pending().await,
+    }
+}
+
 /// A per-person token bucket shared by a gateway's sockets.
 #[derive(Debug)]
 pub struct SendLimit {
@@ -216,6 +227,10 @@ pub async fn run<G, I, O>(
     tokio::pin!(expiry);
     let mut session = identity.session_id;
     let mut revoked = gateway.revocation(&session);
+    // A send waits for the broker's acknowledgement without holding up the room: the socket
+    // goes on writing the room's frames meanwhile; the client's next frame is read once the
+    // ack is out (one send in flight per socket keeps a person's messages in their order).
+    let mut publishing: Option<Publishing> = None;
     loop {
         if identity.expires_at != expires {
             expires = identity.expires_at;
@@ -228,7 +243,7 @@ pub async fn run<G, I, O>(
         }
         let reason = if let Some(frame) = pending.take() {
             match on_frame(
-                &*gateway,
+                &gateway,
                 &hub,
                 &limit,
                 &room,
@@ -237,6 +252,7 @@ pub async fn run<G, I, O>(
                 &mut unanswered,
                 frame,
                 &mut outgoing,
+                &mut publishing,
             )
             .await
             {
@@ -263,11 +279,16 @@ pub async fn run<G, I, O>(
                         None
                     }
                 }
+                reply = published(&mut publishing), if publishing.is_some() => {
+                    publishing = None;
+                    if outgoing.send(text(reply)).await.is_err() { return; }
+                    None
+                }
                 // The client's frames before the room's: a busy room must not starve its sends
                 // and pongs.
-                frame = incoming.next() => {
+                frame = incoming.next(), if publishing.is_none() => {
                     let Some(frame) = frame else { return };
-                    match on_frame(&*gateway, &hub, &limit, &room, &mut identity, &mut subscription, &mut unanswered, frame, &mut outgoing).await {
+                    match on_frame(&gateway, &hub, &limit, &room, &mut identity, &mut subscription, &mut unanswered, frame, &mut outgoing, &mut publishing).await {
                         Some(Ok(())) => None,
                         Some(Err(reason)) => Some(reason),
                         None => return,
@@ -300,7 +321,7 @@ const WRITE_WITHIN: Duration = Duration::from_secs(10);
 /// with that code and reason.
 #[allow(clippy::too_many_arguments)]
 async fn on_frame<G: Gateway, O: Sink<Outgoing> + Unpin>(
-    gateway: &G,
+    gateway: &Arc<G>,
     hub: &Hub,
     limit: &SendLimit,
     room: &str,
@@ -309,6 +330,7 @@ async fn on_frame<G: Gateway, O: Sink<Outgoing> + Unpin>(
     unanswered: &mut u32,
     frame: Incoming,
     outgoing: &mut O,
+    publishing: &mut Option<Publishing>,
 ) -> Option<Result<(), (u16, &'static str)>> {
     match frame {
         Incoming::Close => None,
@@ -323,7 +345,7 @@ async fn on_frame<G: Gateway, O: Sink<Outgoing> + Unpin>(
             if t.len() > MAX_FRAME_BYTES {
                 return Some(Err((close::TOO_BIG, "frames are at most 16 KiB")));
             }
-            Some(handle(gateway, hub, limit, room, identity, subscription, &t, outgoing).await)
+            Some(handle(gateway, hub, limit, room, identity, subscription, &t, outgoing, publishing).await)
         }
     }
 }
@@ -349,10 +371,11 @@ async fn write_batch<O: Sink<Outgoing> + Unpin>(
     outgoing.flush().await
 }
 
-/// Handles one text frame; `Err` closes the socket with that code and reason.
+/// Handles one text frame; `Err` closes the socket with that code and reason. A send that
+/// goes to the broker leaves its reply to `publishing`.
 #[allow(clippy::too_many_arguments)]
 async fn handle<G: Gateway, O: Sink<Outgoing> + Unpin>(
-    gateway: &G,
+    gateway: &Arc<G>,
     hub: &Hub,
     limit: &SendLimit,
     room: &str,
@@ -360,6 +383,7 @@ async fn handle<G: Gateway, O: Sink<Outgoing> + Unpin>(
     subscription: &mut Subscription,
     text: &str,
     outgoing: &mut O,
+    publishing: &mut Option<Publishing>,
 ) -> Result<(), (u16, &'static str)> {
     let gone = (close::GOING_AWAY, "");
     let send = |frame: ServerFrame| Outgoing::Text(frame.to_text().into());
@@ -399,27 +423,31 @@ async fn handle<G: Gateway, O: Sink<Outgoing> + Unpin>(
                     text,
                     sent_at: gateway.now(),
                 };
-                match gateway.publish(&message).await {
-                    Ok(position) => {
-                        metrics::counter!("chat_messages_sent_total").increment(1);
-                        ServerFrame::Ack { client_msg_id, id: message.id, offset: position.offset }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), room, "a message could not be published");
-                        ServerFrame::Error {
-                            code: "not-sent".into(),
-                            message: format!("`{client_msg_id}` was not sent; send it again (same clientMsgId)"),
-                            retry_after_ms: Some(1_000),
+                let gateway = gateway.clone();
+                *publishing = Some(Box::pin(async move {
+                    match gateway.publish(&message).await {
+                        Ok(position) => {
+                            metrics::counter!("chat_messages_sent_total").increment(1);
+                            ServerFrame::Ack { client_msg_id, id: message.id, offset: position.offset }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %format!("{e:#}"), room = %message.room, "a message could not be published");
+                            ServerFrame::Error {
+                                code: "not-sent".into(),
+                                message: format!("`{client_msg_id}` was not sent; send it again (same clientMsgId)"),
+                                retry_after_ms: Some(1_000),
+                            }
                         }
                     }
-                }
+                }));
+                return Ok(());
             }
         }
         ClientFrame::Resume { epoch, since_offset } => {
             let recovered = if epoch != gateway.epoch() {
                 false
             } else {
-                resume(gateway, hub, room, since_offset, subscription, outgoing).await?
+                resume(gateway.as_ref(), hub, room, since_offset, subscription, outgoing).await?
             };
             ServerFrame::Resumed { recovered }
         }
@@ -481,6 +509,9 @@ mod tests {
         stored: Mutex<Vec<MessageView>>,
         fail_publish: AtomicBool,
         revocation: Arc<tokio::sync::Notify>,
+        /// While held, publishes of user 1 wait for the broker (a permit per acknowledgement).
+        held: AtomicBool,
+        acks: tokio::sync::Semaphore,
     }
 
     const GOOD: &str = "good";
@@ -513,6 +544,9 @@ mod tests {
         }
         async fn publish(&self, message: &MessageView) -> anyhow::Result<Position> {
             anyhow::ensure!(!self.fail_publish.load(Ordering::SeqCst), "broker down");
+            if self.held.load(Ordering::SeqCst) && message.user_id == Uuid::from_u128(1) {
+                self.acks.acquire().await?.forget();
+            }
             let position = Position { partition: 0, offset: self.next.fetch_add(1, Ordering::SeqCst) };
             self.hub.fan_out(position, message.clone());
             self.stored.lock().unwrap().push(MessageView { offset: position.offset, ..message.clone() });
@@ -575,6 +609,8 @@ mod tests {
                 stored: Mutex::default(),
                 fail_publish: AtomicBool::new(false),
                 revocation: Arc::default(),
+                held: AtomicBool::new(false),
+                acks: tokio::sync::Semaphore::new(0),
             });
             let (stop, _) = watch::channel(false);
             Self { fake, hub, limit: Arc::new(SendLimit::new(5.0, 10)), stop }
@@ -637,6 +673,42 @@ mod tests {
             seen_by_b.push((f["offset"].as_i64().unwrap(), f["text"].as_str().unwrap().to_owned()));
         }
         assert_eq!(seen_by_b, [(0, "hello 0".into()), (1, "hello 1".into()), (2, "hello 2".into())]);
+    }
+
+    #[tokio::test]
+    async fn the_room_keeps_flowing_to_a_socket_whose_send_awaits_the_broker() {
+        let s = Setup::new();
+        s.fake.held.store(true, Ordering::SeqCst);
+        let mut a = s.connect("lobby", Some(GOOD), SessionConfig::default());
+        let mut b = s.connect("lobby", Some(OTHER), SessionConfig::default());
+        for c in [&mut a, &mut b] {
+            assert_eq!(c.next().await["type"], "ready");
+            c.say(serde_json::json!({"type": "ping"}));
+            assert_eq!(c.next().await["type"], "pong");
+        }
+        // a's send waits for the broker; meanwhile b talks, and a sees it at once.
+        a.say(send("slow", "waiting for the broker"));
+        a.say(serde_json::json!({"type": "ping"}));
+        for i in 0..3 {
+            b.say(send(&format!("b{i}"), &format!("from b {i}")));
+        }
+        for i in 0..3 {
+            let f = a.next().await;
+            assert_eq!(
+                (f["type"].as_str(), f["text"].as_str()),
+                (Some("message"), Some(format!("from b {i}").as_str()))
+            );
+        }
+        // a's next frame (the ping) is read only once its send is answered: one send in
+        // flight per socket keeps a person's messages in order.
+        s.fake.acks.add_permits(1);
+        let mut after = Vec::new();
+        while after.len() < 3 {
+            after.push(a.next().await["type"].as_str().unwrap().to_owned());
+        }
+        let at = |t: &str| after.iter().position(|x| x == t).unwrap_or_else(|| panic!("no {t} in {after:?}"));
+        assert!(at("ack") < at("pong"), "the ping is answered after the send: {after:?}");
+        at("message");
     }
 
     #[tokio::test]
