@@ -121,6 +121,9 @@ pub struct Context {
     pub route_drain: Duration,
     /// When each deleted campaign began winding down.
     winding: Mutex<HashMap<String, Instant>>,
+    /// Campaigns (by uid) whose removal this replica announced: a reconcile still working from
+    /// a copy with the finalizer (a lagging watch) must not announce it again.
+    removals_announced: Mutex<HashMap<String, Instant>>,
     /// Announces definitions and removals on the event bus (and holds deleted campaigns with a
     /// finalizer until their removal is announced); `None` runs without the bus (tests, bench).
     pub announcer: Option<Arc<Announcer>>,
@@ -166,6 +169,7 @@ impl Context {
             campaigns: std::sync::OnceLock::new(),
             route_drain: ROUTE_DRAIN,
             winding: Mutex::default(),
+            removals_announced: Mutex::default(),
             announcer: None,
         }
     }
@@ -220,11 +224,17 @@ async fn reconcile_campaign(object: &DynamicObject, ctx: &Context) -> Result<Act
         // issued after the removal and the totals are final; then the removal is announced
         // with them, and it may go.
         if has_finalizer(object) {
-            if let Some(wait) = wind_down(ctx, object).await? {
-                return Ok(Action::requeue(wait));
-            }
-            if let Some(announcer) = &ctx.announcer {
-                announcer.removed(&object.metadata, totals(ctx, object)).await?;
+            let announced = ctx.removals_announced.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&uid);
+            if !announced {
+                if let Some(wait) = wind_down(ctx, object).await? {
+                    return Ok(Action::requeue(wait));
+                }
+                if let Some(announcer) = &ctx.announcer {
+                    announcer.removed(&object.metadata, totals(ctx, object)).await?;
+                }
+                let mut removals = ctx.removals_announced.lock().unwrap_or_else(|e| e.into_inner());
+                removals.retain(|_, at| at.elapsed() < REMOVALS_REMEMBERED);
+                removals.insert(uid.clone(), Instant::now());
             }
             set_finalizer(ctx, object, false).await?;
         }
@@ -407,6 +417,9 @@ async fn set_finalizer(ctx: &Context, object: &DynamicObject, present: bool) -> 
 /// Longest a deleted campaign is held for its issuers to stop before its removal is announced
 /// anyway (pods that never terminate must not block a deletion forever).
 const WIND_DOWN_LIMIT: Duration = Duration::from_secs(120);
+/// How long a replica remembers that it announced a campaign's removal (far longer than any
+/// watch lags).
+const REMOVALS_REMEMBERED: Duration = Duration::from_secs(600);
 /// How often a winding-down campaign is looked at.
 const WIND_DOWN_POLL: Duration = Duration::from_secs(1);
 
@@ -423,7 +436,10 @@ async fn wind_down(ctx: &Context, object: &DynamicObject) -> Result<Option<Durat
         tracing::warn!(campaign = %key_of(object), "issuers still running after {WIND_DOWN_LIMIT:?}; announcing the removal anyway");
         return Ok(None);
     }
-    if ctx.stores.ingresses.get(&ObjectRef::new(&name).within(namespace)).is_some() {
+    // The API itself, not the watch caches: a cache that lags (a watch behind, a relist) would
+    // read as "no route, no autoscaler, no issuers" and announce the removal while they run.
+    let ingresses: Api<Ingress> = Api::namespaced(ctx.client.clone(), namespace);
+    if ingresses.get_opt(&name).await?.is_some() {
         delete::<Ingress>(ctx, namespace, &name).await?;
         ctx.route_removed.lock().unwrap_or_else(|e| e.into_inner()).entry(key.clone()).or_insert_with(Instant::now);
     }
@@ -431,14 +447,15 @@ async fn wind_down(ctx: &Context, object: &DynamicObject) -> Result<Option<Durat
     if let Some(left) = removed.and_then(|t| ctx.route_drain.checked_sub(t.elapsed())) {
         return Ok(Some(left));
     }
-    if ctx.stores.hpas.get(&ObjectRef::new(&name).within(namespace)).is_some() {
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), namespace);
+    if hpas.get_opt(&name).await?.is_some() {
         delete::<HorizontalPodAutoscaler>(ctx, namespace, &name).await?;
     }
-    let Some(deployment) = ctx.stores.deployments.get(&ObjectRef::new(&name).within(namespace)) else {
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
+    let Some(deployment) = deployments.get_opt(&name).await? else {
         return Ok(None);
     };
     if deployment.spec.as_ref().and_then(|s| s.replicas) != Some(0) {
-        let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
         let patch = serde_json::json!({"spec": {"replicas": 0}});
         let params = PatchParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PatchParams::default() };
         let patch = Patch::Merge(&patch);

@@ -300,6 +300,11 @@ impl StandIn {
         self.lock().objects.get(&(collection.to_owned(), namespace.to_owned(), name.to_owned())).cloned()
     }
 
+    /// Every change so far, oldest first, as watches saw it: (event type, collection, object).
+    pub fn changes(&self) -> Vec<(&'static str, String, Value)> {
+        self.lock().history.iter().map(|e| (e.kind, e.collection.clone(), e.object.clone())).collect()
+    }
+
     /// Every stored object of a collection.
     pub fn list(&self, collection: &str) -> Vec<Value> {
         self.lock().objects.iter().filter(|((c, _, _), _)| c == collection).map(|(_, v)| v.clone()).collect()
@@ -451,10 +456,26 @@ impl StandIn {
             object: object.clone(),
         };
         self.record(inner, event);
+        if old.is_none() && self.orphaned(inner, &object) {
+            // The garbage collector deletes a dependent whose every owner is gone (by uid): a
+            // child written from a stale copy of a just-deleted owner does not survive it.
+            self.delete_locked(inner, collection, namespace, name);
+            return Some(object);
+        }
         if self.simulate {
             self.simulate_workloads(inner, collection, namespace, name);
         }
         Some(object)
+    }
+
+    /// Whether `object` has owner references and none of its owners exists any more.
+    fn orphaned(&self, inner: &Inner, object: &Value) -> bool {
+        let Some(refs) = object.pointer("/metadata/ownerReferences").and_then(Value::as_array) else { return false };
+        if refs.is_empty() {
+            return false;
+        }
+        let owners: Vec<&Value> = refs.iter().filter_map(|r| r.get("uid")).collect();
+        !inner.objects.values().any(|o| o.pointer("/metadata/uid").is_some_and(|uid| owners.contains(&uid)))
     }
 
     fn record(&self, inner: &mut Inner, event: WatchEvent) {
