@@ -53,6 +53,10 @@ struct Subscriber {
     tx: mpsc::Sender<Outbound>,
     /// Raised when the socket fell too far behind and was dropped from the room.
     too_slow: Arc<Notify>,
+    /// The client resumed having seen the room up to this offset: messages at or below it are
+    /// not sent again (a gateway whose reading is behind the one the client came from reads
+    /// them later).
+    seen_through: Option<i64>,
 }
 
 #[derive(Default)]
@@ -209,6 +213,9 @@ impl Hub {
             state.ring.clear();
             state.ids.clear();
             state.complete_from = Some(offset);
+            for subscriber in state.sockets.values_mut() {
+                subscriber.seen_through = None;
+            }
         }
         if state.complete_from.is_none() {
             let start = self.partition_start(position.partition).unwrap_or(offset);
@@ -224,7 +231,7 @@ impl Hub {
                 state.complete_from = Some(old.offset + 1);
             }
         }
-        Fanned::Delivered(push(&mut state, &frame))
+        Fanned::Delivered(push(&mut state, &frame, Some(offset)))
     }
 
     /// A message removed by a moderator: out of the ring (its id stays known, so a duplicate
@@ -235,14 +242,14 @@ impl Hub {
         let mut state = room.state();
         state.ring.retain(|e| e.id != id);
         state.ids.insert(id);
-        push(&mut state, &frame)
+        push(&mut state, &frame, None)
     }
 
     /// Sends `frame` to every local socket of `room` (presence updates).
     pub fn broadcast(&self, room: &str, frame: &ServerFrame) -> usize {
         let room = self.room(room);
         let frame: Outbound = frame.to_text().into();
-        push(&mut room.state(), &frame)
+        push(&mut room.state(), &frame, None)
     }
 
     fn partition_start(&self, partition: i32) -> Option<i64> {
@@ -258,7 +265,7 @@ impl Hub {
         let too_slow = Arc::new(Notify::new());
         let backlog = {
             let mut state = room.state();
-            state.sockets.insert(id, Subscriber { tx, too_slow: too_slow.clone() });
+            state.sockets.insert(id, Subscriber { tx, too_slow: too_slow.clone(), seen_through: after });
             match after {
                 None => Backlog { entries: Vec::new(), complete: true, ring_from: None, partition: state.partition },
                 Some(after) => {
@@ -289,12 +296,18 @@ impl Hub {
     }
 }
 
-/// Queues `frame` for every socket of the room; a socket whose queue is full leaves the room
-/// and is told it is too slow. Returns the sockets reached.
-fn push(state: &mut RoomState, frame: &Outbound) -> usize {
+/// Queues `frame` (the message at `offset`, if it is one) for every socket of the room that has
+/// not seen it; a socket whose queue is full leaves the room and is told it is too slow.
+/// Returns the sockets reached.
+fn push(state: &mut RoomState, frame: &Outbound, offset: Option<i64>) -> usize {
     let mut slow = Vec::new();
     let mut reached = 0;
     for (id, subscriber) in &state.sockets {
+        if let (Some(offset), Some(seen)) = (offset, subscriber.seen_through)
+            && offset <= seen
+        {
+            continue;
+        }
         match subscriber.tx.try_send(frame.clone()) {
             Ok(()) => reached += 1,
             Err(mpsc::error::TrySendError::Full(_)) => slow.push(*id),
@@ -404,6 +417,25 @@ mod tests {
         assert!(quiet.complete && quiet.entries.is_empty());
         let (_, quiet_old) = hub.subscribe("quiet", Some(50));
         assert!(!quiet_old.complete, "before the gateway's start it cannot know");
+    }
+
+    #[test]
+    fn a_resume_on_a_gateway_still_behind_is_not_sent_what_the_client_saw_elsewhere() {
+        let hub = Hub::new(HubConfig { ring: 4, queue: 16 });
+        hub.partition_starts(0, 0);
+        for off in 0..5 {
+            hub.fan_out(at(off), msg("lobby", off as u128 + 1));
+        }
+        // The client saw up to 8 on another gateway; this one has read up to 4.
+        let (mut resumed, backlog) = hub.subscribe("lobby", Some(8));
+        assert!(backlog.complete && backlog.entries.is_empty());
+        for off in 5..11 {
+            hub.fan_out(at(off), msg("lobby", off as u128 + 1));
+        }
+        assert_eq!(offsets(&drain(&mut resumed)), [9, 10], "5 to 8 were seen already");
+        // A re-created topic starts its offsets over: nothing is held back then.
+        hub.fan_out(at(0), msg("lobby", 100));
+        assert_eq!(offsets(&drain(&mut resumed)), [0]);
     }
 
     #[test]

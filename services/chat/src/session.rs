@@ -90,16 +90,25 @@ pub trait Gateway: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
 }
 
-/// A send being published: resolves to the `ack` (or `not-sent`) for the client.
-type Publishing = std::pin::Pin<Box<dyn Future<Output = ServerFrame> + Send>>;
+/// A send being published, on its own task: a socket that closes never cancels it halfway
+/// (the bus's publish deadline and producer renewal always run to the end). Resolves to the
+/// `ack` (or `not-sent`) for the client.
+type Publishing = tokio::task::JoinHandle<ServerFrame>;
 
 /// The reply of the send in flight, if any (never resolves when none is).
 async fn published(publishing: &mut Option<Publishing>) -> ServerFrame {
     match publishing {
-        Some(publish) => publish.await,
+        Some(publish) => publish.await.unwrap_or_else(|_| ServerFrame::Error {
+            code: "not-sent".into(),
+            message: "the message was not sent; send it again (same clientMsgId)".into(),
+            retry_after_ms: Some(1_000),
+        }),
         None => std::future::pending().await,
     }
 }
+
+/// How long a closing socket waits for its send in flight, to answer it before the close.
+const PUBLISH_WAIT_ON_CLOSE: Duration = Duration::from_secs(10);
 
 /// A per-person token bucket shared by a gateway's sockets.
 #[derive(Debug)]
@@ -263,6 +272,12 @@ pub async fn run<G, I, O>(
         } else {
             tokio::select! {
                 biased;
+                // An answered send is written before anything closes the socket.
+                reply = published(&mut publishing), if publishing.is_some() => {
+                    publishing = None;
+                    if outgoing.send(text(reply)).await.is_err() { return; }
+                    None
+                }
                 () = stopped(&mut stop) => Some((close::GOING_AWAY, "the gateway is shutting down; reconnect")),
                 _ = subscription.too_slow.notified() => Some((close::TOO_SLOW, "too far behind; reconnect and resume")),
                 () = &mut expiry => Some((close::TOKEN_EXPIRED, "the access token has expired")),
@@ -278,11 +293,6 @@ pub async fn run<G, I, O>(
                         if outgoing.send(Outgoing::Ping).await.is_err() { return; }
                         None
                     }
-                }
-                reply = published(&mut publishing), if publishing.is_some() => {
-                    publishing = None;
-                    if outgoing.send(text(reply)).await.is_err() { return; }
-                    None
                 }
                 // The client's frames before the room's: a busy room must not starve its sends
                 // and pongs.
@@ -306,6 +316,13 @@ pub async fn run<G, I, O>(
             }
         };
         if let Some((code, reason)) = reason {
+            // The send in flight is answered first: its ack (or not-sent) tells the client
+            // whether to send it again elsewhere.
+            if publishing.is_some()
+                && let Ok(reply) = tokio::time::timeout(PUBLISH_WAIT_ON_CLOSE, published(&mut publishing)).await
+            {
+                let _ = tokio::time::timeout(WRITE_WITHIN, outgoing.send(text(reply))).await;
+            }
             let _ = tokio::time::timeout(WRITE_WITHIN, outgoing.send(closing(code, reason))).await;
             return;
         }
@@ -424,7 +441,8 @@ async fn handle<G: Gateway, O: Sink<Outgoing> + Unpin>(
                     sent_at: gateway.now(),
                 };
                 let gateway = gateway.clone();
-                *publishing = Some(Box::pin(async move {
+                debug_assert!(publishing.is_none(), "one send in flight per socket");
+                *publishing = Some(tokio::spawn(async move {
                     match gateway.publish(&message).await {
                         Ok(position) => {
                             metrics::counter!("chat_messages_sent_total").increment(1);
@@ -709,6 +727,34 @@ mod tests {
         let at = |t: &str| after.iter().position(|x| x == t).unwrap_or_else(|| panic!("no {t} in {after:?}"));
         assert!(at("ack") < at("pong"), "the ping is answered after the send: {after:?}");
         at("message");
+    }
+
+    #[tokio::test]
+    async fn a_socket_closed_while_its_send_awaits_the_broker_answers_the_send_first() {
+        let s = Setup::new();
+        s.fake.held.store(true, Ordering::SeqCst);
+        let mut a = s.connect("lobby", Some(GOOD), SessionConfig::default());
+        assert_eq!(a.next().await["type"], "ready");
+        a.say(serde_json::json!({"type": "ping"}));
+        assert_eq!(a.next().await["type"], "pong");
+        a.say(send("last", "sent as the gateway stops"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = s.stop.send(true);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s.fake.acks.add_permits(1);
+        let mut frames = Vec::new();
+        loop {
+            let f = a.next().await;
+            let closed = f.get("close").is_some();
+            frames.push(f);
+            if closed {
+                break;
+            }
+        }
+        let ack = frames.iter().position(|f| f["type"] == "ack").unwrap_or_else(|| panic!("no ack: {frames:?}"));
+        assert_eq!(frames[ack]["clientMsgId"], "last");
+        assert_eq!(frames.last().unwrap()["close"], close::GOING_AWAY, "then going away: {frames:?}");
+        assert_eq!(s.fake.stored.lock().unwrap().len(), 1, "the message is in the log once");
     }
 
     #[tokio::test]
