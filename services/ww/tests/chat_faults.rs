@@ -547,8 +547,10 @@ real! {
             d.start_gateway(0).await;
         })
         .await;
-        // Half the clients were on the killed gateway: more reconnects than the give-ups made.
+        // Half the clients were on the killed gateway: more reconnects than the give-ups made,
+        // and every connection resumed.
         assert!(seen.reconnects > seen.abandoned, "the gateway's clients reconnected: {seen:?}");
+        assert!(seen.resumes > seen.reconnects, "each connection resumed: {seen:?}");
     }
 }
 
