@@ -20,7 +20,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -350,25 +350,14 @@ async fn apply_children(
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
         let floor = i32::try_from(built.gateway_floor).unwrap_or(i32::MAX);
         let current = match &gateway {
-            // Created with its floor (an Update, not an Apply): the applied fields never include
-            // `replicas`, so the autoscaler owns it without a fight.
+            // Created by apply like every child, so a field later dropped from the spec goes
+            // (an object created by POST keeps its fields under an Update entry that later
+            // applies never remove). `replicas` is never among the applied fields — the
+            // autoscaler owns it; the new Deployment (one replica by default) is raised to its
+            // floor just below.
             None => {
-                let mut first = built.gateway.clone();
-                if let Some(spec) = first.spec.as_mut() {
-                    spec.replicas = Some(floor);
-                }
-                let params = PostParams { field_manager: Some(FIELD_MANAGER.to_owned()), ..PostParams::default() };
-                match deployments.create(&params, &first).await {
-                    Ok(_) => {
-                        count_write(writes, "Deployment", "create");
-                        Some(floor)
-                    }
-                    Err(kube::Error::Api(e)) if e.code == 409 => {
-                        apply_one(client, writes, &stores.deployments, namespace, &built.gateway).await?;
-                        None
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+                apply_one(client, writes, &stores.deployments, namespace, &built.gateway).await?;
+                None
             }
             Some(d) => {
                 apply_one(client, writes, &stores.deployments, namespace, &built.gateway).await?;

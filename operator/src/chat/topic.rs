@@ -178,7 +178,12 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 impl KafkaTopicAdmin {
     pub fn new(config: &KafkaConfig) -> Result<Self, KafkaError> {
         let brokers = config.kafka_brokers.clone().unwrap_or_default();
-        let admin = ClientConfig::new().set("bootstrap.servers", &brokers).create()?;
+        // Looking a topic up must never create it with the broker's defaults (a producer-side
+        // handle asks for auto-creation unless told not to; Kafka's default honours it).
+        let admin = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("allow.auto.create.topics", "false")
+            .create()?;
         Ok(Self {
             admin: Arc::new(admin),
             replication_factor: config.kafka_replication_factor,
