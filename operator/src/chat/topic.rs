@@ -180,10 +180,8 @@ impl KafkaTopicAdmin {
         let brokers = config.kafka_brokers.clone().unwrap_or_default();
         // Looking a topic up must never create it with the broker's defaults (a producer-side
         // handle asks for auto-creation unless told not to; Kafka's default honours it).
-        let admin = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .set("allow.auto.create.topics", "false")
-            .create()?;
+        let admin =
+            ClientConfig::new().set("bootstrap.servers", &brokers).set("allow.auto.create.topics", "false").create()?;
         Ok(Self {
             admin: Arc::new(admin),
             replication_factor: config.kafka_replication_factor,

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::RealEnv;
+use common::cluster::ww_exe;
 use common::procs::Tansu;
 use futures::{SinkExt, StreamExt};
 use platform::auth::JwtKeys;
@@ -167,16 +168,6 @@ impl Deployment {
     async fn db(&self) -> Database {
         let url = DatabaseUrl::Postgres(format!("{}/ww_test_{}", self.env.postgres, self.id));
         Database::open(&url, chat::SERVICE, 4, chat::migrator()).await.unwrap()
-    }
-}
-
-fn ww_exe() -> std::path::PathBuf {
-    match std::env::var_os("WW_TEST_WW_BIN") {
-        Some(path) => {
-            eprintln!("drills run {} (WW_TEST_WW_BIN), not this build", std::path::Path::new(&path).display());
-            path.into()
-        }
-        None => env!("CARGO_BIN_EXE_ww").into(),
     }
 }
 
@@ -524,22 +515,7 @@ fn shared() -> RealEnv {
     RealEnv::get()
 }
 
-/// One drill at a time: each runs three `ww` processes and a crowd on 2 cores.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-macro_rules! real {
-    ($(#[$m:meta])* async fn $name:ident() $body:block) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        #[cfg_attr(ww_no_backends, ignore = "WW_TEST_NO_BACKENDS was set: needs PostgreSQL, Redis and Kafka")]
-        $(#[$m])*
-        async fn $name() {
-            let _alone = ONE_AT_A_TIME.lock().await;
-            common::watchdog(stringify!($name), async $body).await;
-        }
-    };
-}
-
-real! {
+drill! {
     async fn a_gateway_killed_mid_conversation_loses_and_duplicates_nothing() {
         let seen = drill(shared(), small_rings(), async |d: &Deployment| {
             d.kill_gateway(0).await;
@@ -554,7 +530,7 @@ real! {
     }
 }
 
-real! {
+drill! {
     async fn the_persister_killed_and_restarted_stores_every_message_once() {
         drill(shared(), small_rings(), async |d: &Deployment| {
             d.kill_persister().await;
@@ -565,7 +541,7 @@ real! {
     }
 }
 
-real! {
+drill! {
     async fn resumes_while_the_persister_is_paused_miss_nothing() {
         // The persister stops storing (SIGSTOP) and a gateway dies: its clients resume on the
         // other gateway from what that gateway holds (its ring, the default size), nothing of
@@ -583,7 +559,7 @@ real! {
     }
 }
 
-real! {
+drill! {
     async fn the_broker_down_longer_than_the_producer_timeout_loses_and_duplicates_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let broker = Arc::new(tokio::sync::Mutex::new(Some(Tansu::start(dir.path()))));

@@ -45,24 +45,7 @@ fn shared() -> RealEnv {
     RealEnv::get()
 }
 
-/// One drill at a time: a drill kills and restarts processes on fixed ports, and a drill
-/// running beside it could be handed such a port while it is free (its crowd would then reach
-/// the other drill's issuers). On 2 cores they gain little from overlapping anyway.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-macro_rules! real {
-    ($(#[$m:meta])* async fn $name:ident() $body:block) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-        #[cfg_attr(ww_no_backends, ignore = "WW_TEST_NO_BACKENDS was set: needs PostgreSQL, Redis and Kafka")]
-        $(#[$m])*
-        async fn $name() {
-            let _alone = ONE_AT_A_TIME.lock().await;
-            $body
-        }
-    };
-}
-
-real! {
+drill! {
     async fn an_issuer_replica_killed_mid_burst_loses_and_oversells_nothing() {
         drill(shared(), Crowd::default(), async |c: &Cluster, _: &AtomicUsize| {
             c.kill_issuer(0).await;
@@ -73,7 +56,7 @@ real! {
     }
 }
 
-real! {
+drill! {
     async fn the_persister_killed_mid_burst_writes_every_coupon_once() {
         drill(shared(), Crowd::default(), async |c: &Cluster, _: &AtomicUsize| {
             c.kill_persister().await;
@@ -84,7 +67,7 @@ real! {
     }
 }
 
-real! {
+drill! {
     async fn clients_that_give_up_after_milliseconds_get_their_coupon_after_the_sell_out() {
         let crowd = Crowd { abandon_every: 4, abandon_after: Duration::from_millis(2), ..Crowd::default() };
         let told = drill(shared(), crowd, async |_: &Cluster, _: &AtomicUsize| {}).await;
@@ -92,7 +75,7 @@ real! {
     }
 }
 
-real! {
+drill! {
     async fn redis_killed_and_restarted_empty_is_rebuilt_before_any_answer() {
         let redis = Arc::new(tokio::sync::Mutex::new(Some(RedisServer::start(&[]))));
         let url = redis.lock().await.as_ref().unwrap().url();
@@ -109,7 +92,7 @@ real! {
     }
 }
 
-real! {
+drill! {
     async fn redis_restored_from_an_older_snapshot_is_rebuilt_not_trusted() {
         // Snapshots go to a folder of the test's; the restarted server loads the older one.
         let dir = tempfile::tempdir().unwrap();
@@ -136,7 +119,7 @@ real! {
     }
 }
 
-real! {
+drill! {
     async fn the_broker_down_longer_than_the_producer_timeout_loses_and_duplicates_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let broker = Arc::new(tokio::sync::Mutex::new(Some(Tansu::start(dir.path()))));

@@ -440,7 +440,7 @@ impl Cluster {
 
 /// The `ww` binary the drills start: this build's, or `WW_TEST_WW_BIN` to run the same drills
 /// against another build (how the closing notes show a drill failing on an earlier commit).
-fn ww_exe() -> std::path::PathBuf {
+pub fn ww_exe() -> std::path::PathBuf {
     match std::env::var_os("WW_TEST_WW_BIN") {
         Some(path) => {
             eprintln!("drills run {} (WW_TEST_WW_BIN), not this build", std::path::Path::new(&path).display());

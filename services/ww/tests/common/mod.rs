@@ -323,6 +323,25 @@ pub async fn watchdog(name: &str, scenario: impl std::future::Future<Output = ()
     }
 }
 
+/// Fault drills run one at a time within their test binary: each kills and restarts processes
+/// on fixed ports (a drill beside it could be handed such a port while it is free), and on two
+/// cores they gain little from overlapping anyway.
+pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A fault drill on the real backends: one at a time ([`ONE_AT_A_TIME`]), under the watchdog.
+#[macro_export]
+macro_rules! drill {
+    ($(#[$m:meta])* async fn $name:ident() $body:block) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        #[cfg_attr(ww_no_backends, ignore = "WW_TEST_NO_BACKENDS was set: needs PostgreSQL, Redis and Kafka")]
+        $(#[$m])*
+        async fn $name() {
+            let _alone = $crate::common::ONE_AT_A_TIME.lock().await;
+            $crate::common::watchdog(stringify!($name), async $body).await;
+        }
+    };
+}
+
 pub fn unique_email(tag: &str) -> String {
     format!("{tag}-{}@example.com", uuid::Uuid::new_v4().simple())
 }
