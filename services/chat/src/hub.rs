@@ -63,8 +63,11 @@ struct Subscriber {
 struct RoomState {
     sockets: HashMap<u64, Subscriber>,
     ring: VecDeque<Arc<Entry>>,
-    /// Ids of the messages in the ring and of those deleted while there.
+    /// Ids of the room's last messages (a window [`DEDUPE_RINGS`] times the ring: ids only, no
+    /// frames) and of those deleted: a second copy of one is dropped.
     ids: HashSet<Uuid>,
+    /// The window's ids, oldest first.
+    recent: VecDeque<Uuid>,
     /// From this offset on, every message of the room this gateway read is in the ring.
     complete_from: Option<i64>,
     /// The highest offset seen (older records re-read are ignored).
@@ -72,6 +75,12 @@ struct RoomState {
     /// The partition the room's messages are on, once one was seen.
     partition: Option<i32>,
 }
+
+/// How many rings' worth of message ids a room remembers to drop second copies. A message sent
+/// again after its acknowledgement was lost (a broker outage) lands far after its first copy —
+/// about 170 records later in the broker drill — so the window is wider than the ring it would
+/// otherwise be; ids are 16 bytes, frames hundreds.
+pub const DEDUPE_RINGS: usize = 4;
 
 /// What a new socket gets: the messages after the offset it asked from that the ring holds,
 /// and whether those are all there are.
@@ -178,6 +187,7 @@ impl Hub {
             let mut state = room.state();
             state.ring.clear();
             state.ids.clear();
+            state.recent.clear();
             state.complete_from = None;
             state.last_offset = None;
             state.partition = None;
@@ -212,6 +222,7 @@ impl Hub {
             tracing::warn!(room = %room.name, offset, "offsets went back: the log was re-created; the room's ring starts over");
             state.ring.clear();
             state.ids.clear();
+            state.recent.clear();
             state.complete_from = Some(offset);
             for subscriber in state.sockets.values_mut() {
                 subscriber.seen_through = None;
@@ -223,11 +234,10 @@ impl Hub {
         }
         state.last_offset = Some(offset);
         state.partition = Some(position.partition);
-        state.ids.insert(id);
+        remember(&mut state, id, self.config.ring.saturating_mul(DEDUPE_RINGS));
         state.ring.push_back(Arc::new(Entry { offset, id, frame: frame.clone() }));
         while state.ring.len() > self.config.ring {
             if let Some(old) = state.ring.pop_front() {
-                state.ids.remove(&old.id);
                 state.complete_from = Some(old.offset + 1);
             }
         }
@@ -241,7 +251,9 @@ impl Hub {
         let frame: Outbound = ServerFrame::Deleted { room: room.name.clone(), id }.to_text().into();
         let mut state = room.state();
         state.ring.retain(|e| e.id != id);
-        state.ids.insert(id);
+        if !state.ids.contains(&id) {
+            remember(&mut state, id, self.config.ring.saturating_mul(DEDUPE_RINGS));
+        }
         push(&mut state, &frame, None)
     }
 
@@ -293,6 +305,18 @@ impl Hub {
         let rooms: Vec<Arc<Room>> =
             self.rooms.read().unwrap_or_else(std::sync::PoisonError::into_inner).values().cloned().collect();
         rooms.into_iter().map(|r| (r.name.clone(), r.local_sockets())).filter(|(_, n)| *n > 0).collect()
+    }
+}
+
+/// Adds `id` to the room's dedupe window of `window` ids, forgetting the oldest beyond it.
+fn remember(state: &mut RoomState, id: Uuid, window: usize) {
+    if state.ids.insert(id) {
+        state.recent.push_back(id);
+    }
+    while state.recent.len() > window.max(1) {
+        if let Some(old) = state.recent.pop_front() {
+            state.ids.remove(&old);
+        }
     }
 }
 
@@ -436,6 +460,21 @@ mod tests {
         // A re-created topic starts its offsets over: nothing is held back then.
         hub.fan_out(at(0), msg("lobby", 100));
         assert_eq!(offsets(&drain(&mut resumed)), [0]);
+    }
+
+    #[test]
+    fn a_second_copy_is_dropped_long_after_its_first_left_the_ring() {
+        let hub = Hub::new(HubConfig { ring: 2, queue: 64 });
+        let (mut socket, _) = hub.subscribe("lobby", None);
+        for n in 1..=8 {
+            assert!(matches!(hub.fan_out(at(n as i64), msg("lobby", n)), Fanned::Delivered(1)));
+        }
+        // Message 1 left the ring six messages ago, but not the window (4 rings = 8 ids).
+        assert_eq!(hub.fan_out(at(9), msg("lobby", 1)), Fanned::Duplicate);
+        hub.fan_out(at(10), msg("lobby", 9));
+        // Now it is past the window: a copy this late is shown (and stored once).
+        assert!(matches!(hub.fan_out(at(11), msg("lobby", 1)), Fanned::Delivered(1)));
+        assert_eq!(offsets(&drain(&mut socket)), [1, 2, 3, 4, 5, 6, 7, 8, 10, 11]);
     }
 
     #[test]
