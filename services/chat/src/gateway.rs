@@ -220,7 +220,11 @@ impl session::Gateway for ChatGateway {
             sent_at: message.sent_at,
         };
         let envelope = Envelope::new(CHAT_MESSAGE_SENT, "chat-gateway", message.sent_at, &sent)?;
-        Ok(self.bus.append(&self.topic, &message.room, &envelope).await?)
+        // The broker's part of a send's acknowledgement, as this gateway sees it.
+        let started = std::time::Instant::now();
+        let appended = self.bus.append(&self.topic, &message.room, &envelope).await;
+        metrics::histogram!("chat_publish_seconds").record(started.elapsed().as_secs_f64());
+        Ok(appended?)
     }
 
     async fn history(

@@ -371,6 +371,7 @@ pub async fn run(args: ChatBenchArgs) -> anyhow::Result<()> {
         labels.extend(g.pid().map(|p| (p, format!("ww chat-gateway {}", i + 1))));
     }
     let real = drive(&addrs, &keys, &load, &rooms, &labels).await?;
+    let publish = publish_quantiles(&addrs).await;
 
     // Every acknowledged message must be a row; nothing twice.
     let db = Database::open(
@@ -445,6 +446,11 @@ pub async fn run(args: ChatBenchArgs) -> anyhow::Result<()> {
         real.ack_us.value_at_quantile(0.5) as f64 / 1000.0,
         real.ack_us.value_at_quantile(0.99) as f64 / 1000.0
     );
+    if let Some((p50, p99)) = publish {
+        println!(
+            "publish (ms)     p50 ≤ {p50}  p99 ≤ {p99}   (the gateways' append → the broker's ack; histogram bucket bounds)"
+        );
+    }
     println!(
         "persisted        {} rows; lost {lost} (acked, no row); duplicated {} (a message shown twice)",
         stored.len(),
@@ -471,6 +477,8 @@ pub async fn run(args: ChatBenchArgs) -> anyhow::Result<()> {
                 "max_ms": round(real.latency_us.max() as f64 / 1000.0),
                 "ack_p50_ms": round(real.ack_us.value_at_quantile(0.5) as f64 / 1000.0),
                 "ack_p99_ms": round(real.ack_us.value_at_quantile(0.99) as f64 / 1000.0),
+                "publish_p50_le_ms": publish.map(|p| p.0),
+                "publish_p99_le_ms": publish.map(|p| p.1),
                 "lost": lost,
                 "duplicated": real.duplicated,
                 "ceiling_delivered_per_s": ceiling_per_s.map(round),
@@ -481,6 +489,31 @@ pub async fn run(args: ChatBenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The upper bounds (ms) of the buckets holding the median and the 99th percentile of the
+/// gateways' `chat_publish_seconds`, summed over every gateway's `/metrics`.
+async fn publish_quantiles(gateways: &[SocketAddr]) -> Option<(f64, f64)> {
+    let mut buckets: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for addr in gateways {
+        let req = super::load::request("GET", *addr, "/metrics", None, None);
+        let Ok((200, body)) = super::load::send_raw(*addr, req).await else { continue };
+        for line in String::from_utf8_lossy(&body).lines() {
+            let Some(rest) = line.strip_prefix("chat_publish_seconds_bucket{le=\"") else { continue };
+            let Some((le, count)) = rest.split_once("\"} ") else { continue };
+            let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::INFINITY) };
+            let entry = buckets.entry(le.to_owned()).or_insert((bound, 0.0));
+            entry.1 += count.trim().parse::<f64>().unwrap_or(0.0);
+        }
+    }
+    let mut sorted: Vec<(f64, f64)> = buckets.into_values().collect();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let total = sorted.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let at = |q: f64| sorted.iter().find(|(_, n)| *n >= q * total).map_or(f64::INFINITY, |(le, _)| le * 1000.0);
+    Some((at(0.5), at(0.99)))
 }
 
 fn round(x: f64) -> f64 {
