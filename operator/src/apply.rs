@@ -19,11 +19,34 @@ use crate::controller::{Error, Writes};
 /// Whether `observed` already holds every field of `desired` with the same value (fields the API
 /// server or other controllers add are ignored).
 pub fn covers(observed: &Value, desired: &Value) -> bool {
+    covers_at(observed, desired, false)
+}
+
+/// `amounts`: `desired` is a `requests` or `limits` map, whose quantities the API server stores
+/// in its canonical form (`0.5` becomes `500m`, `1000m` becomes `1`): equal amounts cover.
+fn covers_at(observed: &Value, desired: &Value, amounts: bool) -> bool {
     match (observed, desired) {
-        (Value::Object(o), Value::Object(d)) => d.iter().all(|(k, v)| o.get(k).is_some_and(|ov| covers(ov, v))),
-        (Value::Array(o), Value::Array(d)) => o.len() == d.len() && o.iter().zip(d).all(|(a, b)| covers(a, b)),
+        (Value::Object(o), Value::Object(d)) => d.iter().all(|(k, v)| {
+            o.get(k).is_some_and(|ov| {
+                if amounts { same_amount(ov, v) } else { covers_at(ov, v, k == "requests" || k == "limits") }
+            })
+        }),
+        (Value::Array(o), Value::Array(d)) => {
+            o.len() == d.len() && o.iter().zip(d).all(|(a, b)| covers_at(a, b, false))
+        }
         (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
         (a, b) => a == b,
+    }
+}
+
+fn same_amount(observed: &Value, desired: &Value) -> bool {
+    use crate::chat::autoscaling::quantity;
+    match (observed.as_str(), desired.as_str()) {
+        (Some(a), Some(b)) if a != b => match (quantity(a), quantity(b)) {
+            (Some(x), Some(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+            _ => false,
+        },
+        _ => covers_at(observed, desired, false),
     }
 }
 
@@ -97,5 +120,28 @@ where
         }
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::covers;
+
+    #[test]
+    fn amounts_the_api_server_rewrote_cover_what_was_asked_and_nothing_else_does() {
+        let stored = json!({"spec": {"image": "ww:1", "resources": {
+            "requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"cpu": "1"}}}});
+        let asked = json!({"spec": {"image": "ww:1", "resources": {
+            "requests": {"cpu": "0.5", "memory": "268435456"}, "limits": {"cpu": "1000m"}}}});
+        assert!(covers(&stored, &asked), "the same amounts, written otherwise");
+        let more = json!({"spec": {"resources": {"requests": {"cpu": "0.6"}}}});
+        assert!(!covers(&stored, &more), "another amount is a change");
+        // Only amounts compare as numbers: an image tag never does.
+        let tag = json!({"spec": {"image": "ww:1.0"}});
+        assert!(!covers(&json!({"spec": {"image": "ww:1"}}), &tag));
+        let labels = json!({"metadata": {"labels": {"requests": "1.0"}}});
+        assert!(!covers(&json!({"metadata": {"labels": {"requests": "1"}}}), &labels), "a label is text");
     }
 }
