@@ -358,10 +358,15 @@ fn deployment(
 
 fn service(resource: &CouponCampaign, owner: &OwnerReference) -> Service {
     let name = resource.metadata.name.clone().unwrap_or_default();
+    http_service(meta(resource, owner), selector(&name))
+}
+
+/// A Service sending port 80 to the `http` port of the pods `selector` picks.
+pub(crate) fn http_service(metadata: ObjectMeta, selector: BTreeMap<String, String>) -> Service {
     Service {
-        metadata: meta(resource, owner),
+        metadata,
         spec: Some(ServiceSpec {
-            selector: Some(selector(&name)),
+            selector: Some(selector),
             ports: Some(vec![ServicePort {
                 name: Some("http".to_owned()),
                 port: 80,

@@ -25,7 +25,7 @@ pub struct Verdict {
     pub message: String,
 }
 
-fn verdict(type_: &'static str, status: bool, reason: &'static str, message: impl Into<String>) -> Verdict {
+pub(crate) fn verdict(type_: &'static str, status: bool, reason: &'static str, message: impl Into<String>) -> Verdict {
     Verdict { type_, status, reason, message: message.into() }
 }
 
@@ -109,7 +109,7 @@ pub fn desired(seen: Seen<'_>, plan: &Plan, now: DateTime<Utc>) -> CouponCampaig
         issued_total: counters.map(|c| c.issued_total).or(old.and_then(|s| s.issued_total)),
         counted_at: counters.map(|c| c.at).or(old.and_then(|s| s.counted_at)),
         endpoint,
-        conditions: conditions(old, generation, verdicts, now),
+        conditions: conditions(old_conditions(old), generation, verdicts, now),
     }
 }
 
@@ -128,7 +128,7 @@ pub fn invalid(
     status.observed_generation = generation;
     status.phase = Some(ResourcePhase::Invalid);
     status.next_transition = None;
-    status.conditions = conditions(old, generation, verdicts, now);
+    status.conditions = conditions(old_conditions(old), generation, verdicts, now);
     status
 }
 
@@ -136,8 +136,10 @@ fn to_time(t: DateTime<Utc>) -> Time {
     Time(k8s_openapi::jiff::Timestamp::from_second(t.timestamp()).unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH))
 }
 
-fn conditions(
-    old: Option<&CouponCampaignStatus>,
+/// The conditions the verdicts make, each keeping its `lastTransitionTime` from `old` while its
+/// status stays (shared by every resource the operator reports on).
+pub(crate) fn conditions(
+    old: &[Condition],
     generation: Option<i64>,
     verdicts: Vec<Verdict>,
     now: DateTime<Utc>,
@@ -146,8 +148,7 @@ fn conditions(
         .into_iter()
         .map(|v| {
             let status = if v.status { "True" } else { "False" };
-            let previous = old.and_then(|s| s.conditions.iter().find(|c| c.type_ == v.type_));
-            let since = match previous {
+            let since = match old.iter().find(|c| c.type_ == v.type_) {
                 Some(p) if p.status == status => p.last_transition_time.clone(),
                 _ => to_time(now),
             };
@@ -161,6 +162,10 @@ fn conditions(
             }
         })
         .collect()
+}
+
+fn old_conditions(old: Option<&CouponCampaignStatus>) -> &[Condition] {
+    old.map_or(&[], |s| s.conditions.as_slice())
 }
 
 /// Whether writing `new` over `old` changes anything a reader could see.

@@ -22,7 +22,7 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EnvVar, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
-    SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec,
+    SeccompProfile, SecurityContext, Service,
 };
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend, IngressSpec,
@@ -36,7 +36,7 @@ use kube::Resource;
 
 use super::autoscaling::{Metric, SOCKETS_METRIC};
 use super::resource::{ChatCluster, ChatClusterSpec};
-use crate::children::{MANAGED_BY, default_behavior, env, probe, secret_env, typed};
+use crate::children::{MANAGED_BY, default_behavior, env, http_service, probe, secret_env, typed};
 use crate::config::WorkloadConfig;
 
 /// The port every chat role listens on inside its pod.
@@ -314,21 +314,7 @@ pub fn build(resource: &ChatCluster, inputs: &Inputs<'_>) -> Option<ChatChildren
             ..Deployment::default()
         }
     };
-    let service = |role: Role| Service {
-        metadata: meta(child_name(&cluster, role), role),
-        spec: Some(ServiceSpec {
-            selector: Some(selector(&cluster, role)),
-            ports: Some(vec![ServicePort {
-                name: Some("http".to_owned()),
-                port: 80,
-                target_port: Some(IntOrString::String("http".to_owned())),
-                protocol: Some("TCP".to_owned()),
-                ..ServicePort::default()
-            }]),
-            ..ServiceSpec::default()
-        }),
-        ..Service::default()
-    };
+    let service = |role: Role| http_service(meta(child_name(&cluster, role), role), selector(&cluster, role));
     let gateway = &spec.gateway;
     let metric = match inputs.metric {
         Metric::Connections => MetricSpec {

@@ -4,16 +4,11 @@
 //! condition's status does not change, as the API conventions ask.
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use super::autoscaling::{Choice, Metric};
 use super::resource::ChatClusterStatus;
 use super::topic::Outcome;
-use crate::status::Verdict;
-
-fn verdict(type_: &'static str, status: bool, reason: &'static str, message: impl Into<String>) -> Verdict {
-    Verdict { type_, status, reason, message: message.into() }
-}
+use crate::status::{conditions, verdict};
 
 /// Ready pods of a role against the count it should have.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -130,34 +125,4 @@ pub fn invalid(
     status.observed_generation = generation;
     status.conditions = conditions(old.map(|s| s.conditions.as_slice()).unwrap_or_default(), generation, verdicts, now);
     status
-}
-
-fn to_time(t: DateTime<Utc>) -> Time {
-    Time(k8s_openapi::jiff::Timestamp::from_second(t.timestamp()).unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH))
-}
-
-fn conditions(
-    old: &[Condition],
-    generation: Option<i64>,
-    verdicts: Vec<Verdict>,
-    now: DateTime<Utc>,
-) -> Vec<Condition> {
-    verdicts
-        .into_iter()
-        .map(|v| {
-            let status = if v.status { "True" } else { "False" };
-            let since = match old.iter().find(|c| c.type_ == v.type_) {
-                Some(p) if p.status == status => p.last_transition_time.clone(),
-                _ => to_time(now),
-            };
-            Condition {
-                type_: v.type_.to_owned(),
-                status: status.to_owned(),
-                reason: v.reason.to_owned(),
-                message: v.message,
-                observed_generation: generation,
-                last_transition_time: since,
-            }
-        })
-        .collect()
 }
