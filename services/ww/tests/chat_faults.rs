@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::RealEnv;
-use common::cluster::ww_exe;
+use common::cluster::{MESSAGE_TIMEOUT_MS, drill_env, ww_exe};
 use common::procs::Tansu;
 use futures::{SinkExt, StreamExt};
 use platform::auth::JwtKeys;
@@ -32,8 +32,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use uuid::Uuid;
 use ww::bench::proc::{ChildProc, free_addr};
 
-/// The producer's message timeout in the drills: the broker outage is twice as long.
-const MESSAGE_TIMEOUT_MS: u64 = 3000;
 const ROOMS: usize = 2;
 const PER_ROOM: usize = 6;
 /// Messages each client sends, one every `EVERY` (while connected).
@@ -87,29 +85,13 @@ impl Deployment {
     }
 
     fn child_env(&self, extra: &[(&str, String)]) -> Vec<(String, String)> {
-        let log = std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into());
-        [
-            ("WW_DATABASE_URL", format!("{}/ww_test_{}", self.env.postgres, self.id)),
-            ("WW_REDIS_URL", self.env.redis.clone()),
-            ("WW_REDIS_KEY_PREFIX", format!("ww-test:{}:", self.id)),
-            ("WW_KAFKA_BROKERS", self.env.kafka.clone()),
-            ("WW_KAFKA_PREFIX", format!("test-{}.", self.id)),
-            ("WW_KAFKA_REPLICATION_FACTOR", "1".into()),
-            ("WW_KAFKA_MIN_INSYNC_REPLICAS", "1".into()),
+        let chat = [
             // Two partitions: the rooms' order holds per partition, not by luck of one.
-            ("WW_KAFKA_PARTITIONS", "2".into()),
-            ("WW_KAFKA_MESSAGE_TIMEOUT_MS", MESSAGE_TIMEOUT_MS.to_string()),
-            ("WW_JWT_KEYS", format!("drill={}", self.secret)),
-            ("WW_CHAT_SEND_RATE", "50".into()),
-            ("WW_CHAT_SEND_BURST", "50".into()),
-            ("WW_LOG_FORMAT", "json".into()),
-            ("RUST_LOG", log),
-        ]
-        .into_iter()
-        .chain(self.extra.iter().cloned())
-        .chain(extra.iter().cloned())
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+            ("WW_KAFKA_PARTITIONS", "2".to_owned()),
+            ("WW_CHAT_SEND_RATE", "50".to_owned()),
+            ("WW_CHAT_SEND_BURST", "50".to_owned()),
+        ];
+        drill_env(&self.env, &self.id, &self.secret, &[&chat[..], &self.extra, extra].concat())
     }
 
     async fn spawn_gateway(&self, i: usize) -> ChildProc {

@@ -25,6 +25,32 @@ use super::RealEnv;
 /// The producer's message timeout in the drills: outages are measured against it.
 pub const MESSAGE_TIMEOUT_MS: u64 = 3000;
 
+/// The environment of a drill's `ww` process on `env`: database `ww_test_<id>`, Redis keys and
+/// Kafka topics prefixed by `id`, one local broker's replication settings, the producer timeout
+/// the drills measure outages against, JWT key `drill`, JSON logs; `extra` on top (a later
+/// variable wins).
+pub fn drill_env(env: &RealEnv, id: &str, secret: &str, extra: &[(&str, String)]) -> Vec<(String, String)> {
+    let log = std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into());
+    [
+        ("WW_DATABASE_URL", format!("{}/ww_test_{id}", env.postgres)),
+        ("WW_REDIS_URL", env.redis.clone()),
+        ("WW_REDIS_KEY_PREFIX", format!("ww-test:{id}:")),
+        ("WW_KAFKA_BROKERS", env.kafka.clone()),
+        ("WW_KAFKA_PREFIX", format!("test-{id}.")),
+        ("WW_KAFKA_REPLICATION_FACTOR", "1".into()),
+        ("WW_KAFKA_MIN_INSYNC_REPLICAS", "1".into()),
+        ("WW_KAFKA_PARTITIONS", "1".into()),
+        ("WW_KAFKA_MESSAGE_TIMEOUT_MS", MESSAGE_TIMEOUT_MS.to_string()),
+        ("WW_JWT_KEYS", format!("drill={secret}")),
+        ("WW_LOG_FORMAT", "json".into()),
+        ("RUST_LOG", log),
+    ]
+    .iter()
+    .chain(extra.iter())
+    .map(|(k, v)| ((*k).to_owned(), v.clone()))
+    .collect()
+}
+
 pub struct Cluster {
     pub env: RealEnv,
     pub id: String,
@@ -111,27 +137,9 @@ impl Cluster {
     }
 
     fn child_env_with(&self, extra: &[(&str, String)]) -> Vec<(String, String)> {
-        let log = std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into());
-        [
-            ("WW_DATABASE_URL", format!("{}/ww_test_{}", self.env.postgres, self.id)),
-            ("WW_REDIS_URL", self.env.redis.clone()),
-            ("WW_REDIS_KEY_PREFIX", format!("ww-test:{}:", self.id)),
-            ("WW_KAFKA_BROKERS", self.env.kafka.clone()),
-            ("WW_KAFKA_PREFIX", format!("test-{}.", self.id)),
-            ("WW_KAFKA_REPLICATION_FACTOR", "1".into()),
-            ("WW_KAFKA_MIN_INSYNC_REPLICAS", "1".into()),
-            ("WW_KAFKA_PARTITIONS", "1".into()),
-            ("WW_KAFKA_MESSAGE_TIMEOUT_MS", MESSAGE_TIMEOUT_MS.to_string()),
-            ("WW_JWT_KEYS", format!("drill={}", self.secret)),
-            ("WW_CAMPAIGN", self.campaign.name().to_owned()),
-            ("WW_CAMPAIGN_FILE", self.file.display().to_string()),
-            ("WW_LOG_FORMAT", "json".into()),
-            ("RUST_LOG", log),
-        ]
-        .into_iter()
-        .chain(extra.iter().cloned())
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+        let campaign =
+            [("WW_CAMPAIGN", self.campaign.name().to_owned()), ("WW_CAMPAIGN_FILE", self.file.display().to_string())];
+        drill_env(&self.env, &self.id, &self.secret, &[&campaign, extra].concat())
     }
 
     async fn spawn_issuer(&self, i: usize) -> ChildProc {
