@@ -1,6 +1,7 @@
 //! `ww bench ...`: benchmarks run against real processes on this machine (127.0.0.1
 //! only), bounded in time, printing figures beside a ceiling measured in the same run.
 
+pub mod broker;
 pub mod ceiling;
 pub mod chat;
 pub mod coupon;
@@ -23,6 +24,10 @@ pub enum BenchCommand {
     /// persister on PostgreSQL, Redis and Kafka, beside an in-process gateway on the
     /// in-memory bus; every acknowledged message looked for in SQL afterwards.
     Chat(chat::ChatBenchArgs),
+    /// The Kafka broker alone at the chat benchmark's rate: keyed appends read back by live
+    /// tails and a consumer group in this process, beside the in-memory bus — the part of
+    /// `ww bench chat`'s latency that is the broker's.
+    Broker(broker::BrokerBenchArgs),
 }
 
 /// Where the benchmarks' services keep their state: local backends by default.
@@ -80,5 +85,6 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Http(args) => http::run(args).await,
         BenchCommand::Coupon(args) => coupon::run(args).await,
         BenchCommand::Chat(args) => chat::run(args).await,
+        BenchCommand::Broker(args) => broker::run(args).await,
     }
 }
