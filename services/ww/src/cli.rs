@@ -109,6 +109,11 @@ pub struct ServiceConfig {
     pub issuer: coupon::IssuerConfig,
     #[command(flatten)]
     pub chat: chat::ChatConfig,
+    #[command(flatten)]
+    pub weather: weather::WeatherConfig,
+    /// Set by `ww dev`: defaults that need no network (the simulated weather provider).
+    #[arg(skip)]
+    pub embedded: bool,
     /// Set by `app::build`: the issuers run in this process, so the coupon role does not answer
     /// for them.
     #[arg(skip)]

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app;
-use crate::cli::{DevArgs, ServiceName};
+use crate::cli::{DevArgs, ServiceConfig, ServiceName};
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     check_listen(&args)?;
@@ -45,7 +45,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             services.retain(|s| *s != ServiceName::CouponIssuer);
         }
     }
-    let app = app::build(&services, &ctx, &args.services_config, &args.http.settings()).await?;
+    let config = ServiceConfig { embedded: true, ..args.services_config.clone() };
+    let app = app::build(&services, &ctx, &config, &args.http.settings()).await?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     println!("{}", banner(&format!("http://{addr}"), &args.data_dir, suggested.as_ref()));

@@ -114,6 +114,17 @@ roles! {
         missing: |_| None,
         start: |ctx, config| Box::pin(chat::start_persister(ctx, &config.chat)),
     },
+    /// Weather by place (`/api/weather`): the provider behind a per-cell cache.
+    Weather {
+        redis: true,
+        dev_only: false,
+        missing: |_| None,
+        start: |ctx, config| Box::pin(weather::start_with(
+            ctx,
+            &config.weather,
+            if config.embedded { weather::ProviderKind::Simulated } else { weather::ProviderKind::OpenMeteo },
+        )),
+    },
     /// Development helpers (`ww dev` only).
     #[value(skip)]
     DevTools {

@@ -77,6 +77,16 @@ fn cases() -> Vec<Case> {
         status,
         code,
     };
+    let weather = |path: &'static str, auth: Auth, status, code| Case {
+        name: "weather",
+        method: "GET",
+        path,
+        content_type: None,
+        auth,
+        body: None,
+        status,
+        code,
+    };
     let patch = |body: &str, status, code| Case {
         name: "patch me",
         method: "PATCH",
@@ -195,6 +205,15 @@ fn cases() -> Vec<Case> {
         patch(r#"{"timeZone": "Asia/Nowhere"}"#, 422, "invalid-time-zone"),
         patch(r#"{"email": "new@example.com"}"#, 422, "invalid-body"),
         patch("null", 422, "invalid-body"),
+        weather("/api/weather?lat=37.5&lon=127", Auth::None, 401, "missing-token"),
+        weather("/api/weather?lat=37.5", Auth::Valid, 400, "invalid-query"),
+        weather("/api/weather", Auth::Valid, 400, "invalid-query"),
+        weather("/api/weather?lat=north&lon=127", Auth::Valid, 400, "invalid-query"),
+        weather("/api/weather?lat=91&lon=127", Auth::Valid, 400, "invalid-location"),
+        weather("/api/weather?lat=37.5&lon=-180.01", Auth::Valid, 400, "invalid-location"),
+        weather("/api/weather?lat=NaN&lon=127", Auth::Valid, 400, "invalid-location"),
+        weather("/api/weather?lat=1e999&lon=127", Auth::Valid, 400, "invalid-location"),
+        weather("/api/weather?lat=37.5&lon=127&units=imperial", Auth::Valid, 400, "invalid-query"),
         Case {
             name: "unknown path",
             method: "GET",

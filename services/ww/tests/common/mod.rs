@@ -120,10 +120,14 @@ impl Resp {
     }
 }
 
-/// Service settings for tests: cheap hashing, default limits.
+/// Service settings for tests: cheap hashing, default limits, simulated weather (no network).
 pub fn fast_config() -> ServiceConfig {
     ServiceConfig {
         auth: auth::AuthConfig { argon2_memory_kib: 1024, argon2_iterations: 1, ..auth::AuthConfig::default() },
+        weather: weather::WeatherConfig {
+            weather_provider: Some(weather::ProviderKind::Simulated),
+            ..weather::WeatherConfig::default()
+        },
         ..ServiceConfig::default()
     }
 }
@@ -151,7 +155,7 @@ impl TestApp {
 
     /// Every steady-state service (issuers are started per test with [`TestApp::issuer`]).
     pub fn services() -> Vec<ServiceName> {
-        vec![ServiceName::Auth, ServiceName::User, ServiceName::Coupon, ServiceName::DevTools]
+        vec![ServiceName::Auth, ServiceName::User, ServiceName::Coupon, ServiceName::Weather, ServiceName::DevTools]
     }
 
     pub async fn start_with(backend: Backend, config: ServiceConfig, clock: Clock) -> Option<Self> {

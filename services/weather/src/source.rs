@@ -1,0 +1,306 @@
+//! [`WeatherSource`]: weather for a cell, from the cache when fresh, else from the provider
+//! — at most one upstream call per cell at a time in a process (concurrent misses share one
+//! flight) and across replicas (a Redis lease per cell; the others wait for its value in the
+//! cache). When the provider is down or slow, the last known value (Redis, else SQL) is
+//! served marked stale after a bounded wait; with none, a clear error — never a hang.
+//!
+//! Other services (missions) read weather through this type, with the same cache keys: they
+//! never call the weather service on their request path (docs/decisions/0012).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::FutureExt as _;
+use futures::future::{BoxFuture, Shared};
+use platform::clock::Clock;
+use platform::db::Database;
+use redis::aio::ConnectionManager;
+
+use crate::model::{Cell, Weather};
+use crate::provider::{Provider, ProviderError};
+
+/// How long answers stay good, and how long a request waits.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// A cached value younger than this is served without asking the provider.
+    pub fresh: Duration,
+    /// A value older than this is never served, not even marked stale.
+    pub stale_max: Duration,
+    /// The longest one upstream call may take.
+    pub upstream_timeout: Duration,
+    /// How long a request holding a last known value waits for a refresh before serving
+    /// that value marked stale.
+    pub stale_after: Duration,
+}
+
+/// Why no weather could be given.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no weather for this place: {0}")]
+pub struct Unavailable(pub ProviderError);
+
+type Flight = Shared<BoxFuture<'static, Result<Weather, ProviderError>>>;
+
+pub enum Cache {
+    Redis { conn: ConnectionManager, prefix: String },
+    Memory(Mutex<HashMap<Cell, Weather>>),
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cache::Redis { prefix, .. } => write!(f, "Cache::Redis({prefix})"),
+            Cache::Memory(_) => write!(f, "Cache::Memory"),
+        }
+    }
+}
+
+impl Cache {
+    pub fn memory() -> Self {
+        Cache::Memory(Mutex::default())
+    }
+
+    /// `prefix` is the platform's Redis key prefix.
+    pub fn redis(conn: ConnectionManager, prefix: &str) -> Self {
+        Cache::Redis { conn, prefix: prefix.to_owned() }
+    }
+
+    /// The key of a cell's value: `{prefix}weather:v1:{lat10}:{lon10}`, shared by every
+    /// service that reads weather.
+    fn key(prefix: &str, cell: Cell) -> String {
+        format!("{prefix}weather:v1:{}", cell.key())
+    }
+
+    fn lease_key(prefix: &str, cell: Cell) -> String {
+        format!("{prefix}weather:lease:{}", cell.key())
+    }
+
+    async fn get(&self, cell: Cell) -> anyhow::Result<Option<Weather>> {
+        match self {
+            Cache::Redis { conn, prefix } => {
+                let raw: Option<String> =
+                    redis::cmd("GET").arg(Self::key(prefix, cell)).query_async(&mut conn.clone()).await?;
+                // A value this version cannot read is a miss, not an error.
+                Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+            }
+            Cache::Memory(m) => Ok(m.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&cell).cloned()),
+        }
+    }
+
+    async fn put(&self, cell: Cell, weather: &Weather, keep: Duration) -> anyhow::Result<()> {
+        match self {
+            Cache::Redis { conn, prefix } => {
+                redis::cmd("SET")
+                    .arg(Self::key(prefix, cell))
+                    .arg(serde_json::to_string(weather)?)
+                    .arg("PX")
+                    .arg(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX).max(1))
+                    .query_async::<()>(&mut conn.clone())
+                    .await?;
+            }
+            Cache::Memory(m) => {
+                m.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(cell, weather.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the cell's refresh lease for `hold` (Redis); true when this caller holds it.
+    async fn lease(&self, cell: Cell, hold: Duration) -> anyhow::Result<bool> {
+        match self {
+            Cache::Redis { conn, prefix } => {
+                let set: Option<String> = redis::cmd("SET")
+                    .arg(Self::lease_key(prefix, cell))
+                    .arg(1)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1))
+                    .query_async(&mut conn.clone())
+                    .await?;
+                Ok(set.is_some())
+            }
+            // One process: its flights are the only callers.
+            Cache::Memory(_) => Ok(true),
+        }
+    }
+
+    async fn release(&self, cell: Cell) {
+        if let Cache::Redis { conn, prefix } = self {
+            let _: Result<(), _> =
+                redis::cmd("DEL").arg(Self::lease_key(prefix, cell)).query_async(&mut conn.clone()).await;
+        }
+    }
+}
+
+struct Inner {
+    provider: Provider,
+    cache: Cache,
+    /// Where the last value of each cell outlives the cache (the weather service's own
+    /// database; readers in other services go without).
+    store: Option<Database>,
+    clock: Clock,
+    timing: Timing,
+    flights: Mutex<HashMap<Cell, Flight>>,
+}
+
+#[derive(Clone)]
+pub struct WeatherSource(Arc<Inner>);
+
+impl std::fmt::Debug for WeatherSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WeatherSource({}, {:?})", self.0.provider.name(), self.0.cache)
+    }
+}
+
+impl WeatherSource {
+    pub fn new(provider: Provider, cache: Cache, store: Option<Database>, clock: Clock, timing: Timing) -> Self {
+        Self(Arc::new(Inner { provider, cache, store, clock, timing, flights: Mutex::default() }))
+    }
+
+    pub fn provider(&self) -> &'static str {
+        self.0.provider.name()
+    }
+
+    fn age(&self, w: &Weather, now: DateTime<Utc>) -> Duration {
+        (now - w.fetched_at).to_std().unwrap_or(Duration::ZERO)
+    }
+
+    /// The weather of `cell`: fresh from the cache, else refreshed, else the last known
+    /// value marked stale, else [`Unavailable`] — within `stale_after` when a last known
+    /// value exists and `upstream_timeout` (plus a little) when none does.
+    pub async fn get(&self, cell: Cell) -> Result<Weather, Unavailable> {
+        let t = self.0.timing;
+        let now = self.0.clock.now();
+        let cached = self.0.cache.get(cell).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "weather cache unreadable");
+            None
+        });
+        if let Some(w) = &cached
+            && self.age(w, now) < t.fresh
+        {
+            metrics::counter!("weather_reads_total", "result" => "fresh").increment(1);
+            return Ok(w.clone());
+        }
+        let flight = self.flight(cell);
+        let mut last = cached.filter(|w| self.age(w, now) <= t.stale_max);
+        let waited = match &last {
+            Some(_) => tokio::time::timeout(t.stale_after, flight.clone()).await,
+            None => tokio::time::timeout(t.stale_after.min(t.upstream_timeout), flight.clone()).await,
+        };
+        let failure = match waited {
+            Ok(Ok(w)) => {
+                metrics::counter!("weather_reads_total", "result" => "refreshed").increment(1);
+                return Ok(w);
+            }
+            Ok(Err(e)) => Some(e),
+            Err(_) => None,
+        };
+        if last.is_none() {
+            last = self.last_known(cell).await.filter(|w| self.age(w, now) <= t.stale_max);
+        }
+        if let Some(w) = last {
+            metrics::counter!("weather_reads_total", "result" => "stale").increment(1);
+            return Ok(Weather { stale: true, ..w });
+        }
+        // Nothing to fall back on: the refresh is the only answer, for as long as it may take.
+        let outcome = match failure {
+            Some(e) => Err(e),
+            None => match tokio::time::timeout(t.upstream_timeout + Duration::from_millis(500), flight).await {
+                Ok(result) => result,
+                Err(_) => {
+                    Err(ProviderError::Timeout(u64::try_from(t.upstream_timeout.as_millis()).unwrap_or(u64::MAX)))
+                }
+            },
+        };
+        let result = if outcome.is_ok() { "refreshed" } else { "unavailable" };
+        metrics::counter!("weather_reads_total", "result" => result).increment(1);
+        outcome.map_err(Unavailable)
+    }
+
+    async fn last_known(&self, cell: Cell) -> Option<Weather> {
+        let db = self.0.store.as_ref()?;
+        match crate::store::last_known(&db.pool, cell).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the last known weather");
+                None
+            }
+        }
+    }
+
+    /// The refresh of `cell` in flight, started when there is none. It runs on its own task:
+    /// a request that gives up does not cancel it, and its value fills the cache.
+    fn flight(&self, cell: Cell) -> Flight {
+        let mut flights = self.0.flights.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(f) = flights.get(&cell) {
+            return f.clone();
+        }
+        let inner = self.0.clone();
+        // The task removes its entry when done; it cannot before the entry is in (the lock is
+        // held until then).
+        let task = tokio::spawn(async move {
+            let result = refresh(&inner, cell).await;
+            inner.flights.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&cell);
+            result
+        });
+        let flight = async move { task.await.unwrap_or_else(|e| Err(ProviderError::Unreachable(e.to_string()))) }
+            .boxed()
+            .shared();
+        flights.insert(cell, flight.clone());
+        flight
+    }
+}
+
+/// One refresh of `cell`: this replica asks the provider when it gets the cell's lease; else
+/// it waits for the holder's value to reach the cache.
+async fn refresh(inner: &Inner, cell: Cell) -> Result<Weather, ProviderError> {
+    let t = inner.timing;
+    let timeout_ms = u64::try_from(t.upstream_timeout.as_millis()).unwrap_or(u64::MAX);
+    let hold = t.upstream_timeout + Duration::from_secs(1);
+    let leased = match inner.cache.lease(cell, hold).await {
+        Ok(leased) => leased,
+        Err(e) => {
+            // Redis down: every replica may ask; the provider's limits still hold per cell.
+            tracing::warn!(error = %e, "weather lease unavailable; refreshing without it");
+            true
+        }
+    };
+    if !leased {
+        let started = inner.clock.now();
+        let deadline = tokio::time::Instant::now() + hold;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if let Ok(Some(w)) = inner.cache.get(cell).await
+                && w.fetched_at >= started - chrono::Duration::from_std(t.fresh).unwrap_or_default()
+            {
+                return Ok(w);
+            }
+        }
+        return Err(ProviderError::Timeout(timeout_ms));
+    }
+    let now = inner.clock.now();
+    let fetched = match tokio::time::timeout(t.upstream_timeout, inner.provider.fetch(cell, now)).await {
+        Ok(r) => r,
+        Err(_) => Err(ProviderError::Timeout(timeout_ms)),
+    };
+    let result = match fetched {
+        Ok(weather) => {
+            if let Err(e) = inner.cache.put(cell, &weather, t.stale_max.max(t.fresh)).await {
+                tracing::warn!(error = %e, "cannot cache weather");
+            }
+            if let Some(db) = &inner.store
+                && let Err(e) = crate::store::remember(&db.pool, cell, &weather).await
+            {
+                tracing::warn!(error = %e, "cannot store the last known weather");
+            }
+            Ok(weather)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, provider = inner.provider.name(), cell = %cell.key(), "weather refresh failed");
+            Err(e)
+        }
+    };
+    inner.cache.release(cell).await;
+    result
+}
