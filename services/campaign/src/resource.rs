@@ -168,8 +168,10 @@ fn one_per_user() -> u32 {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Eligibility {
-    /// `VerifiedSameDay` (the default): only people who completed a verified weather mission on the
-    /// same campaign-local day may claim. `None`: anyone signed in may claim.
+    /// `VerifiedSameDay` (the default): only people who completed a verified daily weather mission on
+    /// the same campaign-local day may claim. `AnyVerifiedSameDay`: a mission people created counts
+    /// too (so a self-made, self-verified mission is enough: use it only where that is fine).
+    /// `None`: anyone signed in may claim.
     #[serde(default)]
     pub mission: MissionRequirement,
 }
@@ -177,11 +179,25 @@ pub struct Eligibility {
 /// Written exactly as the variant names, as Kubernetes string enums are.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum MissionRequirement {
-    /// Only users who completed a verified weather mission on the same campaign-local day may claim.
+    /// Only users who completed a verified daily weather mission on the same campaign-local day may claim.
     #[default]
     VerifiedSameDay,
+    /// Like `VerifiedSameDay`, and a verified mission a person created counts too.
+    AnyVerifiedSameDay,
     /// Any signed-in user may claim.
     None,
+}
+
+impl MissionRequirement {
+    /// Whether a claim needs a verified mission that day.
+    pub fn needs_mission(self) -> bool {
+        self != MissionRequirement::None
+    }
+
+    /// Whether a verified mission a person created (not a daily weather mission) counts.
+    pub fn counts_created_missions(self) -> bool {
+        self != MissionRequirement::VerifiedSameDay
+    }
 }
 
 impl JsonSchema for MissionRequirement {
@@ -190,7 +206,7 @@ impl JsonSchema for MissionRequirement {
     }
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({"type": "string", "enum": ["VerifiedSameDay", "None"]})
+        json_schema!({"type": "string", "enum": ["VerifiedSameDay", "AnyVerifiedSameDay", "None"]})
     }
 }
 
@@ -423,6 +439,7 @@ mod tests {
     fn mission_requirements_are_written_as_kubernetes_string_enums() {
         assert_eq!(serde_json::to_value(MissionRequirement::VerifiedSameDay).unwrap(), "VerifiedSameDay");
         assert_eq!(serde_json::to_value(MissionRequirement::None).unwrap(), "None");
+        assert_eq!(serde_json::to_value(MissionRequirement::AnyVerifiedSameDay).unwrap(), "AnyVerifiedSameDay");
         assert!(serde_json::from_str::<MissionRequirement>(r#""verifiedSameDay""#).is_err());
     }
 }

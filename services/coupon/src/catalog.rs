@@ -141,7 +141,7 @@ pub async fn campaigns(
             total_quantity: spec.quota.total_quantity,
             remaining_today,
             per_user: spec.quota.per_user,
-            requires_mission: spec.eligibility.mission == campaign::MissionRequirement::VerifiedSameDay,
+            requires_mission: spec.eligibility.mission.needs_mission(),
             coupon_title: spec.coupon.title.clone(),
             coupon_benefit: spec.coupon.benefit.clone(),
             validity_days: spec.coupon.validity_days,

@@ -56,6 +56,7 @@ pub async fn verify_mission(
     let verified = MissionVerified {
         user_id: user.user_id,
         mission_id: format!("dev-{}", uuid::Uuid::now_v7()),
+        source: platform::events::contracts::MissionSource::Daily,
         verified_at: state.clock.now(),
     };
     let event =

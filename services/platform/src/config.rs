@@ -15,6 +15,10 @@ pub struct HttpConfig {
     /// Largest request body accepted, in bytes; larger bodies get 413.
     #[arg(long, env = "WW_MAX_BODY_BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(1..=16 * 1024 * 1024))]
     pub max_body_bytes: u64,
+    /// Largest `multipart/form-data` body (uploads) accepted, in bytes; each upload route
+    /// applies its own smaller limit within it.
+    #[arg(long, env = "WW_MAX_UPLOAD_BYTES", default_value_t = 12 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..=256 * 1024 * 1024))]
+    pub max_upload_bytes: u64,
     /// Time a request may take before it is answered 503, in milliseconds.
     #[arg(long, env = "WW_REQUEST_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub request_timeout_ms: u64,
@@ -45,6 +49,7 @@ impl HttpConfig {
     pub fn settings(&self) -> HttpSettings {
         HttpSettings {
             max_body_bytes: usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX),
+            max_upload_bytes: usize::try_from(self.max_upload_bytes).unwrap_or(usize::MAX),
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             max_in_flight: usize::try_from(self.max_in_flight).unwrap_or(usize::MAX),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),

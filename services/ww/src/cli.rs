@@ -98,6 +98,13 @@ pub struct DevArgs {
     pub services_config: ServiceConfig,
 }
 
+impl ServiceConfig {
+    /// The weather provider when none is configured: simulated under `ww dev`.
+    pub fn default_weather_provider(&self) -> weather::ProviderKind {
+        if self.embedded { weather::ProviderKind::Simulated } else { weather::ProviderKind::OpenMeteo }
+    }
+}
+
 /// Settings of the individual services.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServiceConfig {
@@ -111,9 +118,14 @@ pub struct ServiceConfig {
     pub chat: chat::ChatConfig,
     #[command(flatten)]
     pub weather: weather::WeatherConfig,
+    #[command(flatten)]
+    pub mission: mission::MissionConfig,
     /// Set by `ww dev`: defaults that need no network (the simulated weather provider).
     #[arg(skip)]
     pub embedded: bool,
+    /// Set by `ww dev`: its data directory (local proof photos default to `proofs` in it).
+    #[arg(skip)]
+    pub data_dir: Option<std::path::PathBuf>,
     /// Set by `app::build`: the issuers run in this process, so the coupon role does not answer
     /// for them.
     #[arg(skip)]

@@ -45,7 +45,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             services.retain(|s| *s != ServiceName::CouponIssuer);
         }
     }
-    let config = ServiceConfig { embedded: true, ..args.services_config.clone() };
+    let config =
+        ServiceConfig { embedded: true, data_dir: Some(args.data_dir.clone()), ..args.services_config.clone() };
     let app = app::build(&services, &ctx, &config, &args.http.settings()).await?;
     let listener = TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;

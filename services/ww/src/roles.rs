@@ -119,11 +119,17 @@ roles! {
         redis: true,
         dev_only: false,
         missing: |_| None,
-        start: |ctx, config| Box::pin(weather::start_with(
-            ctx,
-            &config.weather,
-            if config.embedded { weather::ProviderKind::Simulated } else { weather::ProviderKind::OpenMeteo },
-        )),
+        start: |ctx, config| Box::pin(weather::start_with(ctx, &config.weather, config.default_weather_provider())),
+    },
+    /// Daily missions from the weather, proofs, moderation (`/api/missions/...`).
+    Mission {
+        redis: true,
+        dev_only: false,
+        missing: |_| None,
+        start: |ctx, config| Box::pin(async move {
+            let proofs = config.data_dir.as_deref().unwrap_or(std::path::Path::new(".")).join("proofs");
+            mission::start(ctx, &config.mission, &config.weather, config.default_weather_provider(), &proofs).await
+        }),
     },
     /// Development helpers (`ww dev` only).
     #[value(skip)]

@@ -11,59 +11,15 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use campaign::{Campaign, CampaignSpec, CouponTemplate, Eligibility, MissionRequirement, Quota, Schedule};
-use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
+use campaign::{Campaign, CampaignSpec, MissionRequirement};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use common::campaigns::{Rules, campaign, day, kst};
 use common::{Backend, Resp, TestApp};
 use futures::StreamExt;
 use platform::clock::Clock;
 use platform::events::Envelope;
-use platform::events::contracts::{MISSION_VERIFIED, MissionVerified, topics};
+use platform::events::contracts::{MISSION_VERIFIED, MissionSource, MissionVerified, topics};
 use uuid::Uuid;
-
-struct Rules {
-    daily: u32,
-    per_user: u32,
-    total: Option<u64>,
-    closes: Option<&'static str>,
-    mission: bool,
-}
-
-impl Default for Rules {
-    fn default() -> Self {
-        Self { daily: 10, per_user: 1, total: None, closes: Some("12:00"), mission: true }
-    }
-}
-
-fn day(d: u32) -> NaiveDate {
-    NaiveDate::from_ymd_opt(2026, 12, d).unwrap()
-}
-
-/// A KST wall-clock instant on 2026-12-`d`.
-fn kst(d: u32, h: u32, m: u32) -> DateTime<Utc> {
-    chrono_tz::Asia::Seoul.with_ymd_and_hms(2026, 12, d, h, m, 0).single().unwrap().with_timezone(&Utc)
-}
-
-fn campaign(rules: Rules) -> Campaign {
-    let name = format!("t-{}", &Uuid::new_v4().simple().to_string()[..10]);
-    let spec = CampaignSpec {
-        display_name: "Test campaign".into(),
-        coupon: CouponTemplate { title: "Free pass".into(), benefit: "One free pass".into(), validity_days: 7 },
-        schedule: Schedule {
-            time_zone: "Asia/Seoul".into(),
-            start_date: day(7),
-            end_date: day(13),
-            opens_at: NaiveTime::from_hms_opt(10, 0, 0).unwrap(),
-            closes_at: rules.closes.map(|c| NaiveTime::parse_from_str(c, "%H:%M").unwrap()),
-        },
-        quota: Quota { daily_quantity: rules.daily, total_quantity: rules.total, per_user: rules.per_user },
-        eligibility: Eligibility {
-            mission: if rules.mission { MissionRequirement::VerifiedSameDay } else { MissionRequirement::None },
-        },
-        workload: Default::default(),
-        suspend: false,
-    };
-    Campaign::new(&name, spec).unwrap()
-}
 
 async fn app_at(backend: Backend, t: DateTime<Utc>) -> Option<TestApp> {
     TestApp::start_with(backend, common::fast_config(), Clock::manual(t)).await
@@ -74,11 +30,15 @@ fn token(app: &TestApp, user: Uuid) -> String {
 }
 
 async fn verify_mission(app: &TestApp, user: Uuid, at: DateTime<Utc>) {
+    verify_mission_of(app, user, at, MissionSource::Daily).await;
+}
+
+async fn verify_mission_of(app: &TestApp, user: Uuid, at: DateTime<Utc>, source: MissionSource) {
     let event = Envelope::new(
         MISSION_VERIFIED,
         "test",
         at,
-        &MissionVerified { user_id: user, mission_id: "m".into(), verified_at: at },
+        &MissionVerified { user_id: user, mission_id: "m".into(), source, verified_at: at },
     )
     .unwrap();
     app.ctx.bus.publish(topics::MISSIONS_VERIFIED, &user.to_string(), &event).await.unwrap();
@@ -141,7 +101,32 @@ on_both_backends!(
     a_campaign_re_created_under_the_same_name_is_a_new_campaign,
     the_issuers_publish_their_counts_about_once_a_second_while_open,
     a_quantity_change_reaches_running_issuers_and_applies_from_the_next_campaign_day,
+    a_created_mission_counts_only_where_the_campaign_says_so,
 );
+
+/// `MissionVerified` says which kind of mission it was: a mission someone created (and may have
+/// verified themselves) makes them eligible only on a campaign whose eligibility is
+/// `AnyVerifiedSameDay`; the default counts daily weather missions alone.
+async fn a_created_mission_counts_only_where_the_campaign_says_so(backend: TestApp) {
+    let kind = backend.backend;
+    drop(backend);
+    let app = app_at(kind, kst(7, 10, 30)).await.unwrap();
+    let (maker, walker) = (Uuid::new_v4(), Uuid::new_v4());
+    verify_mission_of(&app, maker, kst(7, 10, 5), MissionSource::Created).await;
+    verify_mission_of(&app, walker, kst(7, 10, 6), MissionSource::Daily).await;
+    let strict = campaign(Rules::default());
+    let mut spec = campaign(Rules::default()).spec().clone();
+    spec.eligibility.mission = MissionRequirement::AnyVerifiedSameDay;
+    let lenient = Campaign::new(&format!("{}-any", strict.name()), spec).unwrap();
+    let (strict_router, strict_issuer) = app.issuer(strict.clone()).await;
+    let (lenient_router, lenient_issuer) = app.issuer(lenient.clone()).await;
+    wait_ready(&strict_issuer).await;
+    wait_ready(&lenient_issuer).await;
+    let refused = issue(&strict_router, strict.name(), &token(&app, maker), None).await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::FORBIDDEN, "not-eligible"));
+    assert_eq!(issue(&strict_router, strict.name(), &token(&app, walker), None).await.status, StatusCode::CREATED);
+    assert_eq!(issue(&lenient_router, lenient.name(), &token(&app, maker), None).await.status, StatusCode::CREATED);
+}
 
 /// The resource changed while its issuers run (the operator announces each generation): a new
 /// `dailyQuantity` reaches them within seconds and applies from the next campaign day (today's

@@ -471,7 +471,7 @@ impl Issuer {
                 closes_at: self.rules().closing(day),
                 user,
                 per_user: spec.quota.per_user,
-                require_eligible: spec.eligibility.mission == campaign::MissionRequirement::VerifiedSameDay,
+                require_eligible: spec.eligibility.mission.needs_mission(),
                 total_limit: spec.quota.total_quantity,
                 idempotency_key: key,
                 coupon_id,

@@ -43,7 +43,24 @@ pub const CAMPAIGN_COUNTED: &str = "CampaignCounted";
 pub struct MissionVerified {
     pub user_id: Uuid,
     pub mission_id: String,
+    /// Which kind of mission: campaigns count only daily weather missions unless their
+    /// eligibility says otherwise. Absent in events from before it existed: `daily`.
+    #[serde(default)]
+    pub source: MissionSource,
+    /// When the proof was submitted (a reviewed mission is announced once approved, with the
+    /// time it was done).
     pub verified_at: DateTime<Utc>,
+}
+
+/// The kind of a verified mission.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MissionSource {
+    /// Today's weather mission, assigned by the mission service.
+    #[default]
+    Daily,
+    /// A mission a person created (the created-mission service).
+    Created,
 }
 
 /// One coupon handed out. `(campaign, user_id, seq)` is unique; a re-sent event for the

@@ -17,6 +17,7 @@ use crate::ApiError;
 pub(crate) struct Limits {
     pub in_flight: Arc<Semaphore>,
     pub max_body_bytes: usize,
+    pub max_upload_bytes: usize,
     pub timeout: Duration,
 }
 
@@ -30,7 +31,14 @@ pub(crate) async fn protect(State(limits): State<Limits>, req: Request, next: Ne
     };
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|len| len > limits.max_body_bytes) {
+    // Uploads (multipart) may be larger; each upload route bounds its own body below this.
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
+    let max = if multipart { limits.max_upload_bytes.max(limits.max_body_bytes) } else { limits.max_body_bytes };
+    if declared.is_some_and(|len| len > max) {
         return body_too_large().into_response();
     }
     match tokio::time::timeout(limits.timeout, next.run(req)).await {

@@ -28,6 +28,8 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub max_body_bytes: usize,
+    /// The bound of `multipart/form-data` bodies (uploads); routes set their own within it.
+    pub max_upload_bytes: usize,
     pub request_timeout: Duration,
     pub max_in_flight: usize,
     pub shutdown_grace: Duration,
@@ -42,6 +44,7 @@ impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             max_body_bytes: 64 * 1024,
+            max_upload_bytes: 12 * 1024 * 1024,
             request_timeout: Duration::from_secs(10),
             max_in_flight: 1024,
             shutdown_grace: Duration::from_secs(25),
@@ -66,6 +69,7 @@ impl Server {
         let limits = Limits {
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight)),
             max_body_bytes: settings.max_body_bytes,
+            max_upload_bytes: settings.max_upload_bytes,
             timeout: settings.request_timeout,
         };
         let api = api

@@ -25,7 +25,9 @@ use hdrhistogram::Histogram;
 use platform::auth::JwtKeys;
 use platform::config::KeyRing;
 use platform::db::{Database, DatabaseUrl};
-use platform::events::contracts::{COUPON_ISSUED, CouponIssued, MISSION_VERIFIED, MissionVerified, topics};
+use platform::events::contracts::{
+    COUPON_ISSUED, CouponIssued, MISSION_VERIFIED, MissionSource, MissionVerified, topics,
+};
 use platform::events::{Envelope, EventBus, KafkaBus, KafkaConfig};
 use rand::seq::SliceRandom;
 use serde_json::json;
@@ -392,7 +394,12 @@ async fn publish_missions(bus: &EventBus, eligible: &HashSet<Uuid>) -> anyhow::R
     let now = Utc::now();
     futures::future::try_join_all(users.chunks(users.len().div_ceil(64).max(1)).map(|chunk| async move {
         for u in chunk {
-            let verified = MissionVerified { user_id: *u, mission_id: "bench".into(), verified_at: now };
+            let verified = MissionVerified {
+                user_id: *u,
+                mission_id: "bench".into(),
+                source: MissionSource::Daily,
+                verified_at: now,
+            };
             let event = Envelope::new(MISSION_VERIFIED, "bench", now, &verified)?;
             bus.publish(topics::MISSIONS_VERIFIED, &u.to_string(), &event).await?;
         }

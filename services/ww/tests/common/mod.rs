@@ -3,6 +3,7 @@
 //! `Router::oneshot`.
 #![allow(dead_code)]
 
+pub mod campaigns;
 pub mod cluster;
 pub mod procs;
 
@@ -108,6 +109,8 @@ pub struct Resp {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Value,
+    /// The body's bytes as sent (for bodies that are not JSON).
+    pub raw: bytes::Bytes,
 }
 
 impl Resp {
@@ -128,6 +131,7 @@ pub fn fast_config() -> ServiceConfig {
             weather_provider: Some(weather::ProviderKind::Simulated),
             ..weather::WeatherConfig::default()
         },
+        data_dir: Some(std::env::temp_dir().join("ww-test-data")),
         ..ServiceConfig::default()
     }
 }
@@ -155,7 +159,14 @@ impl TestApp {
 
     /// Every steady-state service (issuers are started per test with [`TestApp::issuer`]).
     pub fn services() -> Vec<ServiceName> {
-        vec![ServiceName::Auth, ServiceName::User, ServiceName::Coupon, ServiceName::Weather, ServiceName::DevTools]
+        vec![
+            ServiceName::Auth,
+            ServiceName::User,
+            ServiceName::Coupon,
+            ServiceName::Weather,
+            ServiceName::Mission,
+            ServiceName::DevTools,
+        ]
     }
 
     pub async fn start_with(backend: Backend, config: ServiceConfig, clock: Clock) -> Option<Self> {
@@ -252,7 +263,7 @@ impl TestApp {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        Resp { status, headers, body }
+        Resp { status, headers, body, raw: bytes }
     }
 
     pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {

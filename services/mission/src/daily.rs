@@ -1,0 +1,158 @@
+//! A person's missions of the day: stored once per (person, local date) so every replica
+//! answers the same all day; chosen from the weather at their home (read through the weather
+//! crate's cache, never by calling the weather service) when it is known.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use platform::clock::Clock;
+use platform::db::Database;
+use uuid::Uuid;
+use weather::{Cell, WeatherSource};
+
+use crate::catalog::{Catalog, Conditions};
+use crate::store::{self, Assigned, Assignment, Home, Source};
+
+pub struct Daily {
+    pub db: Database,
+    pub catalog: Arc<Catalog>,
+    pub weather: WeatherSource,
+    pub clock: Clock,
+    /// How long a request waits for weather before answering without it.
+    pub weather_wait: Duration,
+}
+
+/// Today's missions and what they were chosen from.
+pub struct Today {
+    pub home: Option<Home>,
+    pub assignment: Assignment,
+    /// Not stored: chosen without a home location or without weather, so a later request
+    /// (once either is known) may choose again.
+    pub provisional: bool,
+    pub weather_stale: bool,
+}
+
+/// The time zone a person's day is counted in (UTC when none is known or it is not valid).
+pub fn zone(home: Option<&Home>) -> Tz {
+    home.and_then(|h| h.time_zone.parse().ok()).unwrap_or(Tz::UTC)
+}
+
+/// The local date of `at` in `tz`.
+pub fn local_date(at: DateTime<Utc>, tz: Tz) -> NaiveDate {
+    at.with_timezone(&tz).date_naive()
+}
+
+/// `YYYYMMDD-slug`.
+pub fn mission_id(date: NaiveDate, slug: &str) -> String {
+    format!("{}-{slug}", date.format("%Y%m%d"))
+}
+
+/// The date a mission id names.
+pub fn date_of(mission_id: &str) -> Option<NaiveDate> {
+    let (day, slug) = mission_id.split_once('-')?;
+    if day.len() != 8 || !crate::catalog::is_mission_slug(slug) {
+        return None;
+    }
+    NaiveDate::parse_from_str(day, "%Y%m%d").ok()
+}
+
+impl Daily {
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The day's missions: the stored ones, else chosen now (and stored when chosen from real
+    /// weather at a known home).
+    pub async fn today(&self, user: Uuid) -> anyhow::Result<Today> {
+        let home = store::home(&self.db.pool, user).await?;
+        let tz = zone(home.as_ref());
+        let date = local_date(self.now(), tz);
+        self.day(user, date, home, tz).await
+    }
+
+    /// The missions of `date` (which must be today in the person's zone for anything to be
+    /// chosen: a past day without stored missions has none).
+    pub async fn day(&self, user: Uuid, date: NaiveDate, home: Option<Home>, tz: Tz) -> anyhow::Result<Today> {
+        if let Some(assignment) = store::assignment(&self.db.pool, user, date).await? {
+            return Ok(Today { home, assignment, provisional: false, weather_stale: false });
+        }
+        let cell = home.as_ref().and_then(|h| h.location).and_then(|(lat, lon)| Cell::of(lat, lon));
+        let weather = match cell {
+            Some(cell) => match tokio::time::timeout(self.weather_wait, self.weather.get(cell)).await {
+                Ok(Ok(w)) => Some(w),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "no weather for missions; choosing without it");
+                    metrics::counter!("mission_choices_without_weather_total", "why" => "unavailable").increment(1);
+                    None
+                }
+                Err(_) => {
+                    metrics::counter!("mission_choices_without_weather_total", "why" => "slow").increment(1);
+                    None
+                }
+            },
+            None => None,
+        };
+        let conditions = weather.as_ref().map(|w| Conditions {
+            condition: w.current.condition,
+            temperature_c: w.current.temperature_c,
+            wind_speed_kmh: w.current.wind_speed_kmh,
+            air: w.air_quality.as_ref().map(|a| a.level),
+        });
+        let missions = self
+            .catalog
+            .choose(user, date, conditions.as_ref())
+            .into_iter()
+            .map(|e| Assigned {
+                id: mission_id(date, &e.id),
+                catalog_id: Some(e.id.clone()),
+                title: e.title.clone(),
+                description: e.description.clone(),
+                proof: e.proof,
+                review: e.review,
+                indoor: e.indoor,
+            })
+            .collect();
+        let assignment = Assignment {
+            user_id: user,
+            date,
+            time_zone: tz.name().to_owned(),
+            weather: conditions,
+            missions,
+            source: Source::Catalog,
+        };
+        let weather_stale = weather.as_ref().is_some_and(|w| w.stale);
+        if conditions.is_none() {
+            return Ok(Today { home, assignment, provisional: true, weather_stale });
+        }
+        let assignment = store::give(&self.db.pool, &assignment, self.clock.now_millis()).await?;
+        Ok(Today { home, assignment, provisional: false, weather_stale })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mission_ids_name_their_day() {
+        let day = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+        let id = mission_id(day, "umbrella-out");
+        assert_eq!(id, "20261126-umbrella-out");
+        assert_eq!(date_of(&id), Some(day));
+        for bad in ["20261126", "2026112-x", "20261332-x", "20261126-Bad", "20261126-", "x-20261126", "20261126-a/b"] {
+            assert_eq!(date_of(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_day_is_counted_in_the_persons_zone() {
+        let at: DateTime<Utc> = "2026-11-26T16:30:00Z".parse().unwrap();
+        let seoul = Home { location: None, time_zone: "Asia/Seoul".into() };
+        assert_eq!(local_date(at, zone(Some(&seoul))), NaiveDate::from_ymd_opt(2026, 11, 27).unwrap());
+        assert_eq!(local_date(at, zone(None)), NaiveDate::from_ymd_opt(2026, 11, 26).unwrap());
+        let broken = Home { location: None, time_zone: "Mars/Olympus".into() };
+        assert_eq!(zone(Some(&broken)), Tz::UTC);
+    }
+}
