@@ -169,8 +169,10 @@ impl From<Verification> for VerificationView {
     }
 }
 
-/// The multipart form of a proof (for the OpenAPI document).
-#[derive(Debug, ToSchema)]
+/// The multipart form of a proof (for the OpenAPI document; read by [`read_upload`]). Which
+/// parts a mission needs is its `proof` (`photo`, `text` or `photo-and-text`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct ProofForm {
     /// JPEG, PNG or WebP (told by its bytes), up to `WW_MISSION_MAX_PHOTO_BYTES`. Location and
@@ -394,7 +396,7 @@ pub async fn verify(
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// The `next` cursor of the previous page.
-    #[param(pattern = "^[0-9]{1,15}\\.[0-9a-f-]{36}$")]
+    #[param(pattern = "^[0-9]{1,15}\\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     pub before: Option<String>,
     /// 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
@@ -471,8 +473,8 @@ pub async fn pending(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rejection {
-    /// Shown to the person, 1 to 500 characters.
-    #[schema(min_length = 1, max_length = 500)]
+    /// Shown to the person, 1 to 500 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub reason: String,
 }
 
