@@ -22,7 +22,7 @@ ensure_build_tools
 ensure_postgres
 ensure_redis
 ensure_kafka
-[ -n "$quick" ] || ensure_python_tools
+ensure_python_tools
 # Real-backend tests fail when a backend is missing (never skipped silently); the
 # WW_TEST_* variables the ensure_* steps exported tell them where the backends are.
 

@@ -114,6 +114,12 @@ ensure_python_tools() {
     log "installing kubernetes-validate into $venv"
     "$venv/bin/pip" install -q --disable-pip-version-check "kubernetes-validate==1.37.0" >&2
   fi
+  if [ ! -x "$venv/bin/moto_server" ]; then
+    log "installing moto (a local S3 server for the proof-store tests) into $venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "moto[server]==5.2.5" >&2
+  fi
   export SCHEMATHESIS="$venv/bin/schemathesis"
   export KUBERNETES_VALIDATE="$venv/bin/kubernetes-validate"
+  # Tests that need S3 start their own moto_server on a free port.
+  export WW_TEST_MOTO_SERVER="$venv/bin/moto_server"
 }
