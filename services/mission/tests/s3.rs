@@ -50,10 +50,11 @@ fn config(endpoint: &str, bucket: &str) -> ObjectConfig {
 
 async fn create_bucket(endpoint: &str, name: &str) {
     let bucket =
-        rusty_s3::Bucket::new(endpoint.parse().unwrap(), rusty_s3::UrlStyle::Path, name.to_owned(), "us-east-1").unwrap();
+        rusty_s3::Bucket::new(endpoint.parse().unwrap(), rusty_s3::UrlStyle::Path, name.to_owned(), "us-east-1")
+            .unwrap();
     let credentials = rusty_s3::Credentials::new("test-key", "test-secret");
     let url = bucket.create_bucket(&credentials).sign(Duration::from_secs(60));
-    let r = reqwest::Client::new().put(url).send().await.unwrap();
+    let r = reqwest::Client::new().put(url).header(reqwest::header::CONTENT_LENGTH, "0").send().await.unwrap();
     assert!(r.status().is_success(), "create bucket: {}", r.status());
 }
 
