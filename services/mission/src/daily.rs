@@ -22,6 +22,8 @@ pub struct Daily {
     pub clock: Clock,
     /// How long a request waits for weather before answering without it.
     pub weather_wait: Duration,
+    /// An AI writer runs: a day chosen from the catalog here is a day it did not write.
+    pub ai_writes: bool,
 }
 
 /// Today's missions and what they were chosen from.
@@ -127,6 +129,9 @@ impl Daily {
             return Ok(Today { home, assignment, provisional: true, weather_stale });
         }
         let assignment = store::give(&self.db.pool, &assignment, self.clock.now_millis()).await?;
+        if self.ai_writes && assignment.source == Source::Catalog {
+            metrics::counter!("mission_ai_fallbacks_total").increment(1);
+        }
         Ok(Today { home, assignment, provisional: false, weather_stale })
     }
 }

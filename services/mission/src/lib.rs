@@ -7,6 +7,7 @@
 //! Homes come from `UserProfileUpdated` events and weather from the weather crate's cache:
 //! nothing here calls another service on a request path.
 
+pub mod ai;
 pub mod catalog;
 pub mod daily;
 mod http;
@@ -57,6 +58,8 @@ pub struct MissionConfig {
     pub mission_weather_wait_ms: u64,
     #[command(flatten)]
     pub objects: objects::ObjectConfig,
+    #[command(flatten)]
+    pub ai: ai::AiConfig,
 }
 
 impl Default for MissionConfig {
@@ -66,6 +69,7 @@ impl Default for MissionConfig {
             mission_max_photo_bytes: 8 * 1024 * 1024,
             mission_weather_wait_ms: 1_500,
             objects: objects::ObjectConfig::default(),
+            ai: ai::AiConfig::default(),
         }
     }
 }
@@ -154,13 +158,20 @@ pub async fn start(
     // Weather through the weather crate's cache (the same keys as the weather service); the
     // weather service's SQL is its own, so no last-known store here.
     let source = weather.source(ctx, None, default_provider)?;
+    let writer = ai::Writer::from_config(&config.ai)?;
     let daily = Arc::new(daily::Daily {
         db: db.clone(),
         catalog,
         weather: source,
         clock: ctx.clock.clone(),
         weather_wait: Duration::from_millis(config.mission_weather_wait_ms),
+        ai_writes: writer.is_some(),
     });
+    let mut tasks = vec![homes, outbox.spawn_relay(ctx.stop.clone())];
+    if let Some(writer) = writer {
+        tracing::info!(writer = ?writer, "missions for tomorrow are written by an AI model");
+        tasks.push(tokio::spawn(ai::run(daily.clone(), writer, config.ai.clone(), ctx.stop.clone())));
+    }
     let objects = Arc::new(objects::Objects::open(&config.objects, proof_dir)?);
     let state = MissionState {
         daily,
@@ -171,11 +182,5 @@ pub async fn start(
     };
     let mut readiness = vec![db.readiness(), ctx.bus.readiness()];
     readiness.extend(ctx.counters.readiness());
-    Ok(Started {
-        name: SERVICE,
-        router: router(state),
-        openapi: ApiDoc::openapi(),
-        readiness,
-        tasks: vec![homes, outbox.spawn_relay(ctx.stop.clone())],
-    })
+    Ok(Started { name: SERVICE, router: router(state), openapi: ApiDoc::openapi(), readiness, tasks })
 }
