@@ -3,9 +3,11 @@
 //! removed before anything is stored. The image data itself is copied as is — no decoding, so
 //! no decoder's bugs, and the picture is exactly what was sent.
 //!
-//! JPEG: every APPn segment except APP0 (JFIF), APP2 (ICC colour profile) and APP14 (Adobe
-//! colour transform) is dropped, and every comment. PNG: `eXIf`, `tEXt`, `zTXt`, `iTXt` and
-//! `tIME` chunks are dropped. WebP: `EXIF` and `XMP ` chunks are dropped and their flags cleared.
+//! JPEG: every APPn segment except APP0 (JFIF), an APP2 ICC colour profile and APP14 (Adobe
+//! colour transform) is dropped, and every comment — between scans too — and everything after
+//! the first end of image (motion-photo videos, secondary images). PNG and WebP keep only the
+//! chunks that draw the picture (an allowlist: EXIF, XMP, text, time stamps and unknown chunks
+//! go); WebP's EXIF and XMP flags are cleared.
 //! Dropping EXIF drops its orientation too: a phone photo taken sideways may show sideways.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +83,8 @@ fn jpeg(bytes: &[u8]) -> Result<Vec<u8>, ImageError> {
             return Err(damaged("a segment does not start with a marker"));
         };
         match marker {
-            // End of image: done (anything after it is dropped).
+            // The first end of image ends it: whatever follows (a phone's appended motion-photo
+            // video, a second image, trailing data) is dropped with whatever it says.
             0xD9 => {
                 out.extend_from_slice(&[0xFF, 0xD9]);
                 return Ok(out);
@@ -102,10 +105,12 @@ fn jpeg(bytes: &[u8]) -> Result<Vec<u8>, ImageError> {
             return Err(damaged("a segment longer than the file"));
         }
         let segment = &bytes[at..at + 2 + len];
+        let body = &segment[4..];
         let keep = match marker {
-            0xE0 | 0xE2 | 0xEE => true,         // JFIF, ICC profile, Adobe
-            0xE1 | 0xE3..=0xED | 0xEF => false, // EXIF/XMP and every other application segment
-            0xFE => false,                      // comment
+            0xE0 | 0xEE => true,                        // JFIF, Adobe colour transform
+            0xE2 => body.starts_with(b"ICC_PROFILE\0"), // the colour profile, not MPF/FlashPix
+            0xE1 | 0xE3..=0xED | 0xEF => false,         // EXIF/XMP and every other application segment
+            0xFE => false,                              // comment
             _ => true,
         };
         if keep {
@@ -113,11 +118,20 @@ fn jpeg(bytes: &[u8]) -> Result<Vec<u8>, ImageError> {
         }
         at += 2 + len;
         if marker == 0xDA {
-            // Start of scan: the compressed data runs to the end of the image; copied as is.
-            let rest = &bytes[at..];
-            let end = rest.windows(2).rposition(|w| w == [0xFF, 0xD9]).ok_or_else(|| damaged("no end of image"))?;
-            out.extend_from_slice(&rest[..end + 2]);
-            return Ok(out);
+            // Start of scan: compressed data up to the next marker (0xFF followed by anything but
+            // a stuffed 0x00, a restart marker or fill), which is handled as any segment — so a
+            // segment between the scans of a progressive image is judged too.
+            let start = at;
+            loop {
+                match (bytes.get(at), bytes.get(at + 1)) {
+                    (Some(0xFF), Some(0x00 | 0xD0..=0xD7)) => at += 2,
+                    (Some(0xFF), Some(0xFF)) => at += 1,
+                    (Some(0xFF), Some(_)) => break,
+                    (Some(_), _) => at += 1,
+                    (None, _) => return Err(damaged("no end of image")),
+                }
+            }
+            out.extend_from_slice(&bytes[start..at]);
         }
     }
 }
@@ -134,7 +148,27 @@ fn png(bytes: &[u8]) -> Result<Vec<u8>, ImageError> {
         let kind = &header[4..8];
         let end = at.checked_add(12).and_then(|n| n.checked_add(len)).ok_or_else(|| damaged("a chunk too long"))?;
         let chunk = bytes.get(at..end).ok_or_else(|| damaged("a chunk longer than the file"))?;
-        if !matches!(kind, b"eXIf" | b"tEXt" | b"zTXt" | b"iTXt" | b"tIME") {
+        // What draws the picture, nothing else: text, EXIF, time stamps and chunks this code
+        // does not know (which may carry either) are dropped.
+        if matches!(
+            kind,
+            b"IHDR"
+                | b"PLTE"
+                | b"IDAT"
+                | b"IEND"
+                | b"tRNS"
+                | b"gAMA"
+                | b"cHRM"
+                | b"sRGB"
+                | b"iCCP"
+                | b"sBIT"
+                | b"bKGD"
+                | b"pHYs"
+                | b"hIST"
+                | b"acTL"
+                | b"fcTL"
+                | b"fdAT"
+        ) {
             out.extend_from_slice(chunk);
         }
         at = end;
@@ -167,11 +201,11 @@ fn webp(bytes: &[u8]) -> Result<Vec<u8>, ImageError> {
             return Err(damaged("a chunk longer than the file"));
         }
         match &header[..4] {
-            b"EXIF" | b"XMP " => {}
             b"VP8 " | b"VP8L" | b"ANMF" => {
                 image = true;
                 chunks.extend_from_slice(chunk);
             }
+            b"ALPH" | b"ANIM" | b"ICCP" => chunks.extend_from_slice(chunk),
             b"VP8X" => {
                 let mut vp8x = chunk.to_vec();
                 if let Some(flags) = vp8x.get_mut(8) {
@@ -180,7 +214,8 @@ fn webp(bytes: &[u8]) -> Result<Vec<u8>, ImageError> {
                 }
                 chunks.extend_from_slice(&vp8x);
             }
-            _ => chunks.extend_from_slice(chunk),
+            // EXIF, XMP and chunks this code does not know.
+            _ => {}
         }
         at = end;
     }
@@ -218,9 +253,17 @@ pub(crate) mod tests {
         j.extend(segment(0xFE, b"taken at home"));
         j.extend(segment(0xDB, &[0u8; 65]));
         j.extend(segment(0xC0, &[8, 0, 1, 0, 1, 1, 1, 0x11, 0]));
+        j.extend(segment(0xE2, b"MPF\0MM\0*second image GPSLatitude"));
+        j.extend(segment(0xE2, b"ICC_PROFILE\0\x01\x01colours"));
         j.extend(segment(0xDA, &[1, 1, 0, 0, 0x3F, 0]));
         j.extend_from_slice(&[0x12, 0x34, 0xFF, 0x00, 0x56, 0xFF, 0xD0, 0x78]);
+        // A progressive image's next scan, with an application segment between the scans.
+        j.extend(segment(0xE1, b"Exif\0\0between scans GPSLatitude"));
+        j.extend(segment(0xDA, &[1, 1, 0, 0, 0x3F, 0]));
+        j.extend_from_slice(&[0x9A, 0xBC]);
         j.extend_from_slice(&[0xFF, 0xD9]);
+        // A motion photo's video after the image, with its own location.
+        j.extend_from_slice(b"ftypmp4 GPSLatitude \xFF\xD9 taken at home");
         j
     }
 
@@ -236,6 +279,7 @@ pub(crate) mod tests {
         p.extend(chunk(b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0]));
         p.extend(chunk(b"eXIf", b"MM\0*GPSLatitude"));
         p.extend(chunk(b"tEXt", b"Comment\0taken at home"));
+        p.extend(chunk(b"caBX", b"c2pa manifest GPSLatitude"));
         p.extend(chunk(b"IDAT", &[1, 2, 3]));
         p.extend(chunk(b"IEND", &[]));
         p
@@ -256,6 +300,7 @@ pub(crate) mod tests {
         body.extend(chunk(b"VP8 ", &[9, 8, 7]));
         body.extend(chunk(b"EXIF", b"MM\0*GPSLatitude"));
         body.extend(chunk(b"XMP ", b"<x:xmpmeta/>"));
+        body.extend(chunk(b"C2PA", b"GPSLatitude"));
         let mut w = b"RIFF".to_vec();
         w.extend_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());
         w.extend(body);
@@ -280,9 +325,10 @@ pub(crate) mod tests {
             assert_eq!(clean(&cleaned).unwrap().1, cleaned, "{kind:?}");
         }
         let (_, jpeg) = clean(&jpeg_with_gps()).unwrap();
-        assert!(
-            contains(&jpeg, b"JFIF") && contains(&jpeg, &[0x12, 0x34, 0xFF, 0x00, 0x56, 0xFF, 0xD0, 0x78, 0xFF, 0xD9])
-        );
+        assert!(contains(&jpeg, b"JFIF") && contains(&jpeg, b"ICC_PROFILE"));
+        assert!(contains(&jpeg, &[0x12, 0x34, 0xFF, 0x00, 0x56, 0xFF, 0xD0, 0x78]), "the first scan's data");
+        assert!(jpeg.ends_with(&[0x9A, 0xBC, 0xFF, 0xD9]), "the second scan, then the end: nothing after it");
+        assert!(!contains(&jpeg, b"MPF") && !contains(&jpeg, b"ftypmp4"));
         let (_, webp) = clean(&webp_with_exif()).unwrap();
         assert_eq!(webp[20], 0x00, "the VP8X EXIF and XMP flags are cleared");
         assert_eq!(usize::try_from(u32::from_le_bytes([webp[4], webp[5], webp[6], webp[7]])).unwrap(), webp.len() - 8);

@@ -181,7 +181,12 @@ pub async fn weather(
         ApiError::bad_request("invalid-location", "lat must be -90 to 90 and lon -180 to 180 (degrees).")
     })?;
     let weather = state.source.get(cell).await.map_err(|e| {
-        ApiError::unavailable("weather-unavailable", format!("No weather for this place right now ({}).", e.0), 30)
+        // The provider's own words stay in the logs (source.rs logs each failure).
+        ApiError::unavailable(
+            "weather-unavailable",
+            format!("The weather provider did not answer for this place ({}); retry later.", e.0.outcome()),
+            30,
+        )
     })?;
     let cache = if weather.stale { "no-cache" } else { "private, max-age=60" };
     Ok(([(header::CACHE_CONTROL, HeaderValue::from_static(cache))], Json(weather)).into_response())

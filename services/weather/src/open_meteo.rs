@@ -118,7 +118,12 @@ impl OpenMeteo {
     ) -> Result<T, ProviderError> {
         let timeout_ms = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX);
         let transport = |e: reqwest::Error| {
-            if e.is_timeout() { ProviderError::Timeout(timeout_ms) } else { ProviderError::Unreachable(e.to_string()) }
+            // Without the URL: it holds the API key.
+            if e.is_timeout() {
+                ProviderError::Timeout(timeout_ms)
+            } else {
+                ProviderError::Unreachable(e.without_url().to_string())
+            }
         };
         let mut response = self.client.get(url).query(query).send().await.map_err(transport)?;
         let status = response.status();
@@ -312,7 +317,8 @@ impl ForecastWire {
 }
 
 fn local_date(midnight: i64, offset: i32) -> Result<NaiveDate, ProviderError> {
-    Ok(instant(midnight + i64::from(offset))?.date_naive())
+    let local = midnight.checked_add(i64::from(offset)).ok_or_else(|| malformed("a time out of range"))?;
+    Ok(instant(local)?.date_naive())
 }
 
 impl AirWire {

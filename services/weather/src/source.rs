@@ -56,6 +56,21 @@ impl std::fmt::Debug for Cache {
     }
 }
 
+/// The longest any one Redis call may take: a stalled Redis is a miss, not a hang.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+/// Cells the in-memory cache keeps before dropping values past their last use.
+const MEMORY_CELLS: usize = 50_000;
+
+async fn bounded<T>(call: impl Future<Output = redis::RedisResult<T>>) -> anyhow::Result<T> {
+    Ok(tokio::time::timeout(REDIS_TIMEOUT, call)
+        .await
+        .map_err(|_| anyhow::anyhow!("Redis did not answer within {REDIS_TIMEOUT:?}"))??)
+}
+
+/// Deletes the lease only while it is still ours.
+const RELEASE: &str =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
 impl Cache {
     pub fn memory() -> Self {
         Cache::Memory(Mutex::default())
@@ -76,11 +91,17 @@ impl Cache {
         format!("{prefix}weather:lease:{}", cell.key())
     }
 
+    /// Set briefly by a refresh that failed, so replicas waiting on it fail too instead of
+    /// waiting out its lease or asking the provider again at once.
+    fn failed_key(prefix: &str, cell: Cell) -> String {
+        format!("{prefix}weather:failed:{}", cell.key())
+    }
+
     async fn get(&self, cell: Cell) -> anyhow::Result<Option<Weather>> {
         match self {
             Cache::Redis { conn, prefix } => {
                 let raw: Option<String> =
-                    redis::cmd("GET").arg(Self::key(prefix, cell)).query_async(&mut conn.clone()).await?;
+                    bounded(redis::cmd("GET").arg(Self::key(prefix, cell)).query_async(&mut conn.clone())).await?;
                 // A value this version cannot read is a miss, not an error.
                 Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
             }
@@ -91,33 +112,42 @@ impl Cache {
     async fn put(&self, cell: Cell, weather: &Weather, keep: Duration) -> anyhow::Result<()> {
         match self {
             Cache::Redis { conn, prefix } => {
-                redis::cmd("SET")
-                    .arg(Self::key(prefix, cell))
-                    .arg(serde_json::to_string(weather)?)
-                    .arg("PX")
-                    .arg(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX).max(1))
-                    .query_async::<()>(&mut conn.clone())
-                    .await?;
+                bounded(
+                    redis::cmd("SET")
+                        .arg(Self::key(prefix, cell))
+                        .arg(serde_json::to_string(weather)?)
+                        .arg("PX")
+                        .arg(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX).max(1))
+                        .query_async::<()>(&mut conn.clone()),
+                )
+                .await?;
             }
             Cache::Memory(m) => {
-                m.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(cell, weather.clone());
+                let mut cells = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if cells.len() >= MEMORY_CELLS {
+                    let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+                    cells.retain(|_, w| weather.fetched_at - w.fetched_at < keep);
+                }
+                cells.insert(cell, weather.clone());
             }
         }
         Ok(())
     }
 
-    /// Takes the cell's refresh lease for `hold` (Redis); true when this caller holds it.
-    async fn lease(&self, cell: Cell, hold: Duration) -> anyhow::Result<bool> {
+    /// Takes the cell's refresh lease for `hold` under `token` (Redis); true when taken.
+    async fn lease(&self, cell: Cell, token: &str, hold: Duration) -> anyhow::Result<bool> {
         match self {
             Cache::Redis { conn, prefix } => {
-                let set: Option<String> = redis::cmd("SET")
-                    .arg(Self::lease_key(prefix, cell))
-                    .arg(1)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1))
-                    .query_async(&mut conn.clone())
-                    .await?;
+                let set: Option<String> = bounded(
+                    redis::cmd("SET")
+                        .arg(Self::lease_key(prefix, cell))
+                        .arg(token)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(u64::try_from(hold.as_millis()).unwrap_or(u64::MAX).max(1))
+                        .query_async(&mut conn.clone()),
+                )
+                .await?;
                 Ok(set.is_some())
             }
             // One process: its flights are the only callers.
@@ -125,10 +155,69 @@ impl Cache {
         }
     }
 
-    async fn release(&self, cell: Cell) {
+    async fn release(&self, cell: Cell, token: &str) {
         if let Cache::Redis { conn, prefix } = self {
-            let _: Result<(), _> =
-                redis::cmd("DEL").arg(Self::lease_key(prefix, cell)).query_async(&mut conn.clone()).await;
+            let script = redis::Script::new(RELEASE);
+            let mut invocation = script.key(Self::lease_key(prefix, cell));
+            invocation.arg(token);
+            let _: anyhow::Result<i64> = bounded(invocation.invoke_async(&mut conn.clone())).await;
+        }
+    }
+
+    async fn mark_failed(&self, cell: Cell, error: &ProviderError, for_: Duration) {
+        if let Cache::Redis { conn, prefix } = self {
+            let Ok(text) = serde_json::to_string(&FailedRefresh::from(error)) else { return };
+            let _: anyhow::Result<()> = bounded(
+                redis::cmd("SET")
+                    .arg(Self::failed_key(prefix, cell))
+                    .arg(text)
+                    .arg("PX")
+                    .arg(u64::try_from(for_.as_millis()).unwrap_or(u64::MAX).max(1))
+                    .query_async::<()>(&mut conn.clone()),
+            )
+            .await;
+        }
+    }
+
+    /// A refresh of `cell` that failed moments ago on some replica.
+    async fn failed(&self, cell: Cell) -> Option<ProviderError> {
+        let Cache::Redis { conn, prefix } = self else { return None };
+        let raw: Option<String> =
+            bounded(redis::cmd("GET").arg(Self::failed_key(prefix, cell)).query_async(&mut conn.clone())).await.ok()?;
+        raw.and_then(|r| serde_json::from_str::<FailedRefresh>(&r).ok()).map(ProviderError::from)
+    }
+
+    /// Whether anyone holds the cell's lease (a Redis error counts as held: wait for the value).
+    async fn leased(&self, cell: Cell) -> bool {
+        let Cache::Redis { conn, prefix } = self else { return false };
+        bounded(redis::cmd("EXISTS").arg(Self::lease_key(prefix, cell)).query_async::<i64>(&mut conn.clone()))
+            .await
+            .map_or(true, |n| n > 0)
+    }
+}
+
+/// A failed refresh as other replicas read it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FailedRefresh {
+    outcome: String,
+    detail: String,
+}
+
+impl From<&ProviderError> for FailedRefresh {
+    fn from(e: &ProviderError) -> Self {
+        Self { outcome: e.outcome().to_owned(), detail: e.to_string() }
+    }
+}
+
+impl From<FailedRefresh> for ProviderError {
+    fn from(f: FailedRefresh) -> Self {
+        match f.outcome.as_str() {
+            "timeout" => ProviderError::Timeout(0),
+            "malformed" => ProviderError::Malformed(f.detail),
+            "refused" | "rate-limited" => {
+                ProviderError::Refused { status: if f.outcome == "rate-limited" { 429 } else { 502 }, reason: f.detail }
+            }
+            _ => ProviderError::Unreachable(f.detail),
         }
     }
 }
@@ -141,7 +230,25 @@ struct Inner {
     store: Option<Database>,
     clock: Clock,
     timing: Timing,
-    flights: Mutex<HashMap<Cell, Flight>>,
+    flights: Mutex<HashMap<Cell, (u64, Flight)>>,
+    next_flight: std::sync::atomic::AtomicU64,
+}
+
+/// Removes a flight's entry when its task ends however it ends (also by a panic): a finished
+/// flight is never served again.
+struct Landing {
+    inner: Arc<Inner>,
+    cell: Cell,
+    id: u64,
+}
+
+impl Drop for Landing {
+    fn drop(&mut self) {
+        let mut flights = self.inner.flights.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if flights.get(&self.cell).is_some_and(|(id, _)| *id == self.id) {
+            flights.remove(&self.cell);
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -155,7 +262,15 @@ impl std::fmt::Debug for WeatherSource {
 
 impl WeatherSource {
     pub fn new(provider: Provider, cache: Cache, store: Option<Database>, clock: Clock, timing: Timing) -> Self {
-        Self(Arc::new(Inner { provider, cache, store, clock, timing, flights: Mutex::default() }))
+        Self(Arc::new(Inner {
+            provider,
+            cache,
+            store,
+            clock,
+            timing,
+            flights: Mutex::default(),
+            next_flight: std::sync::atomic::AtomicU64::new(0),
+        }))
     }
 
     pub fn provider(&self) -> &'static str {
@@ -233,74 +348,87 @@ impl WeatherSource {
     /// a request that gives up does not cancel it, and its value fills the cache.
     fn flight(&self, cell: Cell) -> Flight {
         let mut flights = self.0.flights.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(f) = flights.get(&cell) {
+        if let Some((_, f)) = flights.get(&cell) {
             return f.clone();
         }
-        let inner = self.0.clone();
-        // The task removes its entry when done; it cannot before the entry is in (the lock is
-        // held until then).
+        let id = self.0.next_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let landing = Landing { inner: self.0.clone(), cell, id };
+        // The task removes its entry when it ends; it cannot before the entry is in (the lock
+        // is held until then).
         let task = tokio::spawn(async move {
-            let result = refresh(&inner, cell).await;
-            inner.flights.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&cell);
-            result
+            let landing = landing;
+            refresh(&landing.inner, cell).await
         });
         let flight = async move { task.await.unwrap_or_else(|e| Err(ProviderError::Unreachable(e.to_string()))) }
             .boxed()
             .shared();
-        flights.insert(cell, flight.clone());
+        flights.insert(cell, (id, flight.clone()));
         flight
     }
 }
 
 /// One refresh of `cell`: this replica asks the provider when it gets the cell's lease; else
-/// it waits for the holder's value to reach the cache.
+/// it waits for the holder's value to reach the cache — or its failure, or for the lease to
+/// be gone (the holder died), and then takes it.
 async fn refresh(inner: &Inner, cell: Cell) -> Result<Weather, ProviderError> {
     let t = inner.timing;
     let timeout_ms = u64::try_from(t.upstream_timeout.as_millis()).unwrap_or(u64::MAX);
     let hold = t.upstream_timeout + Duration::from_secs(1);
-    let leased = match inner.cache.lease(cell, hold).await {
-        Ok(leased) => leased,
-        Err(e) => {
-            // Redis down: every replica may ask; the provider's limits still hold per cell.
-            tracing::warn!(error = %e, "weather lease unavailable; refreshing without it");
-            true
+    let token = uuid::Uuid::new_v4().to_string();
+    let started = inner.clock.now();
+    let deadline = tokio::time::Instant::now() + hold;
+    loop {
+        let leased = match inner.cache.lease(cell, &token, hold).await {
+            Ok(leased) => leased,
+            Err(e) => {
+                // Redis down: every replica may ask; the provider's limits still hold per cell.
+                tracing::warn!(error = %e, "weather lease unavailable; refreshing without it");
+                true
+            }
+        };
+        if leased {
+            break;
         }
-    };
-    if !leased {
-        let started = inner.clock.now();
-        let deadline = tokio::time::Instant::now() + hold;
-        while tokio::time::Instant::now() < deadline {
+        // Another replica is refreshing: its value, its failure, or its lease gone.
+        loop {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ProviderError::Timeout(timeout_ms));
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
             if let Ok(Some(w)) = inner.cache.get(cell).await
                 && w.fetched_at >= started - chrono::Duration::from_std(t.fresh).unwrap_or_default()
             {
                 return Ok(w);
             }
+            if let Some(e) = inner.cache.failed(cell).await {
+                return Err(e);
+            }
+            if !inner.cache.leased(cell).await {
+                break;
+            }
         }
-        return Err(ProviderError::Timeout(timeout_ms));
     }
     let now = inner.clock.now();
     let fetched = match tokio::time::timeout(t.upstream_timeout, inner.provider.fetch(cell, now)).await {
         Ok(r) => r,
         Err(_) => Err(ProviderError::Timeout(timeout_ms)),
     };
-    let result = match fetched {
+    match &fetched {
         Ok(weather) => {
-            if let Err(e) = inner.cache.put(cell, &weather, t.stale_max.max(t.fresh)).await {
+            if let Err(e) = inner.cache.put(cell, weather, t.stale_max.max(t.fresh)).await {
                 tracing::warn!(error = %e, "cannot cache weather");
             }
-            if let Some(db) = &inner.store
-                && let Err(e) = crate::store::remember(&db.pool, cell, &weather).await
-            {
-                tracing::warn!(error = %e, "cannot store the last known weather");
-            }
-            Ok(weather)
         }
         Err(e) => {
             tracing::warn!(error = %e, provider = inner.provider.name(), cell = %cell.key(), "weather refresh failed");
-            Err(e)
+            inner.cache.mark_failed(cell, e, t.stale_after.min(Duration::from_secs(2))).await;
         }
-    };
-    inner.cache.release(cell).await;
-    result
+    }
+    inner.cache.release(cell, &token).await;
+    if let (Ok(weather), Some(db)) = (&fetched, &inner.store)
+        && let Err(e) = crate::store::remember(&db.pool, cell, weather).await
+    {
+        tracing::warn!(error = %e, "cannot store the last known weather");
+    }
+    fetched
 }

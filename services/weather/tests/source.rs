@@ -332,3 +332,27 @@ async fn too_old_a_value_is_not_served_even_marked_stale() {
     let source = WeatherSource::new(open_meteo(&url, None), Cache::memory(), Some(db), much_later, timing());
     assert!(source.get(SEOUL).await.is_err());
 }
+
+#[tokio::test]
+#[cfg_attr(ww_no_backends, ignore = "WW_TEST_NO_BACKENDS was set: needs Redis")]
+async fn replicas_waiting_on_a_failed_refresh_fail_at_once_without_asking_again() {
+    let (url, fake) = start_fake().await;
+    fake.set(Mode::Status(500));
+    let prefix = format!("ww-test:{}:", uuid_like());
+    let mut gets = Vec::new();
+    let started = Instant::now();
+    for _ in 0..3 {
+        let replica =
+            WeatherSource::new(open_meteo(&url, None), redis_cache(&prefix).await, None, Clock::System, timing());
+        for _ in 0..10 {
+            let replica = replica.clone();
+            gets.push(tokio::spawn(async move { replica.get(SEOUL).await }));
+        }
+    }
+    for r in futures::future::join_all(gets).await {
+        assert!(r.unwrap().is_err());
+    }
+    // Well under the lease's hold (upstream timeout + 1 s): the failure is shared, not waited out.
+    assert!(started.elapsed() < Duration::from_millis(1_200), "took {:?}", started.elapsed());
+    assert_eq!(fake.calls(), 1, "the failure is shared, not retried by every replica");
+}
