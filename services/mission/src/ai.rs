@@ -265,6 +265,15 @@ fn forecast_of(w: &weather::Weather, date: NaiveDate) -> Option<(String, Conditi
     Some((text, conditions))
 }
 
+/// When `date` starts in `tz`: local midnight, or — where midnight falls in a daylight-saving
+/// gap (Santiago, Havana, …) — the first instant of the day.
+fn day_start(date: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
+    let midnight = date.and_hms_opt(0, 0, 0)?;
+    (0..=2)
+        .find_map(|h| (midnight + chrono::Duration::hours(h)).and_local_timezone(tz).earliest())
+        .map(|t| t.with_timezone(&Utc))
+}
+
 /// One sweep: writes tomorrow's missions for up to `batch` people whose tomorrow starts within
 /// `ahead`. Returns how many days were written.
 pub async fn sweep(daily: &Daily, writer: &Writer, ahead: Duration, batch: i64, me: &str) -> anyhow::Result<usize> {
@@ -276,15 +285,23 @@ pub async fn sweep(daily: &Daily, writer: &Writer, ahead: Duration, batch: i64, 
         .iter()
         .map(|r| r.try_get("time_zone"))
         .collect::<Result<_, _>>()?;
-    let mut written = 0;
+    // Zones whose tomorrow starts within `ahead`, nearest midnight first (the batch is shared).
+    let mut due = Vec::new();
     for zone in zones {
         let tz: Tz = zone.parse().unwrap_or(Tz::UTC);
         let Some(tomorrow) = now.with_timezone(&tz).date_naive().checked_add_days(Days::new(1)) else { continue };
-        let Some(midnight) = tomorrow.and_hms_opt(0, 0, 0).and_then(|m| m.and_local_timezone(tz).earliest()) else {
-            continue;
-        };
-        if midnight.with_timezone(&Utc) - now > chrono::Duration::from_std(ahead).unwrap_or_default() {
-            continue;
+        let Some(start) = day_start(tomorrow, tz) else { continue };
+        let until = start - now;
+        if until <= chrono::Duration::from_std(ahead).unwrap_or_default() {
+            due.push((until, zone, tomorrow));
+        }
+    }
+    due.sort();
+    let mut written = 0;
+    let mut budget = batch;
+    for (_, zone, tomorrow) in due {
+        if budget <= 0 {
+            break;
         }
         let people = sqlx::query(
             "SELECT h.user_id, h.lat, h.lon FROM homes h \
@@ -295,9 +312,10 @@ pub async fn sweep(daily: &Daily, writer: &Writer, ahead: Duration, batch: i64, 
         )
         .bind(&zone)
         .bind(tomorrow.to_string())
-        .bind(batch)
+        .bind(budget)
         .fetch_all(pool)
         .await?;
+        budget -= i64::try_from(people.len()).unwrap_or(i64::MAX);
         for row in people {
             let user: String = row.try_get("user_id")?;
             let (lat, lon): (f64, f64) = (row.try_get("lat")?, row.try_get("lon")?);
@@ -343,12 +361,7 @@ async fn write_one(
     let cell = Cell::of(lat, lon).ok_or("no-weather")?;
     let weather = daily.weather.get(cell).await.map_err(|_| "no-weather")?;
     let (forecast, conditions) = forecast_of(&weather, date).ok_or("no-weather")?;
-    let recent: Vec<String> = store::page(&daily.db.pool, Some(user), None, None, 7)
-        .await
-        .map_err(|_| "store")?
-        .into_iter()
-        .map(|v| v.mission_id)
-        .collect();
+    let recent = recent_titles(daily, user).await.map_err(|_| "store")?;
     let missions = writer.write(date, &forecast, &recent).await.map_err(|e| {
         tracing::warn!(error = %e, "the AI writer failed; the catalog answers instead");
         e.outcome()
@@ -368,6 +381,22 @@ async fn write_one(
         return Err("overtaken");
     }
     Ok(())
+}
+
+/// The English titles of the missions `user` did lately (newest first, at most 7).
+async fn recent_titles(daily: &Daily, user: Uuid) -> anyhow::Result<Vec<String>> {
+    let done = store::page(&daily.db.pool, Some(user), Some(store::Status::Accepted), None, 7).await?;
+    let mut days: std::collections::HashMap<NaiveDate, Option<Assignment>> = std::collections::HashMap::new();
+    let mut titles = Vec::new();
+    for v in done {
+        if let std::collections::hash_map::Entry::Vacant(e) = days.entry(v.date) {
+            e.insert(store::assignment(&daily.db.pool, user, v.date).await?);
+        }
+        if let Some(m) = days[&v.date].as_ref().and_then(|a| a.missions.iter().find(|m| m.id == v.mission_id)) {
+            titles.push(m.title.en.clone());
+        }
+    }
+    Ok(titles)
 }
 
 /// Runs sweeps every `interval` until `stop`.
@@ -431,6 +460,16 @@ mod tests {
         for c in cases {
             assert!(matches!(parse_answer(&c, day()), Err(AiError::Invalid(_))), "{c}");
         }
+    }
+
+    #[test]
+    fn a_day_starting_in_a_daylight_saving_gap_starts_at_its_first_instant() {
+        // Santiago: clocks went from 00:00 to 01:00 on 7 September 2025.
+        let gap = NaiveDate::from_ymd_opt(2025, 9, 7).unwrap();
+        let start = day_start(gap, chrono_tz::America::Santiago).expect("a start");
+        assert_eq!(start.to_rfc3339(), "2025-09-07T04:00:00+00:00");
+        let seoul = day_start(day(), chrono_tz::Asia::Seoul).unwrap();
+        assert_eq!(seoul.to_rfc3339(), "2026-11-26T15:00:00+00:00");
     }
 
     #[test]

@@ -80,6 +80,25 @@ impl Daily {
         if let Some(assignment) = store::assignment(&self.db.pool, user, date).await? {
             return Ok(Today { home, assignment, provisional: false, weather_stale: false });
         }
+        let today = self.choose(user, date, home, tz).await;
+        if today.provisional {
+            return Ok(today);
+        }
+        self.fix(today).await
+    }
+
+    /// Stores a chosen day (unless one was stored meanwhile: then that one).
+    pub async fn fix(&self, today: Today) -> anyhow::Result<Today> {
+        let assignment = store::give(&self.db.pool, &today.assignment, self.clock.now_millis()).await?;
+        if self.ai_writes && assignment.source == Source::Catalog {
+            metrics::counter!("mission_ai_fallbacks_total").increment(1);
+        }
+        Ok(Today { assignment, provisional: false, ..today })
+    }
+
+    /// The missions `date` would get now, not stored: for the weather at the home when both are
+    /// known, else any-weather ones (`provisional`).
+    pub async fn choose(&self, user: Uuid, date: NaiveDate, home: Option<Home>, tz: Tz) -> Today {
         let cell = home.as_ref().and_then(|h| h.location).and_then(|(lat, lon)| Cell::of(lat, lon));
         let weather = match cell {
             Some(cell) => match tokio::time::timeout(self.weather_wait, self.weather.get(cell)).await {
@@ -102,6 +121,17 @@ impl Daily {
             wind_speed_kmh: w.current.wind_speed_kmh,
             air: w.air_quality.as_ref().map(|a| a.level),
         });
+        let weather_stale = weather.as_ref().is_some_and(|w| w.stale);
+        Today {
+            home,
+            assignment: self.from_catalog(user, date, tz, conditions),
+            provisional: conditions.is_none(),
+            weather_stale,
+        }
+    }
+
+    /// The catalog's missions for `date` under `conditions` (none: any-weather ones).
+    pub fn from_catalog(&self, user: Uuid, date: NaiveDate, tz: Tz, conditions: Option<Conditions>) -> Assignment {
         let missions = self
             .catalog
             .choose(user, date, conditions.as_ref())
@@ -116,23 +146,14 @@ impl Daily {
                 indoor: e.indoor,
             })
             .collect();
-        let assignment = Assignment {
+        Assignment {
             user_id: user,
             date,
             time_zone: tz.name().to_owned(),
             weather: conditions,
             missions,
             source: Source::Catalog,
-        };
-        let weather_stale = weather.as_ref().is_some_and(|w| w.stale);
-        if conditions.is_none() {
-            return Ok(Today { home, assignment, provisional: true, weather_stale });
         }
-        let assignment = store::give(&self.db.pool, &assignment, self.clock.now_millis()).await?;
-        if self.ai_writes && assignment.source == Source::Catalog {
-            metrics::counter!("mission_ai_fallbacks_total").increment(1);
-        }
-        Ok(Today { home, assignment, provisional: false, weather_stale })
     }
 }
 

@@ -34,11 +34,12 @@ fn language(headers: &HeaderMap) -> &'static str {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MissionStatus {
-    /// Nothing submitted yet (or the last proof was rejected: submit another).
+    /// Nothing submitted yet.
     Open,
     /// Waiting for a moderator.
     Pending,
     Accepted,
+    /// The last proof was rejected by a moderator: submit another.
     Rejected,
 }
 
@@ -259,12 +260,13 @@ async fn read_upload(mut form: Multipart, max_photo: usize) -> Result<Upload, Ap
     request_body(content = ProofForm, content_type = "multipart/form-data"),
     responses(
         (status = 201, description = "Accepted (automatic review: `MissionVerified` is published) or pending a moderator.", body = VerificationView),
-        (status = 400, description = "Not a multipart body.", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A malformed multipart body (`invalid-upload`).", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not one of your missions of today.", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`already-submitted` (a proof is accepted or pending) or `mission-expired` (its day is over).", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The photo is too large.", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "The photo is not a JPEG, PNG or WebP image.", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The mission's proof is missing (`photo-required`, `text-required`), the photo is damaged, or a part is unknown.", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`already-submitted` (a proof is accepted or pending), `mission-expired` (its day is over) or `mission-changed` (the day's missions were just chosen again: reload them).", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The photo or the upload is too large.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Not `multipart/form-data` (`unsupported-media-type`), or the photo is not a JPEG, PNG or WebP image (`unsupported-image`).", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The mission's proof is missing (`photo-required`, `text-required`, `proof-required`), the photo is damaged (`invalid-image`), the text is over 1000 characters (`invalid-text`), or a part is unknown or repeated (`invalid-upload`).", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The photo could not be stored (`proof-store-unavailable`); retry after `Retry-After`.", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn verify(
     State(state): State<MissionState>,
@@ -288,14 +290,23 @@ pub async fn verify(
     if date > today {
         return Err(unknown());
     }
-    let day = d.day(user.user_id, date, home, tz).await.map_err(ApiError::internal)?;
-    // A proof fixes the day's missions, even ones chosen without weather.
-    let assignment = if day.provisional {
-        store::give(&d.db.pool, &day.assignment, d.clock.now_millis()).await.map_err(ApiError::internal)?
-    } else {
-        day.assignment
+    // The day's missions: the stored ones; else the ones chosen now, or — when the person was
+    // shown any-weather missions before their home or the weather was known — those. The day is
+    // fixed only once the proof is read and checked (below).
+    let stored = store::assignment(&d.db.pool, user.user_id, date).await.map_err(ApiError::internal)?;
+    let candidate = match stored {
+        Some(a) => Some((a, true)),
+        None => {
+            let now_chosen = d.choose(user.user_id, date, home, tz).await;
+            let shown_before = d.from_catalog(user.user_id, date, tz, None);
+            [now_chosen.assignment, shown_before]
+                .into_iter()
+                .find(|a| a.missions.iter().any(|m| m.id == id))
+                .map(|a| (a, false))
+        }
     };
-    let mission = assignment.missions.iter().find(|m| m.id == id).ok_or_else(unknown)?;
+    let (assignment, fixed) = candidate.ok_or_else(unknown)?;
+    let mission = assignment.missions.iter().find(|m| m.id == id).ok_or_else(unknown)?.clone();
     let form = form.map_err(|e| match e {
         MultipartRejection::InvalidBoundary(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -325,6 +336,15 @@ pub async fn verify(
         })?),
         None => None,
     };
+    if !fixed {
+        let given = store::give(&d.db.pool, &assignment, d.clock.now_millis()).await.map_err(ApiError::internal)?;
+        if !given.missions.iter().any(|m| m.id == id) {
+            return Err(ApiError::conflict(
+                "mission-changed",
+                "Your missions of today were just chosen again (your home location or the weather arrived); reload them.",
+            ));
+        }
+    }
     let automatic = mission.review == Review::Automatic;
     let verification = Verification {
         id: Uuid::now_v7(),
@@ -340,42 +360,25 @@ pub async fn verify(
         decided_at: automatic.then_some(now),
         reason: None,
     };
-    // The photo first: a row never points at nothing. A failed insert removes it again.
-    if let (Some(key), Some((kind, bytes))) = (&verification.photo_key, photo) {
-        state.objects.put(key, kind.content_type(), bytes).await.map_err(|e| {
-            tracing::error!(error = %e, "cannot store a proof photo");
-            ApiError::unavailable("proof-store-unavailable", "The photo could not be stored; retry shortly.", 5)
-        })?;
-    }
-    let stored = async {
-        let mut tx = d.db.pool.begin().await?;
-        if !store::insert_verification(&mut tx, &verification).await? {
-            return Ok::<bool, anyhow::Error>(false);
+    // On its own task: a client that gives up (or the request timeout) cannot leave a photo
+    // without its row, or a row half-written.
+    let saving = tokio::spawn(save(state.clone(), verification.clone(), photo));
+    match saving.await.map_err(ApiError::internal)? {
+        Saved::Done => {}
+        Saved::Taken => {
+            return Err(ApiError::conflict(
+                "already-submitted",
+                "This mission already has a proof that is accepted or waiting for review.",
+            ));
         }
-        if automatic {
-            Outbox::enqueue(&mut tx, topics::MISSIONS_VERIFIED, &user.user_id.to_string(), &announce(&verification)?)
-                .await?;
+        Saved::StoreDown => {
+            return Err(ApiError::unavailable(
+                "proof-store-unavailable",
+                "The photo could not be stored; retry shortly.",
+                5,
+            ));
         }
-        tx.commit().await?;
-        Ok(true)
-    }
-    .await;
-    match stored {
-        Ok(true) => {}
-        other => {
-            if let Some(key) = &verification.photo_key
-                && let Err(e) = state.objects.delete(key).await
-            {
-                tracing::warn!(error = %e, "a proof photo without a row was left behind");
-            }
-            return Err(match other {
-                Ok(_) => ApiError::conflict(
-                    "already-submitted",
-                    "This mission already has a proof that is accepted or waiting for review.",
-                ),
-                Err(e) => ApiError::internal(e),
-            });
-        }
+        Saved::Failed(e) => return Err(ApiError::internal(e)),
     }
     if automatic {
         state.outbox.committed();
@@ -388,6 +391,56 @@ pub async fn verify(
         response.headers_mut().insert(header::LOCATION, v);
     }
     Ok(response)
+}
+
+enum Saved {
+    Done,
+    /// The mission has a live proof already.
+    Taken,
+    StoreDown,
+    Failed(anyhow::Error),
+}
+
+/// The photo first (a row never points at nothing), then the row and its event in one
+/// transaction; a row that could not be written takes its photo with it — unless the row is
+/// there after all (a commit that reported an error it did not have).
+async fn save(state: MissionState, v: Verification, photo: Option<(proof::ImageType, Vec<u8>)>) -> Saved {
+    if let (Some(key), Some((kind, bytes))) = (&v.photo_key, photo)
+        && let Err(e) = state.objects.put(key, kind.content_type(), bytes).await
+    {
+        tracing::error!(error = %e, "cannot store a proof photo");
+        return Saved::StoreDown;
+    }
+    let pool = &state.daily.db.pool;
+    let written = async {
+        let mut tx = pool.begin().await?;
+        if !store::insert_verification(&mut tx, &v).await? {
+            return Ok::<bool, anyhow::Error>(false);
+        }
+        if v.status == Status::Accepted {
+            Outbox::enqueue(&mut tx, topics::MISSIONS_VERIFIED, &v.user_id.to_string(), &announce(&v)?).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+    .await;
+    let outcome = match written {
+        Ok(true) => return Saved::Done,
+        Ok(false) => Saved::Taken,
+        Err(e) => {
+            let landed = async { store::verification(&mut *pool.acquire().await?, v.id).await }.await;
+            if matches!(landed, Ok(Some(_))) {
+                return Saved::Done;
+            }
+            Saved::Failed(e)
+        }
+    };
+    if let Some(key) = &v.photo_key
+        && let Err(e) = state.objects.delete(key).await
+    {
+        tracing::warn!(error = %e, key = %key, "a proof photo without a row was left behind");
+    }
+    outcome
 }
 
 /// Which page of verifications.
@@ -454,6 +507,7 @@ pub async fn history(
 #[utoipa::path(get, path = "/api/missions/verifications/pending", tag = "missions", security(("bearer" = [])), params(PageQuery),
     responses(
         (status = 200, description = "Proofs waiting for a moderator, newest first (moderators only).", body = VerificationPage),
+        (status = 400, description = "A malformed cursor or limit.", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not a moderator.", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn pending(
