@@ -1,6 +1,8 @@
 //! `ww bench http`: `GET /api/users/me` with valid tokens at a fixed concurrency against
-//! `ww serve auth user` on PostgreSQL, Redis and Kafka, beside the ceiling (a minimal
-//! axum handler, same client, same run), then login throughput (Argon2id-bound).
+//! `ww serve auth user weather mission` on PostgreSQL, Redis and Kafka, beside the ceiling (a
+//! minimal axum handler, same client, same run); `GET /api/weather` on a warm cache and `GET
+//! /api/missions/today` (stored days), each beside a ceiling answering a body of the same size;
+//! then login throughput (Argon2id-bound).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,10 +45,16 @@ pub async fn run(args: HttpBenchArgs) -> anyhow::Result<()> {
     let env = args.backends.child_env(
         &run_id,
         &secret,
-        &[("WW_LOGIN_MAX_PER_ADDRESS", "100000000".to_owned()), ("WW_TRUSTED_PROXIES", "none".to_owned())],
+        &[
+            ("WW_LOGIN_MAX_PER_ADDRESS", "100000000".to_owned()),
+            ("WW_TRUSTED_PROXIES", "none".to_owned()),
+            // No network here: the weather is simulated (the cache and the service are what is measured).
+            ("WW_WEATHER_PROVIDER", "simulated".to_owned()),
+        ],
     );
-    let serve_args = ["serve", "auth", "user", "--listen", &service_addr.to_string()].map(str::to_owned);
-    eprintln!("starting `ww serve auth user` on {service_addr} (PostgreSQL, Redis, Kafka)…");
+    let serve_args =
+        ["serve", "auth", "user", "weather", "mission", "--listen", &service_addr.to_string()].map(str::to_owned);
+    eprintln!("starting `ww serve auth user weather mission` on {service_addr} (PostgreSQL, Redis, Kafka)…");
     let service = ChildProc::start(&serve_args, &env, service_addr, "/readyz").await?;
     let ceiling_addr = free_addr()?;
     let ceiling_args = ["internal", "ceiling", "--listen", &ceiling_addr.to_string()].map(str::to_owned);
@@ -71,6 +79,7 @@ pub async fn run(args: HttpBenchArgs) -> anyhow::Result<()> {
     let me_stats =
         load::run(service_addr, concurrency, duration, get_maker(service_addr, "/api/users/me", Some(tokens.clone())))
             .await;
+    let app = app_phases(service_addr, ceiling_addr, &tokens, concurrency, duration).await?;
     let login_concurrency = usize::try_from(args.login_concurrency)?;
     eprintln!("measuring POST /api/auth/login for {}s at concurrency {login_concurrency}…", duration.as_secs());
     let login_stats = load::run(service_addr, login_concurrency, duration, {
@@ -103,15 +112,24 @@ pub async fn run(args: HttpBenchArgs) -> anyhow::Result<()> {
     print_row("GET /api/users/me", &me_stats);
     print_row("POST /api/auth/login", &login_stats);
     println!("ratio /me ÷ ceiling (200s per second): {ratio:.3}   (target ≥ 0.5)");
+    for phase in [&app.weather, &app.missions] {
+        print_row(&format!("ceiling ({} B body)", phase.bytes), &phase.ceiling);
+        print_row(phase.name, &phase.stats);
+        println!("ratio {} ÷ its ceiling: {:.3}   (target ≥ 0.5)", phase.name, phase.ratio());
+    }
     println!("login cost: {} (OWASP minimum; slow by design)", auth::describe_hash_cost(&auth_defaults));
-    let healthy = me_stats.count(200) == me_stats.answered() && me_stats.errors == 0;
+    let healthy = [&me_stats, &app.weather.stats, &app.missions.stats]
+        .iter()
+        .all(|s| s.count(200) == s.answered() && s.errors == 0);
     if !healthy {
         println!(
-            "WARNING: /me answered non-200 statuses or failed: {:?}, errors {}",
-            me_stats.statuses, me_stats.errors
+            "WARNING: a measured endpoint answered non-200 statuses or failed: /me {:?} ({} errors), weather {:?}, missions {:?}",
+            me_stats.statuses, me_stats.errors, app.weather.stats.statuses, app.missions.stats.statuses
         );
     }
     if args.json {
+        let app_non_200: u64 =
+            [&app.weather.stats, &app.missions.stats].iter().map(|s| s.answered() - s.count(200) + s.errors).sum();
         let summary = json!({
             "me_rps": round(me_stats.count(200) as f64 / duration_of(&me_stats)),
             "me_p50_ms": round(me_stats.ms(0.5)),
@@ -126,10 +144,141 @@ pub async fn run(args: HttpBenchArgs) -> anyhow::Result<()> {
             "login_concurrency": login_concurrency,
             "duration_s": duration.as_secs(),
             "me_non_200": me_stats.answered() - me_stats.count(200) + me_stats.errors,
+            "weather_rps": round(app.weather.rps()),
+            "weather_p99_ms": round(app.weather.stats.ms(0.99)),
+            "weather_ratio": round(app.weather.ratio()),
+            "weather_ceiling_rps": round(app.weather.ceiling_rps()),
+            "weather_body_bytes": app.weather.bytes,
+            "missions_rps": round(app.missions.rps()),
+            "missions_p99_ms": round(app.missions.stats.ms(0.99)),
+            "missions_ratio": round(app.missions.ratio()),
+            "missions_ceiling_rps": round(app.missions.ceiling_rps()),
+            "missions_body_bytes": app.missions.bytes,
+            "app_non_200": app_non_200,
         });
         println!("{summary}");
     }
     Ok(())
+}
+
+/// One endpoint beside a ceiling answering as many bytes.
+struct Phase {
+    name: &'static str,
+    bytes: usize,
+    stats: Stats,
+    ceiling: Stats,
+}
+
+impl Phase {
+    fn rps(&self) -> f64 {
+        self.stats.count(200) as f64 / duration_of(&self.stats)
+    }
+
+    fn ceiling_rps(&self) -> f64 {
+        self.ceiling.count(200) as f64 / duration_of(&self.ceiling)
+    }
+
+    fn ratio(&self) -> f64 {
+        self.rps() / self.ceiling_rps().max(1e-9)
+    }
+}
+
+struct AppPhases {
+    weather: Phase,
+    missions: Phase,
+}
+
+/// Places the weather load rotates through (16 cells, warm in the cache once read).
+const PLACES: [(f64, f64); 16] = [
+    (37.5665, 126.978),
+    (35.1796, 129.0756),
+    (33.4996, 126.5312),
+    (35.6762, 139.6503),
+    (1.3521, 103.8198),
+    (-33.8688, 151.2093),
+    (51.5074, -0.1278),
+    (48.8566, 2.3522),
+    (52.52, 13.405),
+    (40.7128, -74.006),
+    (34.0522, -118.2437),
+    (-23.5505, -46.6333),
+    (19.4326, -99.1332),
+    (55.7558, 37.6173),
+    (28.6139, 77.209),
+    (-1.2921, 36.8219),
+];
+
+/// Homes for every user (spread over the places), caches warm, every user's day stored; then
+/// `GET /api/weather` and `GET /api/missions/today`, each beside the sized ceiling.
+async fn app_phases(
+    service: std::net::SocketAddr,
+    ceiling: std::net::SocketAddr,
+    tokens: &Arc<Vec<String>>,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<AppPhases> {
+    eprintln!("setting {} homes and waiting for the mission service to have them…", tokens.len());
+    for (i, token) in tokens.iter().enumerate() {
+        let (lat, lon) = PLACES[i % PLACES.len()];
+        let body = json!({"homeLocation": {"lat": lat, "lon": lon}, "timeZone": "Asia/Seoul"});
+        let (status, answer) =
+            load::send_once(service, load::request("PATCH", service, "/api/users/me", Some(token), Some(&body)))
+                .await?;
+        anyhow::ensure!(status == 200, "PATCH /api/users/me answered {status}: {answer}");
+    }
+    let started = Instant::now();
+    let mut missions_bytes = 0;
+    for token in tokens.iter() {
+        loop {
+            let (status, body) =
+                load::send_raw(service, load::request("GET", service, "/api/missions/today", Some(token), None))
+                    .await?;
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            if status == 200 && !v["homeLocation"].is_null() && v["provisional"] == false {
+                missions_bytes = body.len();
+                break;
+            }
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(60),
+                "missions not chosen within 60 s ({status}: {v})"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let paths: Arc<Vec<String>> =
+        Arc::new(PLACES.iter().map(|(lat, lon)| format!("/api/weather?lat={lat}&lon={lon}")).collect());
+    let mut weather_bytes = 0;
+    for path in paths.iter() {
+        let (status, body) =
+            load::send_raw(service, load::request("GET", service, path, Some(&tokens[0]), None)).await?;
+        anyhow::ensure!(status == 200, "GET {path} answered {status}");
+        weather_bytes = weather_bytes.max(body.len());
+    }
+    let weather_maker: load::MakeRequest = {
+        let (paths, tokens) = (paths.clone(), tokens.clone());
+        Arc::new(move |w, n| {
+            let i = w + n as usize;
+            load::request("GET", service, &paths[i % paths.len()], Some(&tokens[i % tokens.len()]), None)
+        })
+    };
+    let sized = |bytes: usize| -> load::MakeRequest {
+        let path = format!("{}/{bytes}", super::ceiling::SIZED);
+        Arc::new(move |_, _| load::request("GET", ceiling, &path, None, None))
+    };
+    let mut phases = Vec::new();
+    for (name, bytes, maker) in [
+        ("GET /api/weather", weather_bytes, weather_maker),
+        ("GET /api/missions/today", missions_bytes, get_maker(service, "/api/missions/today", Some(tokens.clone()))),
+    ] {
+        let _ = load::run(service, concurrency, Duration::from_secs(1), maker.clone()).await;
+        eprintln!("measuring a ceiling answering {bytes} bytes, then {name}, {}s each…", duration.as_secs());
+        let ceiling_stats = load::run(ceiling, concurrency, duration, sized(bytes)).await;
+        let stats = load::run(service, concurrency, duration, maker).await;
+        phases.push(Phase { name, bytes, stats, ceiling: ceiling_stats });
+    }
+    let missions = phases.pop().context("missions phase")?;
+    let weather = phases.pop().context("weather phase")?;
+    Ok(AppPhases { weather, missions })
 }
 
 fn duration_of(s: &Stats) -> f64 {
