@@ -131,6 +131,13 @@ roles! {
             mission::start(ctx, &config.mission, &config.weather, config.default_weather_provider(), &proofs).await
         }),
     },
+    /// Missions people create for each other (`/api/created-missions/...`).
+    CreatedMission {
+        redis: false,
+        dev_only: false,
+        missing: |_| None,
+        start: |ctx, _| Box::pin(created_mission::start(ctx)),
+    },
     /// Development helpers (`ww dev` only).
     #[value(skip)]
     DevTools {

@@ -165,6 +165,7 @@ impl TestApp {
             ServiceName::Coupon,
             ServiceName::Weather,
             ServiceName::Mission,
+            ServiceName::CreatedMission,
             ServiceName::DevTools,
         ]
     }
