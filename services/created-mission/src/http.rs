@@ -25,10 +25,18 @@ pub const MAX_CAPACITY: i64 = 10_000;
 /// `POST /api/created-missions`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = NewCreatedMission)]
 pub struct NewMission {
-    #[schema(min_length = 1, max_length = 80, example = "Pick up litter on the riverside")]
+    /// One line, not only spaces, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 80,
+        example = "Pick up litter on the riverside",
+        pattern = "^(?=[\\s\\S]*\\S)[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub title: String,
-    #[schema(max_length = 1000)]
+    /// Up to 1000 characters; line breaks allowed, other control characters not.
+    #[schema(max_length = 1000, pattern = "^[^\\u0000-\\u0009\\u000B-\\u001F\\u007F-\\u009F]*$")]
     pub description: String,
     /// First day (in `timeZone`), today or later.
     pub starts_on: NaiveDate,
@@ -45,6 +53,7 @@ pub struct NewMission {
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = CreatedMissionView)]
 pub struct MissionView {
     pub id: Uuid,
     pub creator: Uuid,
@@ -153,6 +162,7 @@ pub struct ListQuery {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CreatedMissionPage)]
 pub struct MissionPage {
     pub missions: Vec<MissionView>,
     /// The cursor of the next (older) page; `null` on the last.
@@ -191,6 +201,16 @@ pub async fn list(
     Ok(Json(MissionPage { missions: rows.into_iter().map(MissionView::from).collect(), next }))
 }
 
+/// A mission id from a path: anything that is not one is a mission that does not exist.
+fn mission_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::not_found("unknown-mission", "No such mission."))
+}
+
+fn participant_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw)
+        .map_err(|_| ApiError::not_found("unknown-participant", "That person has not joined this mission."))
+}
+
 async fn find(state: &CreatedState, id: Uuid) -> Result<Mission, ApiError> {
     let mut conn = state.db.pool.acquire().await?;
     store::get(&mut conn, id)
@@ -208,13 +228,14 @@ async fn find(state: &CreatedState, id: Uuid) -> Result<Mission, ApiError> {
 pub async fn get_one(
     State(state): State<CreatedState>,
     _user: AuthUser,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
 ) -> Result<Json<MissionView>, ApiError> {
-    Ok(Json(find(&state, id).await?.into()))
+    Ok(Json(find(&state, mission_id(&id)?).await?.into()))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = CreatedMissionParticipant)]
 pub struct ParticipantView {
     pub user_id: Uuid,
     pub status: Status,
@@ -248,8 +269,9 @@ impl From<Participant> for ParticipantView {
 pub async fn join(
     State(state): State<CreatedState>,
     user: AuthUser,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<ParticipantView>), ApiError> {
+    let id = mission_id(&id)?;
     let mission = find(&state, id).await?;
     if mission.creator == user.user_id {
         return Err(ApiError::forbidden("own-mission", "You created this mission: you verify it, not join it."));
@@ -280,9 +302,15 @@ pub async fn join(
 /// A completion.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CreatedMissionCompletion)]
 pub struct Completion {
-    /// What you did, 1 to 1000 characters.
-    #[schema(min_length = 1, max_length = 1000, pattern = "\\S")]
+    /// What you did, 1 to 1000 characters, not only spaces; line breaks allowed, other control
+    /// characters not.
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = "^(?=[\\s\\S]*\\S)[^\\u0000-\\u0009\\u000B-\\u001F\\u007F-\\u009F]*$"
+    )]
     pub text: String,
 }
 
@@ -308,13 +336,14 @@ fn announce(user: Uuid, mission: Uuid, at: DateTime<Utc>) -> anyhow::Result<Enve
 pub async fn complete(
     State(state): State<CreatedState>,
     user: AuthUser,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
     Json(c): Json<Completion>,
 ) -> Result<(StatusCode, Json<ParticipantView>), ApiError> {
     let text = c.text.trim();
     if text.is_empty() || text.chars().count() > 1000 || !text_ok(text) {
         return Err(ApiError::unprocessable("invalid-text", "text must be 1 to 1000 characters."));
     }
+    let id = mission_id(&id)?;
     let mission = find(&state, id).await?;
     let today = today_in(&state, zone(&mission.time_zone));
     if today < mission.starts_on {
@@ -365,8 +394,9 @@ pub async fn complete(
 pub async fn participants(
     State(state): State<CreatedState>,
     user: AuthUser,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
 ) -> Result<Json<Vec<ParticipantView>>, ApiError> {
+    let id = mission_id(&id)?;
     let mission = find(&state, id).await?;
     if mission.creator != user.user_id {
         return Err(ApiError::forbidden("not-creator", "Only the mission's creator sees its participants."));
@@ -423,8 +453,9 @@ async fn decide(
 pub async fn approve(
     State(state): State<CreatedState>,
     user: AuthUser,
-    Path((id, participant)): Path<(Uuid, Uuid)>,
+    Path((id, participant)): Path<(String, String)>,
 ) -> Result<Json<ParticipantView>, ApiError> {
+    let (id, participant) = (mission_id(&id)?, participant_id(&participant)?);
     Ok(Json(decide(&state, &user, id, participant, Status::Completed).await?))
 }
 
@@ -439,7 +470,8 @@ pub async fn approve(
 pub async fn reject(
     State(state): State<CreatedState>,
     user: AuthUser,
-    Path((id, participant)): Path<(Uuid, Uuid)>,
+    Path((id, participant)): Path<(String, String)>,
 ) -> Result<Json<ParticipantView>, ApiError> {
+    let (id, participant) = (mission_id(&id)?, participant_id(&participant)?);
     Ok(Json(decide(&state, &user, id, participant, Status::Rejected).await?))
 }

@@ -10,6 +10,7 @@ use uuid::Uuid;
 /// Who accepts a completion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = CreatedMissionVerification)]
 pub enum Verification {
     /// The creator approves or rejects each completion.
     Creator,
@@ -96,6 +97,7 @@ pub async fn get(conn: &mut AnyConnection, id: Uuid) -> anyhow::Result<Option<Mi
 /// Which missions a list shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = CreatedMissionFilter)]
 pub enum Filter {
     /// Not over yet (ends today or later, UTC).
     Active,
@@ -148,6 +150,7 @@ pub async fn take_place(conn: &mut AnyConnection, id: Uuid) -> sqlx::Result<bool
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = ParticipantStatus)]
 pub enum Status {
     /// Joined; nothing submitted yet.
     Joined,
