@@ -24,6 +24,18 @@ pub const BEARER: &str = "bearer";
 pub fn document(parts: impl IntoIterator<Item = Doc>) -> Doc {
     let mut doc = PlatformDoc::openapi();
     for part in parts {
+        // Two services naming different schemas alike would leave one of them describing the
+        // other's answers: a programming error every test that builds an app trips over.
+        if let (Some(have), Some(add)) = (doc.components.as_ref(), part.components.as_ref()) {
+            for (name, schema) in &add.schemas {
+                if let Some(existing) = have.schemas.get(name) {
+                    assert!(
+                        existing == schema,
+                        "two services define different OpenAPI schemas named `{name}`: rename one (#[schema(as = …)])"
+                    );
+                }
+            }
+        }
         doc.merge(part);
     }
     let components = doc.components.get_or_insert_with(Default::default);
