@@ -13,7 +13,8 @@ use uuid::Uuid;
 use weather::{Cell, WeatherSource};
 
 use crate::catalog::{Catalog, Conditions};
-use crate::store::{self, Assigned, Assignment, Home, Source};
+use crate::store::{self, Assigned, Assignment, Home, Source, Status};
+use platform::ttl::TtlCache;
 
 pub struct Daily {
     pub db: Database,
@@ -24,6 +25,27 @@ pub struct Daily {
     pub weather_wait: Duration,
     /// An AI writer runs: a day chosen from the catalog here is a day it did not write.
     pub ai_writes: bool,
+    pub caches: Caches,
+}
+
+/// What a replica keeps of recent reads, so `GET /api/missions/today` — asked at every app
+/// start — mostly costs no SQL. A stored day never changes (kept 10 minutes); homes change
+/// through events (kept 2 s: at most that on top of the event's own lag); proofs' statuses are
+/// kept 1 s and dropped at once on this replica's own writes (another replica's show within 1 s).
+pub struct Caches {
+    homes: TtlCache<Uuid, Option<Home>>,
+    days: TtlCache<(Uuid, NaiveDate), Assignment>,
+    statuses: TtlCache<(Uuid, NaiveDate), Vec<(String, Status)>>,
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Self {
+            homes: TtlCache::new(Duration::from_secs(2), 200_000),
+            days: TtlCache::new(Duration::from_secs(600), 200_000),
+            statuses: TtlCache::new(Duration::from_secs(1), 200_000),
+        }
+    }
 }
 
 /// Today's missions and what they were chosen from.
@@ -68,7 +90,7 @@ impl Daily {
     /// The day's missions: the stored ones, else chosen now (and stored when chosen from real
     /// weather at a known home).
     pub async fn today(&self, user: Uuid) -> anyhow::Result<Today> {
-        let home = store::home(&self.db.pool, user).await?;
+        let home = self.home(user).await?;
         let tz = zone(home.as_ref());
         let date = local_date(self.now(), tz);
         self.day(user, date, home, tz).await
@@ -77,7 +99,7 @@ impl Daily {
     /// The missions of `date` (which must be today in the person's zone for anything to be
     /// chosen: a past day without stored missions has none).
     pub async fn day(&self, user: Uuid, date: NaiveDate, home: Option<Home>, tz: Tz) -> anyhow::Result<Today> {
-        if let Some(assignment) = store::assignment(&self.db.pool, user, date).await? {
+        if let Some(assignment) = self.stored(user, date).await? {
             return Ok(Today { home, assignment, provisional: false, weather_stale: false });
         }
         let today = self.choose(user, date, home, tz).await;
@@ -89,11 +111,55 @@ impl Daily {
 
     /// Stores a chosen day (unless one was stored meanwhile: then that one).
     pub async fn fix(&self, today: Today) -> anyhow::Result<Today> {
-        let assignment = store::give(&self.db.pool, &today.assignment, self.clock.now_millis()).await?;
+        let assignment = self.give(&today.assignment).await?;
         if self.ai_writes && assignment.source == Source::Catalog {
             metrics::counter!("mission_ai_fallbacks_total").increment(1);
         }
         Ok(Today { assignment, provisional: false, ..today })
+    }
+
+    /// Stores a day unless one is stored already; returns the stored one.
+    pub async fn give(&self, a: &Assignment) -> anyhow::Result<Assignment> {
+        let stored = store::give(&self.db.pool, a, self.clock.now_millis()).await?;
+        self.caches.days.put((stored.user_id, stored.date), stored.clone());
+        Ok(stored)
+    }
+
+    /// Where the person lives (their last profile edit this service has seen).
+    pub async fn home(&self, user: Uuid) -> anyhow::Result<Option<Home>> {
+        if let Some(home) = self.caches.homes.get(&user) {
+            return Ok(home);
+        }
+        let home = store::home(&self.db.pool, user).await?;
+        self.caches.homes.put(user, home.clone());
+        Ok(home)
+    }
+
+    /// The stored missions of `date`, if any.
+    pub async fn stored(&self, user: Uuid, date: NaiveDate) -> anyhow::Result<Option<Assignment>> {
+        if let Some(a) = self.caches.days.get(&(user, date)) {
+            return Ok(Some(a));
+        }
+        let stored = store::assignment(&self.db.pool, user, date).await?;
+        if let Some(a) = &stored {
+            self.caches.days.put((user, date), a.clone());
+        }
+        Ok(stored)
+    }
+
+    /// The statuses of the person's proofs of `date`, by mission.
+    pub async fn statuses(&self, user: Uuid, date: NaiveDate) -> anyhow::Result<Vec<(String, Status)>> {
+        if let Some(s) = self.caches.statuses.get(&(user, date)) {
+            return Ok(s);
+        }
+        let statuses = store::day_statuses(&self.db.pool, user, date).await?;
+        self.caches.statuses.put((user, date), statuses.clone());
+        Ok(statuses)
+    }
+
+    /// A proof of `date` was written here: the next read sees it.
+    pub fn forget_statuses(&self, user: Uuid, date: NaiveDate) {
+        self.caches.statuses.remove(&(user, date));
     }
 
     /// The missions `date` would get now, not stored: for the weather at the home when both are

@@ -129,9 +129,7 @@ pub async fn today(
     headers: HeaderMap,
 ) -> Result<Json<TodayView>, ApiError> {
     let today = state.daily.today(user.user_id).await.map_err(ApiError::internal)?;
-    let statuses = store::day_statuses(&state.daily.db.pool, user.user_id, today.assignment.date)
-        .await
-        .map_err(ApiError::internal)?;
+    let statuses = state.daily.statuses(user.user_id, today.assignment.date).await.map_err(ApiError::internal)?;
     Ok(Json(today_view(today, &statuses, language(&headers))))
 }
 
@@ -277,7 +275,7 @@ pub async fn verify(
     let unknown = || ApiError::not_found("unknown-mission", "Not one of your missions of today.");
     let date = daily::date_of(&id).ok_or_else(unknown)?;
     let d = &state.daily;
-    let home = store::home(&d.db.pool, user.user_id).await.map_err(ApiError::internal)?;
+    let home = d.home(user.user_id).await.map_err(ApiError::internal)?;
     let tz = daily::zone(home.as_ref());
     let now = d.now();
     let today = daily::local_date(now, tz);
@@ -293,7 +291,7 @@ pub async fn verify(
     // The day's missions: the stored ones; else the ones chosen now, or — when the person was
     // shown any-weather missions before their home or the weather was known — those. The day is
     // fixed only once the proof is read and checked (below).
-    let stored = store::assignment(&d.db.pool, user.user_id, date).await.map_err(ApiError::internal)?;
+    let stored = d.stored(user.user_id, date).await.map_err(ApiError::internal)?;
     let candidate = match stored {
         Some(a) => Some((a, true)),
         None => {
@@ -337,7 +335,7 @@ pub async fn verify(
         None => None,
     };
     if !fixed {
-        let given = store::give(&d.db.pool, &assignment, d.clock.now_millis()).await.map_err(ApiError::internal)?;
+        let given = d.give(&assignment).await.map_err(ApiError::internal)?;
         if !given.missions.iter().any(|m| m.id == id) {
             return Err(ApiError::conflict(
                 "mission-changed",
@@ -363,7 +361,9 @@ pub async fn verify(
     // On its own task: a client that gives up (or the request timeout) cannot leave a photo
     // without its row, or a row half-written.
     let saving = tokio::spawn(save(state.clone(), verification.clone(), photo));
-    match saving.await.map_err(ApiError::internal)? {
+    let saved = saving.await.map_err(ApiError::internal)?;
+    d.forget_statuses(user.user_id, date);
+    match saved {
         Saved::Done => {}
         Saved::Taken => {
             return Err(ApiError::conflict(
@@ -563,6 +563,7 @@ async fn decide(
             .map_err(ApiError::internal)?;
     }
     tx.commit().await?;
+    d.forget_statuses(decided.user_id, decided.date);
     if verdict == Status::Accepted {
         state.outbox.committed();
     }
@@ -682,7 +683,7 @@ pub fn streak(days: &[NaiveDate], today: NaiveDate) -> Streak {
     responses((status = 200, description = "Your streak of days with a mission accepted.", body = Streak)))]
 pub async fn streak_of(State(state): State<MissionState>, user: AuthUser) -> Result<Json<Streak>, ApiError> {
     let d = &state.daily;
-    let home = store::home(&d.db.pool, user.user_id).await.map_err(ApiError::internal)?;
+    let home = d.home(user.user_id).await.map_err(ApiError::internal)?;
     let today = daily::local_date(d.now(), daily::zone(home.as_ref()));
     let days = store::accepted_days(&d.db.pool, user.user_id, 400).await.map_err(ApiError::internal)?;
     Ok(Json(streak(&days, today)))

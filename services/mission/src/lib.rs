@@ -166,6 +166,7 @@ pub async fn start(
         clock: ctx.clock.clone(),
         weather_wait: Duration::from_millis(config.mission_weather_wait_ms),
         ai_writes: writer.is_some(),
+        caches: daily::Caches::default(),
     });
     let mut tasks = vec![homes, outbox.spawn_relay(ctx.stop.clone())];
     if let Some(writer) = writer {

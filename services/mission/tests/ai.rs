@@ -104,6 +104,7 @@ async fn setup(clock: Clock) -> (Arc<Daily>, tempfile::TempDir, Uuid) {
         clock: clock.clone(),
         weather_wait: Duration::from_secs(1),
         ai_writes: true,
+        caches: Default::default(),
     });
     let user = Uuid::new_v4();
     store::save_home(&daily.db.pool, user, Some((37.5665, 126.978)), "Asia/Seoul", 1).await.unwrap();

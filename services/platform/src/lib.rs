@@ -26,6 +26,7 @@ pub mod sessions;
 pub mod telemetry;
 pub mod testing;
 pub mod trace;
+pub mod ttl;
 pub mod validate;
 
 pub use error::ApiError;

@@ -232,7 +232,13 @@ struct Inner {
     timing: Timing,
     flights: Mutex<HashMap<Cell, (u64, Flight)>>,
     next_flight: std::sync::atomic::AtomicU64,
+    /// Fresh values this replica read lately, for [`LOCAL_TTL`]: the busiest cells cost no
+    /// Redis round trip (a value is at most that much older than another replica's).
+    local: platform::ttl::TtlCache<Cell, Weather>,
 }
+
+/// How long a replica serves a fresh value it read without asking Redis again.
+pub const LOCAL_TTL: Duration = Duration::from_secs(2);
 
 /// Removes a flight's entry when its task ends however it ends (also by a panic): a finished
 /// flight is never served again.
@@ -270,6 +276,7 @@ impl WeatherSource {
             timing,
             flights: Mutex::default(),
             next_flight: std::sync::atomic::AtomicU64::new(0),
+            local: platform::ttl::TtlCache::new(LOCAL_TTL, MEMORY_CELLS),
         }))
     }
 
@@ -287,6 +294,12 @@ impl WeatherSource {
     pub async fn get(&self, cell: Cell) -> Result<Weather, Unavailable> {
         let t = self.0.timing;
         let now = self.0.clock.now();
+        if let Some(w) = self.0.local.get(&cell)
+            && self.age(&w, now) < t.fresh
+        {
+            metrics::counter!("weather_reads_total", "result" => "fresh").increment(1);
+            return Ok(w);
+        }
         let cached = self.0.cache.get(cell).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "weather cache unreadable");
             None
@@ -295,6 +308,7 @@ impl WeatherSource {
             && self.age(w, now) < t.fresh
         {
             metrics::counter!("weather_reads_total", "result" => "fresh").increment(1);
+            self.0.local.put(cell, w.clone());
             return Ok(w.clone());
         }
         let flight = self.flight(cell);
@@ -306,6 +320,7 @@ impl WeatherSource {
         let failure = match waited {
             Ok(Ok(w)) => {
                 metrics::counter!("weather_reads_total", "result" => "refreshed").increment(1);
+                self.0.local.put(cell, w.clone());
                 return Ok(w);
             }
             Ok(Err(e)) => Some(e),
