@@ -36,6 +36,8 @@ pub struct Caches {
     homes: TtlCache<Uuid, Option<Home>>,
     days: TtlCache<(Uuid, NaiveDate), Assignment>,
     statuses: TtlCache<(Uuid, NaiveDate), Vec<(String, Status)>>,
+    /// `GET /api/missions/today`'s answer by (person, date, language), as long as statuses.
+    views: TtlCache<(Uuid, NaiveDate, &'static str), bytes::Bytes>,
 }
 
 impl Default for Caches {
@@ -44,6 +46,7 @@ impl Default for Caches {
             homes: TtlCache::new(Duration::from_secs(2), 200_000),
             days: TtlCache::new(Duration::from_secs(600), 200_000),
             statuses: TtlCache::new(Duration::from_secs(1), 200_000),
+            views: TtlCache::new(Duration::from_secs(1), 200_000),
         }
     }
 }
@@ -160,6 +163,18 @@ impl Daily {
     /// A proof of `date` was written here: the next read sees it.
     pub fn forget_statuses(&self, user: Uuid, date: NaiveDate) {
         self.caches.statuses.remove(&(user, date));
+        for lang in ["en", "ko"] {
+            self.caches.views.remove(&(user, date, lang));
+        }
+    }
+
+    /// The answer of `GET /api/missions/today` made within the last second.
+    pub fn view(&self, user: Uuid, date: NaiveDate, lang: &'static str) -> Option<bytes::Bytes> {
+        self.caches.views.get(&(user, date, lang))
+    }
+
+    pub fn keep_view(&self, user: Uuid, date: NaiveDate, lang: &'static str, view: bytes::Bytes) {
+        self.caches.views.put((user, date, lang), view);
     }
 
     /// The missions `date` would get now, not stored: for the weather at the home when both are

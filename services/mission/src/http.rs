@@ -127,10 +127,25 @@ pub async fn today(
     State(state): State<MissionState>,
     user: AuthUser,
     headers: HeaderMap,
-) -> Result<Json<TodayView>, ApiError> {
-    let today = state.daily.today(user.user_id).await.map_err(ApiError::internal)?;
-    let statuses = state.daily.statuses(user.user_id, today.assignment.date).await.map_err(ApiError::internal)?;
-    Ok(Json(today_view(today, &statuses, language(&headers))))
+) -> Result<Response, ApiError> {
+    let d = &state.daily;
+    let lang = language(&headers);
+    let home = d.home(user.user_id).await.map_err(ApiError::internal)?;
+    let tz = daily::zone(home.as_ref());
+    let date = daily::local_date(d.now(), tz);
+    let body = match d.view(user.user_id, date, lang) {
+        Some(body) => body,
+        None => {
+            let today = d.day(user.user_id, date, home, tz).await.map_err(ApiError::internal)?;
+            let statuses = d.statuses(user.user_id, date).await.map_err(ApiError::internal)?;
+            let body = bytes::Bytes::from(
+                serde_json::to_vec(&today_view(today, &statuses, lang)).map_err(ApiError::internal)?,
+            );
+            d.keep_view(user.user_id, date, lang, body.clone());
+            body
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
 }
 
 /// A submitted proof.

@@ -21,7 +21,7 @@ use axum::routing::get;
 use platform::ApiError;
 use platform::auth::{AuthUser, JwtKeys};
 use platform::db::Database;
-use platform::http::{Json, Query};
+use platform::http::Query;
 use platform::service::{Context, Started};
 use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi};
@@ -180,7 +180,7 @@ pub async fn weather(
     let cell = Cell::of(q.lat, q.lon).ok_or_else(|| {
         ApiError::bad_request("invalid-location", "lat must be -90 to 90 and lon -180 to 180 (degrees).")
     })?;
-    let weather = state.source.get(cell).await.map_err(|e| {
+    let (json, stale) = state.source.get_json(cell).await.map_err(|e| {
         // The provider's own words stay in the logs (source.rs logs each failure).
         ApiError::unavailable(
             "weather-unavailable",
@@ -188,8 +188,15 @@ pub async fn weather(
             30,
         )
     })?;
-    let cache = if weather.stale { "no-cache" } else { "private, max-age=60" };
-    Ok(([(header::CACHE_CONTROL, HeaderValue::from_static(cache))], Json(weather)).into_response())
+    let cache = if stale { "no-cache" } else { "private, max-age=60" };
+    Ok((
+        [
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+        ],
+        json,
+    )
+        .into_response())
 }
 
 /// `ww serve weather`: Open-Meteo unless configured otherwise.

@@ -235,7 +235,13 @@ struct Inner {
     /// Fresh values this replica read lately, for [`LOCAL_TTL`]: the busiest cells cost no
     /// Redis round trip (a value is at most that much older than another replica's).
     local: platform::ttl::TtlCache<Cell, Weather>,
+    /// The same values as the API answers them (serialized once, not per request).
+    local_json: platform::ttl::TtlCache<Cell, bytes::Bytes>,
 }
+
+/// How long a failed refresh answers for the cell on every replica (no one asks the provider
+/// again in that time: a failing provider is not hammered by every replica in turn).
+pub const FAILURE_SHARED_FOR: Duration = Duration::from_secs(2);
 
 /// How long a replica serves a fresh value it read without asking Redis again.
 pub const LOCAL_TTL: Duration = Duration::from_secs(2);
@@ -277,6 +283,7 @@ impl WeatherSource {
             flights: Mutex::default(),
             next_flight: std::sync::atomic::AtomicU64::new(0),
             local: platform::ttl::TtlCache::new(LOCAL_TTL, MEMORY_CELLS),
+            local_json: platform::ttl::TtlCache::new(LOCAL_TTL, MEMORY_CELLS),
         }))
     }
 
@@ -346,6 +353,25 @@ impl WeatherSource {
         let result = if outcome.is_ok() { "refreshed" } else { "unavailable" };
         metrics::counter!("weather_reads_total", "result" => result).increment(1);
         outcome.map_err(Unavailable)
+    }
+
+    /// [`WeatherSource::get`] as the API's JSON, and whether it is stale. A fresh value read
+    /// lately is answered from its serialized form.
+    pub async fn get_json(&self, cell: Cell) -> Result<(bytes::Bytes, bool), Unavailable> {
+        if let Some(json) = self.0.local_json.get(&cell)
+            && self.0.local.get(&cell).is_some_and(|w| self.age(&w, self.0.clock.now()) < self.0.timing.fresh)
+        {
+            metrics::counter!("weather_reads_total", "result" => "fresh").increment(1);
+            return Ok((json, false));
+        }
+        let weather = self.get(cell).await?;
+        let json = bytes::Bytes::from(
+            serde_json::to_vec(&weather).map_err(|e| Unavailable(ProviderError::Malformed(e.to_string())))?,
+        );
+        if !weather.stale {
+            self.0.local_json.put(cell, json.clone());
+        }
+        Ok((json, weather.stale))
     }
 
     async fn last_known(&self, cell: Cell) -> Option<Weather> {
@@ -436,7 +462,7 @@ async fn refresh(inner: &Inner, cell: Cell) -> Result<Weather, ProviderError> {
         }
         Err(e) => {
             tracing::warn!(error = %e, provider = inner.provider.name(), cell = %cell.key(), "weather refresh failed");
-            inner.cache.mark_failed(cell, e, t.stale_after.min(Duration::from_secs(2))).await;
+            inner.cache.mark_failed(cell, e, FAILURE_SHARED_FOR).await;
         }
     }
     inner.cache.release(cell, &token).await;

@@ -339,11 +339,20 @@ async fn replicas_waiting_on_a_failed_refresh_fail_at_once_without_asking_again(
     let (url, fake) = start_fake().await;
     fake.set(Mode::Status(500));
     let prefix = format!("ww-test:{}:", uuid_like());
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(WeatherSource::new(
+            open_meteo(&url, None),
+            redis_cache(&prefix).await,
+            None,
+            Clock::System,
+            timing(),
+        ));
+    }
+    // Every request starts together (a request after the failure's short window asks again).
     let mut gets = Vec::new();
     let started = Instant::now();
-    for _ in 0..3 {
-        let replica =
-            WeatherSource::new(open_meteo(&url, None), redis_cache(&prefix).await, None, Clock::System, timing());
+    for replica in replicas {
         for _ in 0..10 {
             let replica = replica.clone();
             gets.push(tokio::spawn(async move { replica.get(SEOUL).await }));
