@@ -179,25 +179,13 @@ pub async fn list(
     user: AuthUser,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<MissionPage>, ApiError> {
-    let limit = q.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request("invalid-query", "limit must be 1 to 100."));
-    }
-    let before = match &q.before {
-        None => None,
-        Some(raw) => Some(
-            raw.split_once('.')
-                .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, Uuid::parse_str(id).ok()?.to_string())))
-                .ok_or_else(|| ApiError::bad_request("invalid-cursor", "before must be a `next` cursor."))?,
-        ),
-    };
+    let (before, limit) = platform::cursor::page(q.before.as_deref(), q.limit, 20, 100)?;
     // "Not over yet" by the earliest date anywhere (a period in any zone may still run).
     let earliest = (state.clock.now() - chrono::Duration::hours(14)).date_naive();
     let rows = store::page(&state.db.pool, q.filter.unwrap_or(Filter::Active), user.user_id, earliest, before, limit)
         .await
         .map_err(ApiError::internal)?;
-    let next =
-        (rows.len() as i64 == limit).then(|| rows.last().map(|m| format!("{}.{}", m.created_at, m.id))).flatten();
+    let next = platform::cursor::next(rows.len(), limit, rows.last().map(|m| (m.created_at, m.id)));
     Ok(Json(MissionPage { missions: rows.into_iter().map(MissionView::from).collect(), next }))
 }
 

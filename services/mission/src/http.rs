@@ -480,26 +480,12 @@ pub struct VerificationPage {
 }
 
 fn parse_page(q: &PageQuery) -> Result<(Option<(i64, String)>, i64), ApiError> {
-    let limit = q.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::bad_request("invalid-query", "limit must be 1 to 100."));
-    }
-    let before = match &q.before {
-        None => None,
-        Some(raw) => {
-            let parsed = raw
-                .split_once('.')
-                .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, Uuid::parse_str(id).ok()?.to_string())));
-            Some(parsed.ok_or_else(|| ApiError::bad_request("invalid-cursor", "before must be a `next` cursor."))?)
-        }
-    };
-    Ok((before, limit))
+    platform::cursor::page(q.before.as_deref(), q.limit, 20, 100)
 }
 
 fn page_of(rows: Vec<Verification>, limit: i64) -> VerificationPage {
-    let next = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|v| format!("{}.{}", v.submitted_at.timestamp_millis(), v.id)))
-        .flatten();
+    let next =
+        platform::cursor::next(rows.len(), limit, rows.last().map(|v| (v.submitted_at.timestamp_millis(), v.id)));
     VerificationPage { verifications: rows.into_iter().map(VerificationView::from).collect(), next }
 }
 

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 #[cfg(feature = "storage")]
 pub mod counters;
+pub mod cursor;
 #[cfg(feature = "storage")]
 pub mod db;
 pub mod error;
