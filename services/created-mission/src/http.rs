@@ -21,6 +21,8 @@ type Problem = platform::error::Problem;
 /// The longest period a mission may run.
 pub const MAX_DAYS: i64 = 90;
 pub const MAX_CAPACITY: i64 = 10_000;
+/// How far ahead a mission may start.
+pub const MAX_AHEAD_DAYS: i64 = 365;
 
 /// `POST /api/created-missions`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -38,7 +40,7 @@ pub struct NewMission {
     /// Up to 1000 characters; line breaks allowed, other control characters not.
     #[schema(max_length = 1000, pattern = "^[^\\u0000-\\u0009\\u000B-\\u001F\\u007F-\\u009F]*$")]
     pub description: String,
-    /// First day (in `timeZone`), today or later.
+    /// First day (in `timeZone`), from today to 365 days ahead.
     pub starts_on: NaiveDate,
     /// Last day, inclusive: from `startsOn` to at most 90 days after it.
     pub ends_on: NaiveDate,
@@ -120,10 +122,16 @@ pub async fn create(
         .parse()
         .map_err(|_| ApiError::unprocessable("invalid-time-zone", "timeZone must be an IANA zone, e.g. Asia/Seoul."))?;
     let today = today_in(&state, tz);
-    if new.starts_on < today || new.ends_on < new.starts_on || (new.ends_on - new.starts_on).num_days() > MAX_DAYS {
+    if new.starts_on < today
+        || (new.starts_on - today).num_days() > MAX_AHEAD_DAYS
+        || new.ends_on < new.starts_on
+        || (new.ends_on - new.starts_on).num_days() > MAX_DAYS
+    {
         return Err(ApiError::unprocessable(
             "invalid-period",
-            format!("startsOn must be today ({today}) or later, endsOn from startsOn to {MAX_DAYS} days after it."),
+            format!(
+                "startsOn must be from today ({today}) to {MAX_AHEAD_DAYS} days ahead, endsOn from startsOn to {MAX_DAYS} days after it."
+            ),
         ));
     }
     if !(1..=MAX_CAPACITY).contains(&new.capacity) {
@@ -180,8 +188,8 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<MissionPage>, ApiError> {
     let (before, limit) = platform::cursor::page(q.before.as_deref(), q.limit, 20, 100)?;
-    // "Not over yet" by the earliest date anywhere (a period in any zone may still run).
-    let earliest = (state.clock.now() - chrono::Duration::hours(14)).date_naive();
+    // "Not over yet" by the earliest date anywhere (UTC−12): a period in any zone may still run.
+    let earliest = (state.clock.now() - chrono::Duration::hours(12)).date_naive();
     let rows = store::page(&state.db.pool, q.filter.unwrap_or(Filter::Active), user.user_id, earliest, before, limit)
         .await
         .map_err(ApiError::internal)?;
@@ -415,6 +423,11 @@ async fn decide(
             format!("The completion is {}, not waiting.", p.status.as_str()),
         ));
     }
+    // What was decided, as it is now (a resubmission may have landed since the read above).
+    let p = store::participant(&mut tx, id, user)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a participant vanished while being decided")))?;
     if to == Status::Completed {
         // The day it counts for is the day it was done.
         let done_at = p.submitted_at.and_then(DateTime::from_timestamp_millis).unwrap_or(now);

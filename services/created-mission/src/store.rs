@@ -99,7 +99,7 @@ pub async fn get(conn: &mut AnyConnection, id: Uuid) -> anyhow::Result<Option<Mi
 #[serde(rename_all = "lowercase")]
 #[schema(as = CreatedMissionFilter)]
 pub enum Filter {
-    /// Not over yet (ends today or later, UTC).
+    /// Not over yet: ends on or after today's earliest date anywhere (UTC−12).
     Active,
     /// Created by you.
     Mine,

@@ -38,6 +38,9 @@ pub struct Caches {
     statuses: TtlCache<(Uuid, NaiveDate), Vec<(String, Status)>>,
     /// `GET /api/missions/today`'s answer by (person, date, language), as long as statuses.
     views: TtlCache<(Uuid, NaiveDate, &'static str), bytes::Bytes>,
+    /// Bumped by every write on this replica: a read that began before a write does not put
+    /// what it read (it may predate the write).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Caches {
@@ -47,6 +50,7 @@ impl Default for Caches {
             days: TtlCache::new(Duration::from_secs(600), 200_000),
             statuses: TtlCache::new(Duration::from_secs(1), 200_000),
             views: TtlCache::new(Duration::from_secs(1), 200_000),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -155,13 +159,17 @@ impl Daily {
         if let Some(s) = self.caches.statuses.get(&(user, date)) {
             return Ok(s);
         }
+        let generation = self.generation();
         let statuses = store::day_statuses(&self.db.pool, user, date).await?;
-        self.caches.statuses.put((user, date), statuses.clone());
+        if generation == self.generation() {
+            self.caches.statuses.put((user, date), statuses.clone());
+        }
         Ok(statuses)
     }
 
     /// A proof of `date` was written here: the next read sees it.
     pub fn forget_statuses(&self, user: Uuid, date: NaiveDate) {
+        self.caches.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.caches.statuses.remove(&(user, date));
         for lang in ["en", "ko"] {
             self.caches.views.remove(&(user, date, lang));
@@ -173,8 +181,17 @@ impl Daily {
         self.caches.views.get(&(user, date, lang))
     }
 
-    pub fn keep_view(&self, user: Uuid, date: NaiveDate, lang: &'static str, view: bytes::Bytes) {
-        self.caches.views.put((user, date, lang), view);
+    /// Keeps an answer computed from reads that began at `generation` — unless a write came
+    /// since.
+    pub fn keep_view(&self, user: Uuid, date: NaiveDate, lang: &'static str, view: bytes::Bytes, generation: u64) {
+        if generation == self.generation() {
+            self.caches.views.put((user, date, lang), view);
+        }
+    }
+
+    /// The count of this replica's writes so far (see [`Caches`]).
+    pub fn generation(&self) -> u64 {
+        self.caches.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The missions `date` would get now, not stored: for the weather at the home when both are

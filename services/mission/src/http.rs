@@ -136,12 +136,13 @@ pub async fn today(
     let body = match d.view(user.user_id, date, lang) {
         Some(body) => body,
         None => {
+            let generation = d.generation();
             let today = d.day(user.user_id, date, home, tz).await.map_err(ApiError::internal)?;
             let statuses = d.statuses(user.user_id, date).await.map_err(ApiError::internal)?;
             let body = bytes::Bytes::from(
                 serde_json::to_vec(&today_view(today, &statuses, lang)).map_err(ApiError::internal)?,
             );
-            d.keep_view(user.user_id, date, lang, body.clone());
+            d.keep_view(user.user_id, date, lang, body.clone(), generation);
             body
         }
     };
@@ -351,6 +352,7 @@ pub async fn verify(
     };
     if !fixed {
         let given = d.give(&assignment).await.map_err(ApiError::internal)?;
+        d.forget_statuses(user.user_id, date);
         if !given.missions.iter().any(|m| m.id == id) {
             return Err(ApiError::conflict(
                 "mission-changed",

@@ -12,7 +12,11 @@ pub struct TtlCache<K, V> {
     entries: RwLock<HashMap<K, (Instant, V)>>,
     ttl: Duration,
     capacity: usize,
+    puts: std::sync::atomic::AtomicU64,
 }
+
+/// Expired entries are swept every this many puts (and whenever the cache is full).
+const SWEEP_EVERY: u64 = 4096;
 
 impl<K, V> std::fmt::Debug for TtlCache<K, V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -22,7 +26,7 @@ impl<K, V> std::fmt::Debug for TtlCache<K, V> {
 
 impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
     pub fn new(ttl: Duration, capacity: usize) -> Self {
-        Self { entries: RwLock::new(HashMap::new()), ttl, capacity }
+        Self { entries: RwLock::new(HashMap::new()), ttl, capacity, puts: std::sync::atomic::AtomicU64::new(0) }
     }
 
     /// The value put less than the TTL ago.
@@ -36,7 +40,8 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
             return;
         }
         let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.len() >= self.capacity {
+        let sweep = self.puts.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1;
+        if sweep || entries.len() >= self.capacity {
             entries.retain(|_, (at, _)| at.elapsed() < self.ttl);
             if entries.len() >= self.capacity {
                 entries.clear();

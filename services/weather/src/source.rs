@@ -236,7 +236,7 @@ struct Inner {
     /// Redis round trip (a value is at most that much older than another replica's).
     local: platform::ttl::TtlCache<Cell, Weather>,
     /// The same values as the API answers them (serialized once, not per request).
-    local_json: platform::ttl::TtlCache<Cell, bytes::Bytes>,
+    local_json: platform::ttl::TtlCache<Cell, (DateTime<Utc>, bytes::Bytes)>,
 }
 
 /// How long a failed refresh answers for the cell on every replica (no one asks the provider
@@ -358,8 +358,8 @@ impl WeatherSource {
     /// [`WeatherSource::get`] as the API's JSON, and whether it is stale. A fresh value read
     /// lately is answered from its serialized form.
     pub async fn get_json(&self, cell: Cell) -> Result<(bytes::Bytes, bool), Unavailable> {
-        if let Some(json) = self.0.local_json.get(&cell)
-            && self.0.local.get(&cell).is_some_and(|w| self.age(&w, self.0.clock.now()) < self.0.timing.fresh)
+        if let Some((fetched_at, json)) = self.0.local_json.get(&cell)
+            && (self.0.clock.now() - fetched_at).to_std().unwrap_or(Duration::ZERO) < self.0.timing.fresh
         {
             metrics::counter!("weather_reads_total", "result" => "fresh").increment(1);
             return Ok((json, false));
@@ -369,7 +369,7 @@ impl WeatherSource {
             serde_json::to_vec(&weather).map_err(|e| Unavailable(ProviderError::Malformed(e.to_string())))?,
         );
         if !weather.stale {
-            self.0.local_json.put(cell, json.clone());
+            self.0.local_json.put(cell, (weather.fetched_at, json.clone()));
         }
         Ok((json, weather.stale))
     }
@@ -419,6 +419,11 @@ async fn refresh(inner: &Inner, cell: Cell) -> Result<Weather, ProviderError> {
     let started = inner.clock.now();
     let deadline = tokio::time::Instant::now() + hold;
     loop {
+        // A refresh that failed moments ago (anywhere) answers for the cell: the provider is
+        // not asked again until its window passes.
+        if let Some(e) = inner.cache.failed(cell).await {
+            return Err(e);
+        }
         let leased = match inner.cache.lease(cell, &token, hold).await {
             Ok(leased) => leased,
             Err(e) => {

@@ -67,6 +67,7 @@ async fn a_mission_is_created_within_validated_ranges(app: TestApp) {
         (with("startsOn", json!(in_days(-2))), "invalid-period"),
         (with("endsOn", json!(in_days(-1))), "invalid-period"),
         (with("endsOn", json!(in_days(95))), "invalid-period"),
+        (with("startsOn", json!(in_days(400))), "invalid-period"),
         (with("timeZone", json!("Mars/Olympus")), "invalid-time-zone"),
         (with("capacity", json!(0)), "invalid-capacity"),
         (with("capacity", json!(10_001)), "invalid-capacity"),
@@ -75,8 +76,13 @@ async fn a_mission_is_created_within_validated_ranges(app: TestApp) {
         let r = app.call("POST", "/api/created-missions", Some(&token), Some(body.clone())).await;
         assert_eq!((r.status, r.code()), (StatusCode::UNPROCESSABLE_ENTITY, code), "{body}");
     }
-    let unknown = app.call("GET", &format!("/api/created-missions/{}", Uuid::new_v4()), Some(&token), None).await;
-    assert_eq!((unknown.status, unknown.code()), (StatusCode::NOT_FOUND, "unknown-mission"));
+    for path in [format!("/api/created-missions/{}", Uuid::new_v4()), "/api/created-missions/not-a-uuid".to_owned()] {
+        let unknown = app.call("GET", &path, Some(&token), None).await;
+        assert_eq!((unknown.status, unknown.code()), (StatusCode::NOT_FOUND, "unknown-mission"), "{path}");
+    }
+    let (_, other) = person(&app);
+    let theirs = app.call("GET", &format!("/api/created-missions/{id}/participants"), Some(&other), None).await;
+    assert_eq!((theirs.status, theirs.code()), (StatusCode::FORBIDDEN, "not-creator"));
 }
 
 async fn concurrent_joins_at_capacity_minus_one_let_exactly_one_in(app: TestApp) {
