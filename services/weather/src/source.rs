@@ -234,9 +234,8 @@ struct Inner {
     next_flight: std::sync::atomic::AtomicU64,
     /// Fresh values this replica read lately, for [`LOCAL_TTL`]: the busiest cells cost no
     /// Redis round trip (a value is at most that much older than another replica's).
-    local: platform::ttl::TtlCache<Cell, Weather>,
-    /// The same values as the API answers them (serialized once, not per request).
-    local_json: platform::ttl::TtlCache<Cell, (DateTime<Utc>, bytes::Bytes)>,
+    /// With each value, its JSON as the API answers it (serialized once, not per request).
+    local: platform::ttl::TtlCache<Cell, (Weather, bytes::Bytes)>,
 }
 
 /// How long a failed refresh answers for the cell on every replica (no one asks the provider
@@ -283,7 +282,6 @@ impl WeatherSource {
             flights: Mutex::default(),
             next_flight: std::sync::atomic::AtomicU64::new(0),
             local: platform::ttl::TtlCache::new(LOCAL_TTL, MEMORY_CELLS),
-            local_json: platform::ttl::TtlCache::new(LOCAL_TTL, MEMORY_CELLS),
         }))
     }
 
@@ -301,7 +299,7 @@ impl WeatherSource {
     pub async fn get(&self, cell: Cell) -> Result<Weather, Unavailable> {
         let t = self.0.timing;
         let now = self.0.clock.now();
-        if let Some(w) = self.0.local.get(&cell)
+        if let Some((w, _)) = self.0.local.get(&cell)
             && self.age(&w, now) < t.fresh
         {
             metrics::counter!("weather_reads_total", "result" => "fresh").increment(1);
@@ -315,7 +313,7 @@ impl WeatherSource {
             && self.age(w, now) < t.fresh
         {
             metrics::counter!("weather_reads_total", "result" => "fresh").increment(1);
-            self.0.local.put(cell, w.clone());
+            self.keep(cell, w);
             return Ok(w.clone());
         }
         let flight = self.flight(cell);
@@ -327,7 +325,7 @@ impl WeatherSource {
         let failure = match waited {
             Ok(Ok(w)) => {
                 metrics::counter!("weather_reads_total", "result" => "refreshed").increment(1);
-                self.0.local.put(cell, w.clone());
+                self.keep(cell, &w);
                 return Ok(w);
             }
             Ok(Err(e)) => Some(e),
@@ -355,23 +353,32 @@ impl WeatherSource {
         outcome.map_err(Unavailable)
     }
 
+    /// Keeps a fresh value (and its JSON) in this replica for [`LOCAL_TTL`].
+    fn keep(&self, cell: Cell, w: &Weather) {
+        if let Ok(json) = serde_json::to_vec(w) {
+            self.0.local.put(cell, (w.clone(), bytes::Bytes::from(json)));
+        }
+    }
+
     /// [`WeatherSource::get`] as the API's JSON, and whether it is stale. A fresh value read
     /// lately is answered from its serialized form.
     pub async fn get_json(&self, cell: Cell) -> Result<(bytes::Bytes, bool), Unavailable> {
-        if let Some((fetched_at, json)) = self.0.local_json.get(&cell)
-            && (self.0.clock.now() - fetched_at).to_std().unwrap_or(Duration::ZERO) < self.0.timing.fresh
+        let fresh = |w: &Weather| self.age(w, self.0.clock.now()) < self.0.timing.fresh;
+        if let Some((w, json)) = self.0.local.get(&cell)
+            && fresh(&w)
         {
             metrics::counter!("weather_reads_total", "result" => "fresh").increment(1);
             return Ok((json, false));
         }
         let weather = self.get(cell).await?;
-        let json = bytes::Bytes::from(
-            serde_json::to_vec(&weather).map_err(|e| Unavailable(ProviderError::Malformed(e.to_string())))?,
-        );
-        if !weather.stale {
-            self.0.local_json.put(cell, (weather.fetched_at, json.clone()));
+        // A fresh value was just kept with its JSON; a stale one is serialized here.
+        if let Some((kept, json)) = self.0.local.get(&cell)
+            && kept == weather
+        {
+            return Ok((json, false));
         }
-        Ok((json, weather.stale))
+        let json = serde_json::to_vec(&weather).map_err(|e| Unavailable(ProviderError::Malformed(e.to_string())))?;
+        Ok((bytes::Bytes::from(json), weather.stale))
     }
 
     async fn last_known(&self, cell: Cell) -> Option<Weather> {
