@@ -51,6 +51,8 @@ cargo test --workspace --locked
 if [ -z "$quick" ]; then
   log "kubernetes-validate --strict on every manifest"
   scripts/validate-manifests.sh
+  log "the app's main path on ww dev (tests/e2e/walkthrough.py)"
+  tests/e2e/app.sh
   log "the operator against a real cluster (when KUBECONFIG names one)"
   tests/e2e/cluster.sh
   log "schemathesis against ww dev"

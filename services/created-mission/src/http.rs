@@ -34,7 +34,7 @@ pub struct NewMission {
         min_length = 1,
         max_length = 80,
         example = "Pick up litter on the riverside",
-        pattern = "^(?=[\\s\\S]*\\S)[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
     )]
     pub title: String,
     /// Up to 1000 characters; line breaks allowed, other control characters not.
@@ -305,7 +305,7 @@ pub struct Completion {
     #[schema(
         min_length = 1,
         max_length = 1000,
-        pattern = "^(?=[\\s\\S]*\\S)[^\\u0000-\\u0009\\u000B-\\u001F\\u007F-\\u009F]*$"
+        pattern = "^[^\\u0000-\\u0009\\u000B-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u0009\\u000B-\\u001F\\u007F-\\u009F]*$"
     )]
     pub text: String,
 }

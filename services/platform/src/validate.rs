@@ -23,3 +23,35 @@ pub fn nickname(raw: &str) -> Result<String, ApiError> {
     }
     Ok(nick.to_owned())
 }
+
+/// A line of text (a title): at most `max` characters, none of them a control character, not
+/// all white space. Trimmed; `None` when it breaks a rule.
+pub fn line(raw: &str, max: usize) -> Option<String> {
+    let trimmed = raw.trim();
+    let ok = !trimmed.is_empty() && raw.chars().count() <= max && !raw.chars().any(char::is_control);
+    ok.then(|| trimmed.to_owned())
+}
+
+/// Text of several lines (a post, a comment): as [`line`], with tabs and line breaks allowed.
+pub fn text(raw: &str, max: usize) -> Option<String> {
+    let trimmed = raw.trim();
+    let bad = |c: char| c.is_control() && !matches!(c, '\t' | '\n' | '\r');
+    let ok = !trimmed.is_empty() && raw.chars().count() <= max && !raw.chars().any(bad);
+    ok.then(|| trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_and_texts_are_checked_on_what_was_sent_and_trimmed() {
+        assert_eq!(line("  비 오는 날  ", 20).as_deref(), Some("비 오는 날"));
+        assert_eq!(line("   ", 20), None);
+        assert_eq!(line("a\nb", 20), None);
+        assert_eq!(line(&"가".repeat(21), 20), None);
+        assert_eq!(text("first\r\n\tsecond\n", 20).as_deref(), Some("first\r\n\tsecond"));
+        assert_eq!(text("bell\u{7}", 20), None);
+        assert_eq!(text("c1\u{85}", 20), None);
+    }
+}

@@ -120,6 +120,8 @@ pub struct ServiceConfig {
     pub weather: weather::WeatherConfig,
     #[command(flatten)]
     pub mission: mission::MissionConfig,
+    #[command(flatten)]
+    pub board: board::BoardConfig,
     /// Set by `ww dev`: defaults that need no network (the simulated weather provider).
     #[arg(skip)]
     pub embedded: bool,

@@ -138,6 +138,13 @@ roles! {
         missing: |_| None,
         start: |ctx, _| Box::pin(created_mission::start(ctx)),
     },
+    /// The community board (`/api/board/...`): posts, comments, likes, reports, search.
+    Board {
+        redis: true,
+        dev_only: false,
+        missing: |_| None,
+        start: |ctx, config| Box::pin(board::start(ctx, &config.board)),
+    },
     /// Development helpers (`ww dev` only).
     #[value(skip)]
     DevTools {

@@ -97,6 +97,18 @@ fn cases() -> Vec<Case> {
         status,
         code,
     };
+    let board = |method, path, auth: Auth, body: Option<&str>, status, code| Case {
+        name: "board",
+        method,
+        path,
+        content_type: body.map(|_| "application/json"),
+        auth,
+        body: body.map(str::to_owned),
+        status,
+        code,
+    };
+    let long_title = format!(r#"{{"title": "{}", "body": "b"}}"#, "t".repeat(101));
+    let huge_post = format!(r#"{{"title": "t", "body": "{}"}}"#, "b".repeat(40_000));
     let good_change = r#"{"currentPassword": "not-my-password", "newPassword": "sunny-day-sunglasses"}"#;
     vec![
         password(Auth::None, good_change, 401, "missing-token"),
@@ -214,6 +226,102 @@ fn cases() -> Vec<Case> {
         weather("/api/weather?lat=NaN&lon=127", Auth::Valid, 400, "invalid-location"),
         weather("/api/weather?lat=1e999&lon=127", Auth::Valid, 400, "invalid-location"),
         weather("/api/weather?lat=37.5&lon=127&units=imperial", Auth::Valid, 400, "invalid-query"),
+        board("POST", "/api/board/posts", Auth::None, Some(r#"{"title": "t", "body": "b"}"#), 401, "missing-token"),
+        board("POST", "/api/board/posts", Auth::Valid, Some(r#"{"title": "t", "body": "#), 400, "malformed-json"),
+        board("POST", "/api/board/posts", Auth::Valid, Some(r#"{"title": 5, "body": "b"}"#), 422, "invalid-body"),
+        board("POST", "/api/board/posts", Auth::Valid, Some(r#"{"title": "t"}"#), 422, "invalid-body"),
+        board(
+            "POST",
+            "/api/board/posts",
+            Auth::Valid,
+            Some(r#"{"title": "t", "body": "b", "pinned": true}"#),
+            422,
+            "invalid-body",
+        ),
+        board("POST", "/api/board/posts", Auth::Valid, Some(long_title.as_str()), 422, "invalid-title"),
+        board(
+            "POST",
+            "/api/board/posts",
+            Auth::Valid,
+            Some(r#"{"title": "two\nlines", "body": "b"}"#),
+            422,
+            "invalid-title",
+        ),
+        board("POST", "/api/board/posts", Auth::Valid, Some(r#"{"title": "t", "body": "   "}"#), 422, "invalid-text"),
+        board(
+            "POST",
+            "/api/board/posts",
+            Auth::Valid,
+            Some(r#"{"title": "t", "body": "bell\u0007"}"#),
+            422,
+            "invalid-text",
+        ),
+        board("POST", "/api/board/posts", Auth::Valid, Some(huge_post.as_str()), 413, "body-too-large"),
+        board("GET", "/api/board/posts?limit=abc", Auth::Valid, None, 400, "invalid-query"),
+        board("GET", "/api/board/posts?limit=0", Auth::Valid, None, 400, "invalid-query"),
+        board("GET", "/api/board/posts?before=1.2", Auth::Valid, None, 400, "invalid-cursor"),
+        board("GET", "/api/board/posts?q=", Auth::Valid, None, 422, "invalid-search"),
+        board("GET", "/api/board/posts?q=%25%25", Auth::Valid, None, 422, "invalid-search"),
+        board("GET", "/api/board/posts/not-a-post", Auth::Valid, None, 404, "unknown-post"),
+        board("GET", "/api/board/posts/0190b3a0-0000-7000-8000-000000000000", Auth::None, None, 401, "missing-token"),
+        board(
+            "PUT",
+            "/api/board/posts/0190b3a0-0000-7000-8000-000000000000/like",
+            Auth::Valid,
+            None,
+            404,
+            "unknown-post",
+        ),
+        board(
+            "PATCH",
+            "/api/board/posts/0190b3a0-0000-7000-8000-000000000000",
+            Auth::Valid,
+            Some(r#"{"title": "t"}"#),
+            404,
+            "unknown-post",
+        ),
+        board(
+            "POST",
+            "/api/board/posts/0190b3a0-0000-7000-8000-000000000000/comments",
+            Auth::Valid,
+            Some(r#"{"body": "hi"}"#),
+            404,
+            "unknown-post",
+        ),
+        board(
+            "POST",
+            "/api/board/posts/0190b3a0-0000-7000-8000-000000000000/comments",
+            Auth::Valid,
+            Some(r#"{"body": ""}"#),
+            422,
+            "invalid-text",
+        ),
+        board(
+            "POST",
+            "/api/board/posts/0190b3a0-0000-7000-8000-000000000000/reports",
+            Auth::Valid,
+            Some(r#"{"reason": "boring"}"#),
+            422,
+            "invalid-body",
+        ),
+        board(
+            "POST",
+            "/api/board/comments/0190b3a0-0000-7000-8000-000000000000/reports",
+            Auth::Valid,
+            Some(r#"{"reason": "spam"}"#),
+            404,
+            "unknown-comment",
+        ),
+        board(
+            "POST",
+            "/api/board/posts/0190b3a0-0000-7000-8000-000000000000/removal",
+            Auth::Valid,
+            Some(r#"{"reason": "x"}"#),
+            403,
+            "forbidden-role",
+        ),
+        board("GET", "/api/board/reports", Auth::Valid, None, 403, "forbidden-role"),
+        board("PUT", "/api/board/blocks/nobody", Auth::Valid, None, 404, "unknown-user"),
         Case {
             name: "unknown path",
             method: "GET",
@@ -245,6 +353,10 @@ async fn bad_input_is_a_clear_4xx_problem_and_loses_nothing(app: TestApp) {
     app.wait_active(&token).await;
     let kept = app.call("PATCH", "/api/users/me", Some(&token), Some(json!({"timeZone": "Asia/Seoul"}))).await;
     assert_eq!(kept.status, StatusCode::OK);
+    let made =
+        app.call("POST", "/api/board/posts", Some(&token), Some(json!({"title": "kept", "body": "before"}))).await;
+    let kept_post = made.body["id"].as_str().expect("a post").to_owned();
+    app.call("PUT", &format!("/api/board/posts/{kept_post}/like"), Some(&token), None).await;
 
     let mut failures = Vec::new();
     for case in cases() {
@@ -287,4 +399,9 @@ async fn bad_input_is_a_clear_4xx_problem_and_loses_nothing(app: TestApp) {
     assert_eq!(me.body["userId"], user_id.as_str());
     assert_eq!(me.body["timeZone"], "Asia/Seoul");
     assert_eq!(app.login(&email, PASSWORD).await.status, StatusCode::OK);
+    let post = app.call("GET", &format!("/api/board/posts/{kept_post}"), Some(&token), None).await;
+    assert_eq!(
+        (post.status, post.body["title"].as_str(), post.body["likes"].as_i64()),
+        (StatusCode::OK, Some("kept"), Some(1))
+    );
 }

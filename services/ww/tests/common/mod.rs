@@ -166,6 +166,7 @@ impl TestApp {
             ServiceName::Weather,
             ServiceName::Mission,
             ServiceName::CreatedMission,
+            ServiceName::Board,
             ServiceName::DevTools,
         ]
     }
