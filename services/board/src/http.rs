@@ -22,6 +22,8 @@ pub const POST_MAX: usize = 5000;
 pub const COMMENT_MAX: usize = 1000;
 pub const NOTE_MAX: usize = 500;
 pub const REASON_MAX: usize = 200;
+/// People one person may block.
+pub const MAX_BLOCKS: i64 = 1000;
 
 fn millis(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
@@ -139,7 +141,7 @@ async fn limit(state: &BoardState, what: &str, user: Uuid, limit: Limit) -> Resu
     let key = format!("board:{what}:{user}");
     match state.counters.hit(&key, limit.window).await {
         Ok(w) if w.count > limit.count => Err(ApiError::too_many_requests(
-            "write-limit",
+            if what == "actions" { "action-limit" } else { "write-limit" },
             format!("You can make {} {what} per {} seconds; try again later.", limit.count, limit.window.as_secs()),
             w.resets_in.as_secs().max(1),
         )),
@@ -154,6 +156,12 @@ async fn limit(state: &BoardState, what: &str, user: Uuid, limit: Limit) -> Resu
 
 async fn write_limit(state: &BoardState, user: &AuthUser) -> Result<(), ApiError> {
     limit(state, "writes", user.user_id, state.writes).await
+}
+
+/// Likes, unlikes, reports and blocks: each one row, but each a transaction (a like takes the
+/// post's row lock), so a person's stream of them is bounded too.
+async fn action_limit(state: &BoardState, user: &AuthUser) -> Result<(), ApiError> {
+    limit(state, "actions", user.user_id, state.actions).await
 }
 
 fn title_of(raw: &str) -> Result<String, ApiError> {
@@ -232,7 +240,13 @@ pub struct PostQuery {
     /// alike). It needs a word of two letters or more, or one Korean, Chinese or Japanese
     /// character (422 `invalid-search`); a word of a single Latin letter is only checked beside
     /// others.
-    #[param(nullable = false, min_length = 1, max_length = 100, example = "우산")]
+    #[param(
+        nullable = false,
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$",
+        example = "우산"
+    )]
     pub q: Option<String>,
     /// Only this person's posts.
     pub author: Option<Uuid>,
@@ -270,6 +284,7 @@ pub async fn list_posts(
             let why = match e {
                 QueryError::TooLong => format!("q may be up to {} characters.", search::MAX_QUERY_CHARS),
                 QueryError::TooManyWords => format!("q may hold up to {} words.", search::MAX_QUERY_WORDS),
+                QueryError::Control => "q is one line of text, without control characters.".to_owned(),
                 QueryError::TooShort => {
                     "q needs a word of two letters or more, or one Korean, Chinese or Japanese character.".to_owned()
                 }
@@ -342,14 +357,12 @@ fn under_review() -> ApiError {
 #[schema(as = BoardPostEdit, min_properties = 1)]
 pub struct PostEdit {
     #[schema(
-        nullable = false,
         min_length = 1,
         max_length = 100,
         pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$"
     )]
     pub title: Option<String>,
     #[schema(
-        nullable = false,
         min_length = 1,
         max_length = 5000,
         pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$"
@@ -384,14 +397,15 @@ pub async fn edit_post(
     }
     write_limit(&state, &user).await?;
     let mut tx = state.db.pool.begin().await?;
-    let Some(current) = store::post(&mut tx, id, user.user_id).await.map_err(ApiError::internal)? else {
+    // Locked while read and written: two edits of different fields at once both land.
+    let Some((old_title, old_body, life)) = store::lock_post(&mut tx, id).await.map_err(ApiError::internal)? else {
         return Err(missing(Kind::Post));
     };
-    let title = title.unwrap_or(current.title);
-    let body = body.unwrap_or(current.body);
+    let title = title.unwrap_or(old_title);
+    let body = body.unwrap_or(old_body);
     if !store::edit_post(&mut tx, id, &title, &body, state.clock.now_millis()).await? {
         // Hidden or ended since the check above.
-        return Err(if current.state == Life::Hidden { under_review() } else { missing(Kind::Post) });
+        return Err(if life == Life::Hidden { under_review() } else { missing(Kind::Post) });
     }
     let post =
         store::post(&mut tx, id, user.user_id).await.map_err(ApiError::internal)?.ok_or_else(|| missing(Kind::Post))?;
@@ -436,6 +450,7 @@ pub struct LikeView {
 
 async fn set_like(state: &BoardState, user: &AuthUser, id: &str, like: bool) -> Result<Json<LikeView>, ApiError> {
     let id = id_of(id, Kind::Post)?;
+    action_limit(state, user).await?;
     let mut tx = state.db.pool.begin().await?;
     let Some(likes) = store::set_like(&mut tx, id, user.user_id, like, state.clock.now_millis()).await? else {
         return Err(missing(Kind::Post));
@@ -449,6 +464,7 @@ async fn set_like(state: &BoardState, user: &AuthUser, id: &str, like: bool) -> 
     responses(
         (status = 200, description = "Liked (liking again changes nothing).", body = LikeView),
         (status = 404, description = "No such live post.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`action-limit`: too many likes, reports and blocks lately.", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn like(
     State(state): State<BoardState>,
@@ -463,6 +479,7 @@ pub async fn like(
     responses(
         (status = 200, description = "Not liked (whether it was or not).", body = LikeView),
         (status = 404, description = "No such live post.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`action-limit`.", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn unlike(
     State(state): State<BoardState>,
@@ -552,7 +569,7 @@ pub struct CommentPage {
 #[utoipa::path(get, path = "/api/board/posts/{id}/comments", tag = "board", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "The post."), CommentQuery),
     responses(
-        (status = 200, description = "Live comments, oldest first, without those of people you blocked.", body = CommentPage),
+        (status = 200, description = "Live comments (and hidden ones to their authors and moderators), oldest first, without those of people you blocked.", body = CommentPage),
         (status = 400, description = "A malformed cursor or limit.", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such post.", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -564,7 +581,8 @@ pub async fn list_comments(
 ) -> Result<Json<CommentPage>, ApiError> {
     let (after, limit) = platform::cursor::page(q.after.as_deref(), q.limit, 50, 100)?;
     let post = find_post(&state, &user, id_of(&id, Kind::Post)?).await?;
-    let rows = store::comments(&state.db.pool, post.id, user.user_id, after.as_ref(), limit)
+    let moderator = user.roles.contains(Role::Moderator);
+    let rows = store::comments(&state.db.pool, post.id, user.user_id, moderator, after.as_ref(), limit)
         .await
         .map_err(ApiError::internal)?;
     let next = platform::cursor::next(rows.len(), limit, rows.last().map(|c| (c.created_at, c.id)));
@@ -575,8 +593,8 @@ pub async fn list_comments(
     params(("id" = Uuid, Path, description = "The comment.")), request_body = CommentText,
     responses(
         (status = 200, description = "Edited.", body = CommentView),
-        (status = 403, description = "`not-author`.", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such comment.", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`not-author`, or `blocked` by the post's author.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such comment, or its post is no longer live.", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`under-review`.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid-text`.", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`write-limit`.", body = Problem, content_type = "application/problem+json"),
@@ -594,6 +612,15 @@ pub async fn edit_comment(
     }
     write_limit(&state, &user).await?;
     let mut tx = state.db.pool.begin().await?;
+    // The post must still take comments from this person.
+    match store::post_of_comment(&mut tx, id).await.map_err(ApiError::internal)? {
+        Some((_, life)) if life != Life::Live => return Err(missing(Kind::Post)),
+        Some((post_author, _)) if store::blocks(&mut tx, post_author, user.user_id).await? => {
+            return Err(ApiError::forbidden("blocked", "The post's author does not take comments from you."));
+        }
+        Some(_) => {}
+        None => return Err(missing(Kind::Comment)),
+    }
     if !store::edit_comment(&mut tx, id, &body, state.clock.now_millis()).await? {
         return Err(missing(Kind::Comment));
     }
@@ -645,11 +672,7 @@ impl Reason {
 pub struct NewReport {
     pub reason: Reason,
     /// What a moderator should know, up to 500 characters.
-    #[schema(
-        nullable = false,
-        max_length = 500,
-        pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$"
-    )]
+    #[schema(max_length = 500, pattern = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$")]
     pub note: Option<String>,
 }
 
@@ -673,13 +696,23 @@ async fn report(
     new: NewReport,
 ) -> Result<(StatusCode, Json<ReportReceipt>), ApiError> {
     let id = id_of(id, kind)?;
-    let note = match new.note.as_deref().map(str::trim) {
-        None | Some("") => String::new(),
-        Some(_) => platform::validate::text(new.note.as_deref().unwrap_or_default(), NOTE_MAX).ok_or_else(|| {
-            ApiError::unprocessable("invalid-note", format!("note may be up to {NOTE_MAX} characters."))
+    let note = match new.note.as_deref() {
+        None => String::new(),
+        Some(raw) => platform::validate::optional_text(raw, NOTE_MAX).ok_or_else(|| {
+            ApiError::unprocessable(
+                "invalid-note",
+                format!("note may be up to {NOTE_MAX} characters; tabs and line breaks are the only control characters allowed."),
+            )
         })?,
     };
+    action_limit(state, user).await?;
     let mut tx = state.db.pool.begin().await?;
+    if kind == Kind::Comment {
+        match store::post_of_comment(&mut tx, id).await.map_err(ApiError::internal)? {
+            Some((author, life)) if visible(user, author, life) => {}
+            _ => return Err(missing(kind)),
+        }
+    }
     match store::owner(&mut tx, kind, id).await.map_err(ApiError::internal)? {
         Some((author, life)) if life.exists() && visible(user, author, life) => {
             if author == user.user_id {
@@ -713,6 +746,7 @@ async fn report(
         (status = 403, description = "`own-content`: you wrote it (delete it instead).", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such post.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid-note`.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`action-limit`.", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn report_post(
     State(state): State<BoardState>,
@@ -731,6 +765,7 @@ pub async fn report_post(
         (status = 403, description = "`own-content`: you wrote it (delete it instead).", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such comment.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid-note`.", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`action-limit`.", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn report_comment(
     State(state): State<BoardState>,
@@ -769,7 +804,8 @@ fn person(raw: &str) -> Result<Uuid, ApiError> {
     responses(
         (status = 204, description = "Blocked (again: nothing changes): their posts and comments are hidden from you, and they cannot comment on yours."),
         (status = 404, description = "Not a person's id.", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`self-block`.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`self-block`, or `too-many-blocks` (1000).", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`action-limit`.", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn block(
     State(state): State<BoardState>,
@@ -780,6 +816,17 @@ pub async fn block(
     if other == user.user_id {
         return Err(ApiError::unprocessable("self-block", "You cannot block yourself."));
     }
+    action_limit(&state, &user).await?;
+    let mut conn = state.db.pool.acquire().await?;
+    if !store::blocks(&mut conn, user.user_id, other).await?
+        && store::blocks_of(&mut conn, user.user_id).await? >= MAX_BLOCKS
+    {
+        return Err(ApiError::unprocessable(
+            "too-many-blocks",
+            format!("You can block up to {MAX_BLOCKS} people; unblock someone first."),
+        ));
+    }
+    drop(conn);
     store::block(&state.db.pool, user.user_id, other, state.clock.now_millis()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

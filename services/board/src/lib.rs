@@ -83,6 +83,7 @@ pub struct BoardState {
     clock: Clock,
     posts: Limit,
     writes: Limit,
+    actions: Limit,
     hide_at: i64,
 }
 
@@ -150,6 +151,8 @@ pub async fn start(ctx: &Context, config: &BoardConfig) -> anyhow::Result<Starte
         clock: ctx.clock.clone(),
         posts: Limit { count: config.board_posts_per_10_min, window: Duration::from_secs(600) },
         writes: Limit { count: config.board_writes_per_min, window: Duration::from_secs(60) },
+        // Likes, reports and blocks: five times the write limit, per minute.
+        actions: Limit { count: config.board_writes_per_min.saturating_mul(5), window: Duration::from_secs(60) },
         hide_at: i64::try_from(config.board_hide_after_reports).unwrap_or(i64::MAX),
     };
     // Not ready without its database and bus; the write limit's Redis fails open (see `http`).

@@ -2,14 +2,18 @@
 //! (`post_terms`) finds candidates through a B-tree, then a substring match on the normalized
 //! text confirms them. See `docs/decisions/0014-board.md` for why not `pg_trgm` / FTS5.
 //!
-//! Text is normalized (NFKC, lowercase) and cut into runs of letters and digits of one kind:
+//! Text is normalized (NFKC, lowercase, a few foldings) and cut into runs of letters and digits
+//! of one kind:
 //! - **dense scripts** (Hangul, CJK ideographs, kana), where a word is often one or two
 //!   syllables ("비", "우산"): every character and every pair of adjacent characters;
-//! - **everything else** (Latin, Cyrillic, digits, …): every three adjacent characters, and a
-//!   run of two characters as itself ("ai", "uv"); a single letter is not a term.
+//! - **everything else** (Latin, Cyrillic, digits, …): every three adjacent characters, and the
+//!   first two characters of each run ("pm" of "pm10"); a single letter is not a term.
 //!
 //! A query is normalized the same way and split at white space into words. A post matches when
-//! it holds every term of every word (the index) and every word as a substring (the check).
+//! it holds every looked-up term (the index) and every word as a substring (the check). Every
+//! looked-up term of a query word is a term of any text holding that word, so the index never
+//! hides a match: a two-character Latin piece is looked up only when it is the whole query (and
+//! then finds the words it starts); beside longer terms the substring check confirms it.
 
 use std::collections::BTreeSet;
 
@@ -23,9 +27,46 @@ pub const MAX_QUERY_CHARS: usize = 100;
 /// confirms the rest.
 const MAX_QUERY_TERMS: usize = 8;
 
-/// Lowercased NFKC: full-width letters, compatibility jamo and case variants compare equal.
+/// Hangul compatibility jamo (ㅋ, ㅠ, …): NFKC would turn them into conjoining jamo that then
+/// compose with their neighbours ("ㅋㅋㅋㅠㅠ" into "ᄏᄏ큐ᅲ"), so a search for "ㅠㅠ" would miss
+/// it. They are kept as typed.
+fn compatibility_jamo(c: char) -> bool {
+    ('\u{3131}'..='\u{318E}').contains(&c)
+}
+
+/// Lowercased NFKC (full-width letters and case variants compare equal), with compatibility
+/// jamo kept as typed, final sigma, dotted capital I and ß folded, and typographic quotes
+/// made plain (a phone's "don’t" finds "don't").
 pub fn normalize(text: &str) -> String {
-    text.nfkc().flat_map(char::to_lowercase).collect()
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let cut = rest.find(compatibility_jamo).unwrap_or(rest.len());
+        let (plain, tail) = rest.split_at(cut);
+        out.extend(plain.nfkc().flat_map(char::to_lowercase));
+        let jamo = tail.find(|c| !compatibility_jamo(c)).unwrap_or(tail.len());
+        out.push_str(&tail[..jamo]);
+        rest = &tail[jamo..];
+    }
+    fold(&out)
+}
+
+fn fold(lowered: &str) -> String {
+    let mut out = String::with_capacity(lowered.len());
+    let mut previous = ' ';
+    for c in lowered.chars() {
+        match c {
+            'ς' => out.push('σ'),
+            'ß' => out.push_str("ss"),
+            // "İ" lowercases to "i" and a combining dot: the dot goes.
+            '\u{307}' if previous == 'i' => {}
+            '\u{2018}' | '\u{2019}' | '\u{201B}' | '\u{2032}' => out.push('\''),
+            '\u{201C}' | '\u{201D}' | '\u{201F}' | '\u{2033}' => out.push('"'),
+            _ => out.push(c),
+        }
+        previous = c;
+    }
+    out
 }
 
 /// Scripts written without spaces inside short words, indexed by one and two characters.
@@ -70,10 +111,30 @@ fn run_terms(dense: bool, run: &[char], into: &mut BTreeSet<String>) {
     if dense {
         into.extend(run.iter().map(|c| c.to_string()));
         into.extend(run.windows(2).map(|w| w.iter().collect::<String>()));
-    } else if run.len() == 2 {
-        into.insert(run.iter().collect());
-    } else {
+    } else if run.len() >= 2 {
+        into.insert(run[..2].iter().collect());
         into.extend(run.windows(3).map(|w| w.iter().collect::<String>()));
+    }
+}
+
+/// The terms a query word looks up (`long`), which a text holding the word must hold, and its
+/// two-letter Latin pieces (`short`), which it holds only at the start of a run.
+fn query_terms(word: &str, long: &mut BTreeSet<String>, short: &mut BTreeSet<String>) {
+    for (dense, run) in runs(word) {
+        if dense {
+            // A dense run's pairs; its single character only when it has no pair.
+            if run.len() == 1 {
+                long.insert(run[0].to_string());
+            } else {
+                long.extend(run.windows(2).map(|w| w.iter().collect::<String>()));
+            }
+        } else if run.len() == 2 {
+            // Two letters may sit inside a longer run of the text ("pm" in "pm10", "ai" in
+            // "openai"), where only a run's first two are indexed.
+            short.insert(run.iter().collect());
+        } else {
+            long.extend(run.windows(3).map(|w| w.iter().collect::<String>()));
+        }
     }
 }
 
@@ -103,6 +164,8 @@ pub struct Query {
 pub enum QueryError {
     TooLong,
     TooManyWords,
+    /// A control character (NUL, line breaks, …): a search is one line of text.
+    Control,
     /// Nothing that can be looked up (only single letters or punctuation): the index cannot
     /// narrow it, and a scan is what this design exists to avoid.
     TooShort,
@@ -113,27 +176,25 @@ pub fn query(q: &str) -> Result<Query, QueryError> {
     if q.chars().count() > MAX_QUERY_CHARS {
         return Err(QueryError::TooLong);
     }
+    if q.chars().any(char::is_control) {
+        return Err(QueryError::Control);
+    }
     let normalized = normalize(q);
     let words: Vec<String> = normalized.split_whitespace().map(str::to_owned).collect();
     if words.len() > MAX_QUERY_WORDS {
         return Err(QueryError::TooManyWords);
     }
-    let mut all = BTreeSet::new();
+    let (mut long, mut short) = (BTreeSet::new(), BTreeSet::new());
     for word in &words {
-        let mut of_word = BTreeSet::new();
-        for (dense, run) in runs(word) {
-            run_terms(dense, &run, &mut of_word);
-        }
-        // A dense run's single characters add nothing once its pairs are looked up. A word with
-        // nothing to look up ("a", "?") is still confirmed as a substring.
-        let has_pairs = of_word.iter().any(|t| t.chars().count() > 1);
-        all.extend(of_word.into_iter().filter(|t| !has_pairs || t.chars().count() > 1));
+        query_terms(word, &mut long, &mut short);
     }
-    if all.is_empty() {
+    // Two-letter pieces are looked up only when nothing else is: then they find runs that
+    // start with them; beside longer terms the substring check confirms them.
+    let mut terms: Vec<String> = if long.is_empty() { short } else { long }.into_iter().collect();
+    if terms.is_empty() {
         return Err(QueryError::TooShort);
     }
     // Longest terms first (rarer); the substring check confirms whatever is left out.
-    let mut terms: Vec<String> = all.into_iter().collect();
     terms.sort_by_key(|t| std::cmp::Reverse(t.chars().count()));
     terms.truncate(MAX_QUERY_TERMS);
     Ok(Query { terms, words })
@@ -167,22 +228,51 @@ mod tests {
     }
 
     #[test]
-    fn latin_is_indexed_by_trigrams_and_two_letter_words() {
-        assert_eq!(terms("Rain, AI!"), set(&["rai", "ain", "ai"]));
+    fn latin_is_indexed_by_trigrams_and_each_runs_first_two_letters() {
+        assert_eq!(terms("Rain, AI!"), set(&["ra", "rai", "ain", "ai"]));
+        assert_eq!(terms("PM10"), set(&["pm", "pm1", "m10"]));
         assert_eq!(terms("a"), BTreeSet::new());
     }
 
     #[test]
     fn mixed_runs_split_by_script() {
         assert_eq!(terms("우산2개"), set(&["우", "산", "우산", "개"]));
-        assert_eq!(terms("비rain"), set(&["비", "rai", "ain"]));
+        assert_eq!(terms("비rain"), set(&["비", "ra", "rai", "ain"]));
     }
 
     #[test]
     fn normalization_folds_width_case_and_compatibility_forms() {
         assert_eq!(normalize("ＲＡＩＮ"), "rain");
         assert_eq!(terms("ＲＡＩＮ"), terms("rain"));
-        assert_eq!(normalize("Straße"), "straße");
+        assert_eq!(normalize("Straße"), "strasse");
+        assert_eq!(normalize("İstanbul ΟΔΟΣ"), "istanbul οδοσ");
+        assert_eq!(normalize("don’t “go”"), "don't \"go\"");
+    }
+
+    #[test]
+    fn compatibility_jamo_stay_as_typed() {
+        // NFKC alone would compose "ㅋㅋㅋㅠㅠ" into "ᄏᄏ큐ᅲ", and "ㅠㅠ" would not find it.
+        assert_eq!(normalize("ㅋㅋㅋㅠㅠ 좋아요"), "ㅋㅋㅋㅠㅠ 좋아요");
+        let text = terms("오늘 비 ㅋㅋㅋㅠㅠ");
+        for q in ["ㅠㅠ", "ㅋㅋㅋ", "ㅋㅠ"] {
+            assert!(query(q).unwrap().terms.iter().all(|t| text.contains(t)), "{q}");
+            assert!(normalize("오늘 비 ㅋㅋㅋㅠㅠ").contains(&normalize(q)), "{q}");
+        }
+    }
+
+    #[test]
+    fn two_letters_are_looked_up_only_alone() {
+        // Beside a longer word, two letters are confirmed as a substring, not looked up:
+        // "iphone 15" finds "iPhone15", "pm 미세먼지" finds "PM10 미세먼지".
+        assert_eq!(query("iphone 15").unwrap().terms.iter().filter(|t| t.chars().count() < 3).count(), 0);
+        let q = query("미세먼지 pm").unwrap();
+        assert!(!q.terms.contains(&"pm".to_owned()));
+        assert_eq!(q.words, vec!["미세먼지".to_owned(), "pm".to_owned()]);
+        // Alone they find the runs they start.
+        assert_eq!(query("PM").unwrap().terms, vec!["pm".to_owned()]);
+        assert!(terms("오늘 PM10 나쁨").contains("pm"));
+        // Inside a word next to a dense script: the dense part is looked up.
+        assert_eq!(query("ai로봇").unwrap().terms, vec!["로봇".to_owned()]);
     }
 
     #[test]
@@ -205,6 +295,8 @@ mod tests {
         assert_eq!((q.terms.len(), q.words.len()), (2, 2), "a single letter is confirmed, not looked up");
         assert_eq!(query(&"x".repeat(MAX_QUERY_CHARS + 1)), Err(QueryError::TooLong));
         assert_eq!(query("a1 b2 c3 d4 e5 f6"), Err(QueryError::TooManyWords));
+        assert_eq!(query("rain\u{0}"), Err(QueryError::Control));
+        assert_eq!(query("rain\nsnow"), Err(QueryError::Control));
     }
 
     #[test]

@@ -288,6 +288,21 @@ fn posts_sql(viewer: Uuid, filter: &PostFilter<'_>, cursor: Option<&(i64, String
     sql
 }
 
+/// Locks a post's row for the rest of the transaction (a write that changes nothing, portable
+/// where `SELECT ... FOR UPDATE` is not) and reads its text and state.
+pub async fn lock_post(conn: &mut AnyConnection, id: Uuid) -> anyhow::Result<Option<(String, String, State)>> {
+    let row = sqlx::query("UPDATE posts SET state = state WHERE id = $1 RETURNING title, body, state")
+        .bind(id.to_string())
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref()
+        .map(|r| {
+            let state: String = r.try_get("state")?;
+            Ok((r.try_get("title")?, r.try_get("body")?, State::parse(&state)))
+        })
+        .transpose()
+}
+
 /// Replaces a live post's text (and its index rows); false when it is not live.
 pub async fn edit_post(conn: &mut AnyConnection, id: Uuid, title: &str, body: &str, at: i64) -> sqlx::Result<bool> {
     let done = sqlx::query(
@@ -345,8 +360,10 @@ pub async fn end(
             .await?;
         }
     }
-    // Whatever was reported about it has been dealt with.
-    settle_reports(conn, kind, id, "actioned").await?;
+    // Whatever was reported about it is settled: acted on by a moderator, or withdrawn with
+    // the author's delete.
+    let settled = if moderator.is_some() { "actioned" } else { "withdrawn" };
+    settle_reports(conn, kind, id, settled).await?;
     Ok(true)
 }
 
@@ -451,16 +468,23 @@ pub async fn comment(conn: &mut AnyConnection, id: Uuid) -> anyhow::Result<Optio
     row.as_ref().map(decode_comment).transpose()
 }
 
-/// A post's live comments, oldest first, after `(at, id)`.
+/// A post's comments `viewer` may see (live ones; hidden ones too to their authors and to
+/// moderators), oldest first, after `(at, id)`.
 pub async fn comments(
     pool: &AnyPool,
     post: Uuid,
     viewer: Uuid,
+    moderator: bool,
     after: Option<&(i64, String)>,
     limit: i64,
 ) -> anyhow::Result<Vec<Comment>> {
     let mut sql = Sql::new(&format!("SELECT {COMMENT_COLUMNS} WHERE c.post_id = "));
-    sql.text(post.to_string()).push(" AND c.state = 'live'");
+    sql.text(post.to_string());
+    if moderator {
+        sql.push(" AND c.state IN ('live', 'hidden')");
+    } else {
+        sql.push(" AND (c.state = 'live' OR (c.state = 'hidden' AND c.author = ").text(viewer.to_string()).push("))");
+    }
     not_blocked(&mut sql, "c", viewer);
     if let Some((at, id)) = after {
         sql.push(" AND (c.created_at > ")
@@ -497,6 +521,15 @@ pub async fn blocks(conn: &mut AnyConnection, blocker: Uuid, blocked: Uuid) -> s
     Ok(row.is_some())
 }
 
+/// How many people `blocker` blocked.
+pub async fn blocks_of(conn: &mut AnyConnection, blocker: Uuid) -> sqlx::Result<i64> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM blocks WHERE blocker = $1")
+        .bind(blocker.to_string())
+        .fetch_one(conn)
+        .await?;
+    row.try_get("n")
+}
+
 pub async fn block(pool: &AnyPool, blocker: Uuid, blocked: Uuid, at: i64) -> sqlx::Result<()> {
     sqlx::query("INSERT INTO blocks (blocker, blocked, blocked_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
         .bind(blocker.to_string())
@@ -526,6 +559,20 @@ pub async fn blocked_by(pool: &AnyPool, blocker: Uuid) -> anyhow::Result<Vec<(Uu
     .fetch_all(pool)
     .await?;
     rows.iter().map(|r| Ok((uuid(r, "blocked")?, r.try_get("nickname")?, r.try_get("blocked_at")?))).collect()
+}
+
+/// The author and state of the post a comment is on.
+pub async fn post_of_comment(conn: &mut AnyConnection, comment: Uuid) -> anyhow::Result<Option<(Uuid, State)>> {
+    let row = sqlx::query("SELECT p.author, p.state FROM comments c JOIN posts p ON p.id = c.post_id WHERE c.id = $1")
+        .bind(comment.to_string())
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref()
+        .map(|r| {
+            let state: String = r.try_get("state")?;
+            Ok((uuid(r, "author")?, State::parse(&state)))
+        })
+        .transpose()
 }
 
 /// The author and state of a post or comment.

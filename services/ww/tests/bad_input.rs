@@ -108,6 +108,7 @@ fn cases() -> Vec<Case> {
         code,
     };
     let long_title = format!(r#"{{"title": "{}", "body": "b"}}"#, "t".repeat(101));
+    let long_note = format!(r#"{{"reason": "spam", "note": "{}"}}"#, " ".repeat(501));
     let huge_post = format!(r#"{{"title": "t", "body": "{}"}}"#, "b".repeat(40_000));
     let good_change = r#"{"currentPassword": "not-my-password", "newPassword": "sunny-day-sunglasses"}"#;
     vec![
@@ -262,6 +263,8 @@ fn cases() -> Vec<Case> {
         board("GET", "/api/board/posts?before=1.2", Auth::Valid, None, 400, "invalid-cursor"),
         board("GET", "/api/board/posts?q=", Auth::Valid, None, 422, "invalid-search"),
         board("GET", "/api/board/posts?q=%25%25", Auth::Valid, None, 422, "invalid-search"),
+        board("GET", "/api/board/posts?q=rain%00", Auth::Valid, None, 422, "invalid-search"),
+        board("GET", "/api/board/posts?q=rain%0Asnow", Auth::Valid, None, 422, "invalid-search"),
         board("GET", "/api/board/posts/not-a-post", Auth::Valid, None, 404, "unknown-post"),
         board("GET", "/api/board/posts/0190b3a0-0000-7000-8000-000000000000", Auth::None, None, 401, "missing-token"),
         board(
@@ -311,6 +314,22 @@ fn cases() -> Vec<Case> {
             Some(r#"{"reason": "spam"}"#),
             404,
             "unknown-comment",
+        ),
+        board(
+            "POST",
+            "/api/board/posts/0190b3a0-0000-7000-8000-000000000000/reports",
+            Auth::Valid,
+            Some(long_note.as_str()),
+            422,
+            "invalid-note",
+        ),
+        board(
+            "POST",
+            "/api/board/posts/0190b3a0-0000-7000-8000-000000000000/reports",
+            Auth::Valid,
+            Some(r#"{"reason": "spam", "note": "\u000b"}"#),
+            422,
+            "invalid-note",
         ),
         board(
             "POST",

@@ -261,6 +261,8 @@ async fn search_finds_korean_and_english_words_anywhere(app: TestApp) {
     post(&app, &token, &format!("우산 인증 {tag}"), "오늘은 비가 와서 우산챙기기 미션을 했어요.").await;
     post(&app, &token, &format!("Umbrella day {tag}"), "Rain all afternoon; my UMBRELLA held up.").await;
     post(&app, &token, &format!("맑은 날 산책 {tag}"), "Sunny walk by the 한강, 50% off coffee after.").await;
+    post(&app, &token, &format!("미세먼지 {tag}"), "오늘 PM10 나쁨 ㅋㅋㅋㅠㅠ iPhone15 사진, OpenAI로봇 don’t go out")
+        .await;
 
     let search = |q: &str| {
         let q = q.to_owned();
@@ -285,8 +287,18 @@ async fn search_finds_korean_and_english_words_anywhere(app: TestApp) {
     assert_eq!(search("5_%").await, Vec::<String>::new(), "an underscore is not a wildcard");
     assert_eq!(search("우산 coffee").await, Vec::<String>::new(), "every word must match");
     assert_eq!(search("날").await, vec!["맑은 날 산책"]);
+    assert_eq!(search("ㅠㅠ").await, vec!["미세먼지"], "compatibility jamo as typed");
+    assert_eq!(search("pm").await, vec!["미세먼지"], "two letters inside a longer run");
+    assert_eq!(search("iphone 15").await, vec!["미세먼지"]);
+    assert_eq!(search("ai로봇").await, vec!["미세먼지"]);
+    assert_eq!(search("don't").await, vec!["미세먼지"], "a typographic apostrophe");
 
-    for (q, code) in [("a", "invalid-search"), ("?!", "invalid-search"), ("a b c d e f", "invalid-search")] {
+    for (q, code) in [
+        ("a", "invalid-search"),
+        ("?!", "invalid-search"),
+        ("a b c d e f", "invalid-search"),
+        ("rain\u{0}", "invalid-search"),
+    ] {
         let r = app.call("GET", &format!("/api/board/posts?q={}", urlencode(q)), Some(&token), None).await;
         assert_eq!((r.status, r.code()), (StatusCode::UNPROCESSABLE_ENTITY, code), "{q:?}");
     }
@@ -450,10 +462,32 @@ async fn reports_hide_content_until_a_moderator_removes_or_keeps_it(app: TestApp
     // Comments are reported and removed the same way, and leave the count.
     let c = comment(&app, &stranger, &fine, "rude words").await;
     let cid = c.body["id"].as_str().unwrap().to_owned();
-    let reported = app
-        .call("POST", &format!("/api/board/comments/{cid}/reports"), Some(&token), Some(json!({"reason": "abuse"})))
+    for r in &reporters {
+        let reported = app
+            .call("POST", &format!("/api/board/comments/{cid}/reports"), Some(r), Some(json!({"reason": "abuse"})))
+            .await;
+        assert_eq!(reported.status, StatusCode::CREATED);
+    }
+    let listed = |who: String| {
+        let app = &app;
+        let path = format!("{}/comments", path(&fine));
+        async move {
+            let page = get(app, &who, &path).await;
+            page["comments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["visibility"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed(stranger.clone()).await, vec!["hidden"], "its author still sees it, marked");
+    assert_eq!(listed(moderator.clone()).await, vec!["hidden"]);
+    assert!(listed(token.clone()).await.is_empty(), "hidden from everyone else");
+    let edit = app
+        .call("PATCH", &format!("/api/board/comments/{cid}"), Some(&stranger), Some(json!({"body": "nice words"})))
         .await;
-    assert_eq!(reported.status, StatusCode::CREATED);
+    assert_eq!((edit.status, edit.code()), (StatusCode::CONFLICT, "under-review"));
     assert_eq!(get(&app, &token, &path(&fine)).await["comments"].as_i64(), Some(1));
     let gone = app
         .call("POST", &format!("/api/board/comments/{cid}/removal"), Some(&moderator), Some(json!({"reason": "abuse"})))
