@@ -75,8 +75,20 @@ pub struct Limit {
     pub window: Duration,
 }
 
+/// The handlers' state: one `Arc`, because axum clones a route's state for every request
+/// (a struct of many `Arc`s cost an atomic increment and decrement each, per request).
 #[derive(Clone)]
-pub struct BoardState {
+pub struct BoardState(Arc<BoardParts>);
+
+impl std::ops::Deref for BoardState {
+    type Target = BoardParts;
+
+    fn deref(&self) -> &BoardParts {
+        &self.0
+    }
+}
+
+pub struct BoardParts {
     db: Database,
     counters: Counters,
     keys: Arc<JwtKeys>,
@@ -144,7 +156,7 @@ pub async fn start(ctx: &Context, config: &BoardConfig) -> anyhow::Result<Starte
         AuthorFeed { db: db.clone() },
         ctx.stop.clone(),
     );
-    let state = BoardState {
+    let state = BoardState(Arc::new(BoardParts {
         db: db.clone(),
         counters: ctx.counters.clone(),
         keys: ctx.keys.clone(),
@@ -154,7 +166,7 @@ pub async fn start(ctx: &Context, config: &BoardConfig) -> anyhow::Result<Starte
         // Likes, reports and blocks: five times the write limit, per minute.
         actions: Limit { count: config.board_writes_per_min.saturating_mul(5), window: Duration::from_secs(60) },
         hide_at: i64::try_from(config.board_hide_after_reports).unwrap_or(i64::MAX),
-    };
+    }));
     // Not ready without its database and bus; the write limit's Redis fails open (see `http`).
     let readiness = vec![db.readiness(), ctx.bus.readiness()];
     Ok(Started { name: SERVICE, router: router(state), openapi: ApiDoc::openapi(), readiness, tasks: vec![authors] })

@@ -35,8 +35,20 @@ pub fn migrator() -> &'static sqlx::migrate::Migrator {
 )]
 struct ApiDoc;
 
+/// The handlers' state: one `Arc`, because axum clones a route's state for every request
+/// (a struct of many `Arc`s cost an atomic increment and decrement each, per request).
 #[derive(Clone)]
-pub struct CreatedState {
+pub struct CreatedState(Arc<CreatedParts>);
+
+impl std::ops::Deref for CreatedState {
+    type Target = CreatedParts;
+
+    fn deref(&self) -> &CreatedParts {
+        &self.0
+    }
+}
+
+pub struct CreatedParts {
     db: Database,
     outbox: Outbox,
     keys: Arc<JwtKeys>,
@@ -65,8 +77,12 @@ pub async fn start(ctx: &Context) -> anyhow::Result<Started> {
     let db = Database::open(&ctx.database, SERVICE, ctx.db_max_connections, &MIGRATOR).await?;
     ctx.bus.ensure_topics(&[topics::MISSIONS_VERIFIED]).await?;
     let outbox = Outbox::new(db.clone(), ctx.bus.clone());
-    let state =
-        CreatedState { db: db.clone(), outbox: outbox.clone(), keys: ctx.keys.clone(), clock: ctx.clock.clone() };
+    let state = CreatedState(Arc::new(CreatedParts {
+        db: db.clone(),
+        outbox: outbox.clone(),
+        keys: ctx.keys.clone(),
+        clock: ctx.clock.clone(),
+    }));
     Ok(Started {
         name: SERVICE,
         router: router(state),

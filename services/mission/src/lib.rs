@@ -95,8 +95,20 @@ impl MissionConfig {
 )]
 struct ApiDoc;
 
+/// The handlers' state: one `Arc`, because axum clones a route's state for every request
+/// (a struct of many `Arc`s cost an atomic increment and decrement each, per request).
 #[derive(Clone)]
-pub struct MissionState {
+pub struct MissionState(Arc<MissionParts>);
+
+impl std::ops::Deref for MissionState {
+    type Target = MissionParts;
+
+    fn deref(&self) -> &MissionParts {
+        &self.0
+    }
+}
+
+pub struct MissionParts {
     daily: Arc<daily::Daily>,
     objects: Arc<objects::Objects>,
     outbox: Outbox,
@@ -174,13 +186,13 @@ pub async fn start(
         tasks.push(tokio::spawn(ai::run(daily.clone(), writer, config.ai.clone(), ctx.stop.clone())));
     }
     let objects = Arc::new(objects::Objects::open(&config.objects, proof_dir)?);
-    let state = MissionState {
+    let state = MissionState(Arc::new(MissionParts {
         daily,
         objects,
         outbox: outbox.clone(),
         keys: ctx.keys.clone(),
         max_photo_bytes: usize::try_from(config.mission_max_photo_bytes).unwrap_or(usize::MAX),
-    };
+    }));
     let mut readiness = vec![db.readiness(), ctx.bus.readiness()];
     readiness.extend(ctx.counters.readiness());
     Ok(Started { name: SERVICE, router: router(state), openapi: ApiDoc::openapi(), readiness, tasks })

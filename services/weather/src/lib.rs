@@ -137,8 +137,20 @@ impl WeatherConfig {
 #[openapi(paths(weather), tags((name = "weather", description = "Weather by place")))]
 struct ApiDoc;
 
+/// The handlers' state: one `Arc`, because axum clones a route's state for every request
+/// (a struct of many `Arc`s cost an atomic increment and decrement each, per request).
 #[derive(Clone)]
-pub struct WeatherState {
+pub struct WeatherState(Arc<WeatherParts>);
+
+impl std::ops::Deref for WeatherState {
+    type Target = WeatherParts;
+
+    fn deref(&self) -> &WeatherParts {
+        &self.0
+    }
+}
+
+pub struct WeatherParts {
     pub source: WeatherSource,
     pub keys: Arc<JwtKeys>,
 }
@@ -214,7 +226,7 @@ pub async fn start_with(ctx: &Context, config: &WeatherConfig, default: Provider
     readiness.extend(ctx.counters.readiness());
     Ok(Started {
         name: SERVICE,
-        router: router(WeatherState { source, keys: ctx.keys.clone() }),
+        router: router(WeatherState(Arc::new(WeatherParts { source, keys: ctx.keys.clone() }))),
         openapi: ApiDoc::openapi(),
         readiness,
         tasks: Vec::new(),

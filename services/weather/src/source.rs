@@ -235,7 +235,8 @@ struct Inner {
     /// Fresh values this replica read lately, for [`LOCAL_TTL`]: the busiest cells cost no
     /// Redis round trip (a value is at most that much older than another replica's).
     /// With each value, its JSON as the API answers it (serialized once, not per request).
-    local: platform::ttl::TtlCache<Cell, (Weather, bytes::Bytes)>,
+    /// Shared, not copied, on each hit: a weather value is a dozen hours and days of forecast.
+    local: platform::ttl::TtlCache<Cell, Arc<(Weather, bytes::Bytes)>>,
 }
 
 /// How long a failed refresh answers for the cell on every replica (no one asks the provider
@@ -299,11 +300,11 @@ impl WeatherSource {
     pub async fn get(&self, cell: Cell) -> Result<Weather, Unavailable> {
         let t = self.0.timing;
         let now = self.0.clock.now();
-        if let Some((w, _)) = self.0.local.get(&cell)
-            && self.age(&w, now) < t.fresh
+        if let Some(kept) = self.0.local.get(&cell)
+            && self.age(&kept.0, now) < t.fresh
         {
             metrics::counter!("weather_reads_total", "result" => "fresh").increment(1);
-            return Ok(w);
+            return Ok(kept.0.clone());
         }
         let cached = self.0.cache.get(cell).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "weather cache unreadable");
@@ -356,7 +357,7 @@ impl WeatherSource {
     /// Keeps a fresh value (and its JSON) in this replica for [`LOCAL_TTL`].
     fn keep(&self, cell: Cell, w: &Weather) {
         if let Ok(json) = serde_json::to_vec(w) {
-            self.0.local.put(cell, (w.clone(), bytes::Bytes::from(json)));
+            self.0.local.put(cell, Arc::new((w.clone(), bytes::Bytes::from(json))));
         }
     }
 
@@ -364,18 +365,18 @@ impl WeatherSource {
     /// lately is answered from its serialized form.
     pub async fn get_json(&self, cell: Cell) -> Result<(bytes::Bytes, bool), Unavailable> {
         let fresh = |w: &Weather| self.age(w, self.0.clock.now()) < self.0.timing.fresh;
-        if let Some((w, json)) = self.0.local.get(&cell)
-            && fresh(&w)
+        if let Some(kept) = self.0.local.get(&cell)
+            && fresh(&kept.0)
         {
             metrics::counter!("weather_reads_total", "result" => "fresh").increment(1);
-            return Ok((json, false));
+            return Ok((kept.1.clone(), false));
         }
         let weather = self.get(cell).await?;
         // A fresh value was just kept with its JSON; a stale one is serialized here.
-        if let Some((kept, json)) = self.0.local.get(&cell)
-            && kept == weather
+        if let Some(kept) = self.0.local.get(&cell)
+            && kept.0 == weather
         {
-            return Ok((json, false));
+            return Ok((kept.1.clone(), false));
         }
         let json = serde_json::to_vec(&weather).map_err(|e| Unavailable(ProviderError::Malformed(e.to_string())))?;
         Ok((bytes::Bytes::from(json), weather.stale))

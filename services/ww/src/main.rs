@@ -1,5 +1,9 @@
 //! `ww`: see `ww --help`.
 
+/// Every role of `ww` (and the benchmarks' ceiling, the same binary) allocates through mimalloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli: ww::cli::Cli = platform::config::parse_or_exit();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
