@@ -563,24 +563,21 @@ pub async fn blocked_by(pool: &AnyPool, blocker: Uuid) -> anyhow::Result<Vec<(Uu
 
 /// The author and state of the post a comment is on.
 pub async fn post_of_comment(conn: &mut AnyConnection, comment: Uuid) -> anyhow::Result<Option<(Uuid, State)>> {
-    let row = sqlx::query("SELECT p.author, p.state FROM comments c JOIN posts p ON p.id = c.post_id WHERE c.id = $1")
-        .bind(comment.to_string())
-        .fetch_optional(conn)
-        .await?;
-    row.as_ref()
-        .map(|r| {
-            let state: String = r.try_get("state")?;
-            Ok((uuid(r, "author")?, State::parse(&state)))
-        })
-        .transpose()
+    author_and_state(
+        conn,
+        "SELECT p.author, p.state FROM comments c JOIN posts p ON p.id = c.post_id WHERE c.id = $1",
+        comment,
+    )
+    .await
 }
 
 /// The author and state of a post or comment.
 pub async fn owner(conn: &mut AnyConnection, kind: Kind, id: Uuid) -> anyhow::Result<Option<(Uuid, State)>> {
-    let row = sqlx::query(&format!("SELECT author, state FROM {} WHERE id = $1", kind.table()))
-        .bind(id.to_string())
-        .fetch_optional(conn)
-        .await?;
+    author_and_state(conn, &format!("SELECT author, state FROM {} WHERE id = $1", kind.table()), id).await
+}
+
+async fn author_and_state(conn: &mut AnyConnection, sql: &str, id: Uuid) -> anyhow::Result<Option<(Uuid, State)>> {
+    let row = sqlx::query(sql).bind(id.to_string()).fetch_optional(conn).await?;
     row.as_ref()
         .map(|r| {
             let state: String = r.try_get("state")?;
