@@ -33,16 +33,17 @@ impl Sql {
         self
     }
 
-    /// Appends a parameter's placeholder.
+    /// Binds a text parameter and appends its `$n`.
     fn text(&mut self, value: impl Into<String>) -> &mut Self {
-        self.args.push(Arg::Text(value.into()));
-        let n = self.args.len();
-        self.text.push_str(&format!("${n}"));
-        self
+        self.bind(Arg::Text(value.into()))
     }
 
     fn int(&mut self, value: i64) -> &mut Self {
-        self.args.push(Arg::Int(value));
+        self.bind(Arg::Int(value))
+    }
+
+    fn bind(&mut self, arg: Arg) -> &mut Self {
+        self.args.push(arg);
         let n = self.args.len();
         self.text.push_str(&format!("${n}"));
         self
