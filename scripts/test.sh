@@ -53,6 +53,8 @@ if [ -z "$quick" ]; then
   scripts/validate-manifests.sh
   log "the app's main path on ww dev (tests/e2e/walkthrough.py)"
   tests/e2e/app.sh
+  log "the web app in Chromium (tests/browser)"
+  tests/browser/run.sh
   log "the operator against a real cluster (when KUBECONFIG names one)"
   tests/e2e/cluster.sh
   log "schemathesis against ww dev"

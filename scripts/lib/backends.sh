@@ -123,3 +123,19 @@ ensure_python_tools() {
   # Tests that need S3 start their own moto_server on a free port.
   export WW_TEST_MOTO_SERVER="$venv/bin/moto_server"
 }
+
+# The browser tests: Debian's Chromium (no browser download exists here) and the npm packages
+# pinned by tests/browser/package-lock.json (playwright-core, axe-core, and the vendored
+# front-end libraries they are compared with). Installed once; `npm ci` reruns only when the
+# lock file changed.
+ensure_browser_tools() {
+  command -v chromium >/dev/null || { log "installing Chromium"; apt_install chromium; }
+  command -v node >/dev/null && command -v npm >/dev/null || { log "installing Node.js"; apt_install nodejs npm; }
+  local dir="tests/browser" stamp
+  stamp="$dir/node_modules/.ww-lock.sha256"
+  if [ ! -f "$stamp" ] || ! sha256sum --status -c "$stamp" 2>/dev/null; then
+    log "npm ci in $dir"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+    sha256sum "$dir/package-lock.json" >"$stamp"
+  fi
+}

@@ -179,7 +179,16 @@ pub async fn login(
     ip: ClientIp,
     Json(req): Json<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    check_address(&state, &ip).await?;
+    open_session(&state, &ip, req).await.map(Json)
+}
+
+/// Checks the credentials and starts a session: its first access and refresh tokens.
+pub(crate) async fn open_session(
+    state: &AuthState,
+    ip: &ClientIp,
+    req: LoginRequest,
+) -> Result<TokenResponse, ApiError> {
+    check_address(state, ip).await?;
     let invalid = || ApiError::unauthorized("invalid-credentials", "The email or password is wrong.");
     // A malformed email cannot belong to an account; answer like any wrong credential.
     let Ok(email) = validate::normalize_email(&req.email) else {
@@ -188,7 +197,7 @@ pub async fn login(
     if req.password.len() > 1024 {
         return Err(invalid());
     }
-    let failures_key = count_password_check(&state, &email).await?;
+    let failures_key = count_password_check(state, &email).await?;
     let user = store::user_by_email(&state.db.pool, &email).await?;
     let (user_id, stored) = match user {
         Some(u) => (Some(u.id), Some(u.password_hash)),
@@ -204,11 +213,11 @@ pub async fn login(
     let mut tx = state.db.pool.begin().await?;
     let now = state.clock.now_millis();
     store::insert_session(&mut tx, session_id, user_id, now).await?;
-    let refresh = issue_refresh(&state, &mut tx, session_id, now).await?;
+    let refresh = issue_refresh(state, &mut tx, session_id, now).await?;
     let roles = store::roles_of(&mut tx, user_id).await?;
     tx.commit().await?;
     metrics::counter!("auth_logins_total", "outcome" => "ok").increment(1);
-    Ok(Json(state.token_response(user_id, session_id, Roles::from_names(&roles), refresh)?))
+    state.token_response(user_id, session_id, Roles::from_names(&roles), refresh)
 }
 
 /// A new refresh token for `session_id`, which started at `session_started`; it never
@@ -284,7 +293,12 @@ pub async fn refresh(
     State(state): State<AuthState>,
     Json(req): Json<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let hash = tokens::hash(req.refresh_token.trim());
+    rotate(&state, &req.refresh_token).await.map(Json)
+}
+
+/// Spends `refresh_token` for new tokens of its session (a reused one revokes the session).
+pub(crate) async fn rotate(state: &AuthState, refresh_token: &str) -> Result<TokenResponse, ApiError> {
+    let hash = tokens::hash(refresh_token.trim());
     let now = state.clock.now_millis();
     let mut tx = state.db.pool.begin().await?;
     let Some(row) = store::refresh_by_hash(&mut tx, &hash).await? else {
@@ -293,7 +307,7 @@ pub async fn refresh(
     if row.session_revoked {
         return Err(ApiError::unauthorized("session-revoked", "This session has ended; log in again."));
     }
-    if now >= session_end(&state, row.session_started) {
+    if now >= session_end(state, row.session_started) {
         return Err(ApiError::unauthorized("session-expired", "This session reached its maximum age; log in again."));
     }
     if row.expires_at <= now {
@@ -302,9 +316,9 @@ pub async fn refresh(
     if row.used || !store::mark_used(&mut tx, &hash, now).await? {
         // Someone presented a spent token: either it was stolen or the client raced
         // itself. Either way the whole session is no longer trustworthy.
-        let revoked = revoke_sessions(&state, &mut tx, row.user_id, &[row.session_id], "refresh-token-reuse").await?;
+        let revoked = revoke_sessions(state, &mut tx, row.user_id, &[row.session_id], "refresh-token-reuse").await?;
         tx.commit().await?;
-        deny_locally(&state, &revoked);
+        deny_locally(state, &revoked);
         metrics::counter!("auth_refresh_reuse_total").increment(1);
         tracing::warn!(user_id = %row.user_id, session_id = %row.session_id, "refresh token reuse: session revoked");
         return Err(ApiError::unauthorized(
@@ -312,12 +326,12 @@ pub async fn refresh(
             "This refresh token was already used; the session has been revoked. Log in again.",
         ));
     }
-    let refresh = issue_refresh(&state, &mut tx, row.session_id, row.session_started).await?;
+    let refresh = issue_refresh(state, &mut tx, row.session_id, row.session_started).await?;
     // Roles are read again on every refresh: a grant or revocation takes effect with the
     // next access token.
     let roles = store::roles_of(&mut tx, row.user_id).await?;
     tx.commit().await?;
-    Ok(Json(state.token_response(row.user_id, row.session_id, Roles::from_names(&roles), refresh)?))
+    state.token_response(row.user_id, row.session_id, Roles::from_names(&roles), refresh)
 }
 
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", request_body = RefreshRequest,
@@ -334,15 +348,21 @@ pub async fn logout(State(state): State<AuthState>, Json(req): Json<RefreshReque
         )
         .with("field", "refreshToken"));
     }
-    let hash = tokens::hash(req.refresh_token.trim());
+    end_session(&state, &req.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes the session `refresh_token` belongs to, if any.
+pub(crate) async fn end_session(state: &AuthState, refresh_token: &str) -> Result<(), ApiError> {
+    let hash = tokens::hash(refresh_token.trim());
     let mut tx = state.db.pool.begin().await?;
     let mut revoked = Vec::new();
     if let Some(row) = store::refresh_by_hash(&mut tx, &hash).await? {
-        revoked = revoke_sessions(&state, &mut tx, row.user_id, &[row.session_id], "logout").await?;
+        revoked = revoke_sessions(state, &mut tx, row.user_id, &[row.session_id], "logout").await?;
     }
     tx.commit().await?;
-    deny_locally(&state, &revoked);
-    Ok(StatusCode::NO_CONTENT)
+    deny_locally(state, &revoked);
+    Ok(())
 }
 
 #[utoipa::path(post, path = "/api/auth/logout-all", tag = "auth", security(("bearer" = [])),

@@ -9,6 +9,7 @@ mod password;
 mod store;
 mod tokens;
 mod validate;
+mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,7 @@ use uuid::Uuid;
 
 pub use config::AuthConfig;
 pub use handlers::TokenResponse;
+pub use web::{CSRF_COOKIE, CSRF_HEADER, REFRESH_COOKIE};
 
 pub const SERVICE: &str = "auth";
 
@@ -46,7 +48,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
         handlers::refresh,
         handlers::logout,
         handlers::logout_all,
-        handlers::change_password
+        handlers::change_password,
+        web::login,
+        web::refresh,
+        web::logout
     ),
     tags((name = "auth", description = "Accounts and tokens"))
 )]
@@ -117,6 +122,9 @@ pub fn router(state: AuthState) -> Router {
         .route("/api/auth/logout", post(handlers::logout))
         .route("/api/auth/logout-all", post(handlers::logout_all))
         .route("/api/auth/password", post(handlers::change_password))
+        .route("/api/auth/web/login", post(web::login))
+        .route("/api/auth/web/refresh", post(web::refresh))
+        .route("/api/auth/web/logout", post(web::logout))
         .layer(axum::middleware::map_response(no_store))
         .with_state(state)
 }

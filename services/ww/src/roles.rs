@@ -145,6 +145,14 @@ roles! {
         missing: |_| None,
         start: |ctx, config| Box::pin(board::start(ctx, &config.board)),
     },
+    /// The web app (`/`) and the marketing dashboard (`/dashboard`), with the dashboard's live
+    /// counts (`/api/live/campaigns`) and campaign editor.
+    Web {
+        redis: false,
+        dev_only: false,
+        missing: |_| None,
+        start: |ctx, _| Box::pin(web::start(ctx)),
+    },
     /// Development helpers (`ww dev` only).
     #[value(skip)]
     DevTools {
