@@ -6,7 +6,10 @@
 # the service refuses — or the reverse. The seed is derived from the commit (printed), so
 # each commit explores new cases and a failure replays with WW_SCHEMATHESIS_SEED.
 # POST /api/auth/logout-all is left out: it would end the one session every other
-# generated request authenticates with (the contract tests cover it).
+# generated request authenticates with (the contract tests cover it). GET /api/live/campaigns
+# is left out: a stream that stays open for minutes by design (services/ww/tests/web.rs and
+# the browser tests cover it). The account holds the `marketing` role, so the dashboard's
+# campaign check is explored past its role check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/backends.sh
@@ -24,6 +27,7 @@ base="http://127.0.0.1:$port"
 for _ in $(seq 100); do curl -sf "$base/readyz" >/dev/null && break; sleep 0.1; done
 curl -sf -X POST "$base/api/auth/signup" -H 'content-type: application/json' \
   -d '{"email":"schema@example.com","password":"rainy-day-umbrella","nickname":"schema"}' >/dev/null
+WW_DATABASE_URL="sqlite://$data" "$CARGO_TARGET_DIR/debug/ww" admin grant-role schema@example.com marketing >/dev/null
 token=$(curl -sf -X POST "$base/api/auth/login" -H 'content-type: application/json' \
   -d '{"email":"schema@example.com","password":"rainy-day-umbrella"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])')
 
@@ -34,6 +38,7 @@ echo "schemathesis seed $seed (from commit $commit; replay with WW_SCHEMATHESIS_
   --checks all \
   --header "Authorization: Bearer $token" \
   --exclude-path /api/auth/logout-all \
+  --exclude-path /api/live/campaigns \
   --max-examples "${WW_SCHEMATHESIS_EXAMPLES:-60}" \
   --seed "$seed" \
   --suppress-health-check all \

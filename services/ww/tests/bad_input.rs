@@ -107,6 +107,16 @@ fn cases() -> Vec<Case> {
         status,
         code,
     };
+    let web = |method, path, auth: Auth, body: Option<&str>, status, code| Case {
+        name: "web",
+        method,
+        path,
+        content_type: body.map(|_| "application/json"),
+        auth,
+        body: body.map(str::to_owned),
+        status,
+        code,
+    };
     let long_title = format!(r#"{{"title": "{}", "body": "b"}}"#, "t".repeat(101));
     let long_note = format!(r#"{{"reason": "spam", "note": "{}"}}"#, " ".repeat(501));
     let huge_post = format!(r#"{{"title": "t", "body": "{}"}}"#, "b".repeat(40_000));
@@ -341,6 +351,45 @@ fn cases() -> Vec<Case> {
         ),
         board("GET", "/api/board/reports", Auth::Valid, None, 403, "forbidden-role"),
         board("PUT", "/api/board/blocks/nobody", Auth::Valid, None, 404, "unknown-user"),
+        web(
+            "POST",
+            "/api/auth/web/login",
+            Auth::None,
+            Some(r#"{"email": "a@b.c", "password": "#),
+            400,
+            "malformed-json",
+        ),
+        web("POST", "/api/auth/web/login", Auth::None, Some(r#"{"email": 5, "password": "x"}"#), 422, "invalid-body"),
+        web(
+            "POST",
+            "/api/auth/web/login",
+            Auth::None,
+            Some(r#"{"email": "nobody@example.com", "password": "x"}"#),
+            401,
+            "invalid-credentials",
+        ),
+        web("POST", "/api/auth/web/refresh", Auth::None, None, 401, "no-session"),
+        web("POST", "/api/auth/web/logout", Auth::None, None, 401, "no-session"),
+        web("GET", "/api/live/campaigns", Auth::None, None, 401, "missing-token"),
+        web(
+            "GET",
+            "/api/live/campaigns",
+            Auth::Raw(format!("Bearer {}", forged(common::SECRET, "test", -3600))),
+            None,
+            401,
+            "token-expired",
+        ),
+        web(
+            "POST",
+            "/api/dashboard/campaigns/check",
+            Auth::Valid,
+            Some(r#"{"yaml": "kind: X"}"#),
+            403,
+            "forbidden-role",
+        ),
+        web("POST", "/api/dashboard/campaigns/check", Auth::None, Some(r#"{"yaml": "kind: X"}"#), 401, "missing-token"),
+        web("GET", "/assets/../Cargo.toml", Auth::None, None, 404, "not-found"),
+        web("GET", "/assets/app.js/", Auth::None, None, 404, "not-found"),
         Case {
             name: "unknown path",
             method: "GET",

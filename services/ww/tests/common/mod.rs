@@ -167,6 +167,7 @@ impl TestApp {
             ServiceName::Mission,
             ServiceName::CreatedMission,
             ServiceName::Board,
+            ServiceName::Web,
             ServiceName::DevTools,
         ]
     }
