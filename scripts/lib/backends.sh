@@ -130,6 +130,8 @@ ensure_python_tools() {
 # lock file changed.
 ensure_browser_tools() {
   command -v chromium >/dev/null || { log "installing Chromium"; apt_install chromium; }
+  # Korean text in the screenshots (user content and missions are often Korean).
+  fc-list :lang=ko 2>/dev/null | grep -q . || { log "installing a Korean font"; apt_install fonts-nanum; }
   command -v node >/dev/null && command -v npm >/dev/null || { log "installing Node.js"; apt_install nodejs npm; }
   local dir="tests/browser" stamp
   stamp="$dir/node_modules/.ww-lock.sha256"

@@ -6,6 +6,7 @@ pub mod ceiling;
 pub mod chat;
 pub mod coupon;
 pub mod cpu;
+pub mod dashboard;
 pub mod http;
 pub mod load;
 pub mod proc;
@@ -28,6 +29,10 @@ pub enum BenchCommand {
     /// tails and a consumer group in this process, beside the in-memory bus — the part of
     /// `ww bench chat`'s latency that is the broker's.
     Broker(broker::BrokerBenchArgs),
+    /// Live dashboards: `ww serve web` streaming the counts to `--viewers` open dashboards while
+    /// `ww serve coupon-issuer` takes a load, beside the same load with no dashboard open; the
+    /// web process's CPU per delivered frame; the coupons audited in SQL afterwards.
+    Dashboard(dashboard::DashboardBenchArgs),
 }
 
 /// Where the benchmarks' services keep their state: local backends by default.
@@ -86,5 +91,6 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Coupon(args) => coupon::run(args).await,
         BenchCommand::Chat(args) => chat::run(args).await,
         BenchCommand::Broker(args) => broker::run(args).await,
+        BenchCommand::Dashboard(args) => dashboard::run(args).await,
     }
 }
