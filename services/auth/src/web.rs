@@ -1,8 +1,10 @@
 //! Sessions for the browser app (`/api/auth/web/...`). The JSON API hands both tokens to the
 //! client; a page must not hold a long-lived secret where any script could read it. Here the
 //! refresh token lives in a cookie the page's JavaScript cannot read (`HttpOnly`, `Secure`,
-//! `SameSite=Strict`, sent only to `/api/auth/web`), and the access token only in the page's
-//! memory: a reload gets a new one from `refresh`.
+//! `SameSite=Strict`), and the access token only in the page's memory: a reload gets a new one
+//! from `refresh`. Both cookies carry the `__Host-` prefix (host-only, `Path=/`): a sibling
+//! subdomain cannot plant its own session in this browser (cookie tossing); only the session
+//! endpoints read them.
 //!
 //! Cross-site request forgery: every endpoint that reads the refresh cookie also requires the
 //! `X-CSRF-Token` header to equal the `__Host-ww-csrf` cookie (double submit). Another site
@@ -22,13 +24,12 @@ use utoipa::ToSchema;
 use crate::AuthState;
 use crate::handlers::{self, LoginRequest, TokenResponse};
 
-/// The refresh token. `__Secure-`: the browser accepts it only over HTTPS (or loopback).
-pub const REFRESH_COOKIE: &str = "__Secure-ww-refresh";
+/// The refresh token. `__Host-`: only over HTTPS (or loopback), only from this host, `Path=/`.
+pub const REFRESH_COOKIE: &str = "__Host-ww-refresh";
 /// The CSRF token, readable by the page. `__Host-`: Secure, `Path=/`, no `Domain`, so a
 /// sibling subdomain cannot plant one.
 pub const CSRF_COOKIE: &str = "__Host-ww-csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
-const REFRESH_PATH: &str = "/api/auth/web";
 
 /// The tokens the page keeps: the access token only (the refresh token went into a cookie).
 #[derive(Debug, Serialize, ToSchema)]
@@ -68,6 +69,19 @@ fn session_cookie(headers: &HeaderMap) -> Result<&str, ApiError> {
     let csrf_header = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
     let proven = matches!((csrf_cookie, csrf_header), (Some(c), Some(h)) if same(c.as_bytes(), h.as_bytes()));
     let refresh = cookie_value(headers, REFRESH_COOKIE);
+    if headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter(|pair| pair.trim().split_once('=').is_some_and(|(k, _)| k == REFRESH_COOKIE || k == CSRF_COOKIE))
+        .count()
+        > 2
+    {
+        // Two cookies of one name: one was planted (the browser keeps ours under the prefix
+        // rules, so this should not happen; refuse rather than guess which is ours).
+        return Err(ApiError::bad_request("ambiguous-session", "The request carries two session cookies of one name."));
+    }
     match (refresh, proven) {
         (None, _) => Err(ApiError::unauthorized("no-session", "This browser has no session here; log in.")),
         (Some(_), false) => Err(ApiError::forbidden(
@@ -100,7 +114,7 @@ fn signed_in(state: &AuthState, tokens: TokenResponse, csrf: Option<&str>) -> Re
     set_cookie(
         &mut response,
         format!(
-            "{REFRESH_COOKIE}={}; Path={REFRESH_PATH}; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict",
+            "{REFRESH_COOKIE}={}; Path=/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict",
             tokens.refresh_token
         ),
     )?;
@@ -109,17 +123,14 @@ fn signed_in(state: &AuthState, tokens: TokenResponse, csrf: Option<&str>) -> Re
 }
 
 fn cleared(mut response: Response) -> Result<Response, ApiError> {
-    set_cookie(
-        &mut response,
-        format!("{REFRESH_COOKIE}=; Path={REFRESH_PATH}; Max-Age=0; HttpOnly; Secure; SameSite=Strict"),
-    )?;
+    set_cookie(&mut response, format!("{REFRESH_COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"))?;
     set_cookie(&mut response, format!("{CSRF_COOKIE}=; Path=/; Max-Age=0; Secure; SameSite=Strict"))?;
     Ok(response)
 }
 
 #[utoipa::path(post, path = "/api/auth/web/login", tag = "auth", request_body = LoginRequest,
     responses(
-        (status = 200, description = "Logged in: the access token in the body; the refresh token in the `__Secure-ww-refresh` cookie (HttpOnly) and the CSRF token in the `__Host-ww-csrf` cookie. Sent with `Cache-Control: no-store`.", body = WebTokenResponse),
+        (status = 200, description = "Logged in: the access token in the body; the refresh token in the `__Host-ww-refresh` cookie (HttpOnly) and the CSRF token in the `__Host-ww-csrf` cookie. Sent with `Cache-Control: no-store`.", body = WebTokenResponse),
         (status = 401, description = "Wrong email or password (`invalid-credentials`).", body = platform::error::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A body of the wrong shape (`invalid-body`).", body = platform::error::Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed logins for this account or from this address; `Retry-After` says when to try again.", body = platform::error::Problem, content_type = "application/problem+json"),
@@ -136,11 +147,12 @@ pub async fn login(
 #[utoipa::path(post, path = "/api/auth/web/refresh", tag = "auth",
     params(
         ("X-CSRF-Token" = String, Header, description = "The value of the `__Host-ww-csrf` cookie.", max_length = 256),
-        ("__Secure-ww-refresh" = String, Cookie, description = "Set by `/api/auth/web/login`.", max_length = 256),
+        ("__Host-ww-refresh" = String, Cookie, description = "Set by `/api/auth/web/login`.", max_length = 256),
     ),
     responses(
         (status = 200, description = "A new access token; the refresh cookie is replaced (the old one is spent). Sent with `Cache-Control: no-store`.", body = WebTokenResponse),
         (status = 401, description = "No session cookie (`no-session`), or the session ended, expired or its refresh token was reused (the codes of `/api/auth/refresh`); the cookies are cleared.", body = platform::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Two session cookies of one name (`ambiguous-session`).", body = platform::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The `X-CSRF-Token` header does not repeat the CSRF cookie (`csrf-mismatch`), or the request came from another site (`cross-site-request`).", body = platform::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn refresh(State(state): State<AuthState>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -156,11 +168,12 @@ pub async fn refresh(State(state): State<AuthState>, headers: HeaderMap) -> Resu
 #[utoipa::path(post, path = "/api/auth/web/logout", tag = "auth",
     params(
         ("X-CSRF-Token" = String, Header, description = "The value of the `__Host-ww-csrf` cookie.", max_length = 256),
-        ("__Secure-ww-refresh" = String, Cookie, description = "Set by `/api/auth/web/login`.", max_length = 256),
+        ("__Host-ww-refresh" = String, Cookie, description = "Set by `/api/auth/web/login`.", max_length = 256),
     ),
     responses(
         (status = 204, description = "The session is revoked (its access tokens are refused from now on) and the cookies are cleared."),
         (status = 401, description = "No session cookie (`no-session`).", body = platform::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Two session cookies of one name (`ambiguous-session`).", body = platform::error::Problem, content_type = "application/problem+json"),
         (status = 403, description = "The `X-CSRF-Token` header does not repeat the CSRF cookie (`csrf-mismatch`), or the request came from another site (`cross-site-request`).", body = platform::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn logout(State(state): State<AuthState>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -200,6 +213,10 @@ mod tests {
 
         let cross = headers(&[("cookie", &cookie), (CSRF_HEADER, "c5rf"), ("sec-fetch-site", "cross-site")]);
         assert_eq!(session_cookie(&cross).unwrap_err().code(), "cross-site-request");
+
+        let tossed = format!("{REFRESH_COOKIE}=planted; {REFRESH_COOKIE}=tok; {CSRF_COOKIE}=c5rf");
+        let twice = headers(&[("cookie", &tossed), (CSRF_HEADER, "c5rf")]);
+        assert_eq!(session_cookie(&twice).unwrap_err().code(), "ambiguous-session");
     }
 
     #[test]

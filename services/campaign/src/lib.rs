@@ -19,5 +19,5 @@ pub use resource::{
     API_VERSION, CampaignSpec, CouponCampaign, CouponCampaignStatus, CouponTemplate, Eligibility, GROUP, KIND,
     MissionRequirement, Quota, Replicas, Schedule, TIME_OF_DAY_PATTERN, VERSION, Workload, limits,
 };
-pub use rules::{Campaign, InvalidCampaign, Phase, Status};
+pub use rules::{Campaign, DATE_YEARS, InvalidCampaign, Phase, Status};
 pub use vocabulary::{API_PHASE_PATTERN, PHASES, PhaseWords, ResourcePhase, api_words};

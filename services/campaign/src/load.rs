@@ -68,16 +68,134 @@ pub fn parse_yaml(text: &str) -> Result<Vec<Campaign>, LoadError> {
 
 /// Every `CouponCampaign` document of a YAML stream as JSON, unvalidated, with its number
 /// (from 1, as editors count them); other kinds are passed over. For tools that report on the
-/// raw objects (`ww campaign check`, `ww-operator render`) rather than load them.
+/// raw objects (`ww campaign check`, `ww-operator render`, the dashboard's check) rather than
+/// load them. A stream that expands to more than [`EXPANDED_MAX_BYTES`] (anchors and aliases
+/// can make 60 KB of YAML into gigabytes) or holds more than [`DOCUMENTS_MAX`] documents is
+/// refused before it is built.
 pub fn resources_in_yaml(text: &str) -> Result<Vec<(usize, serde_json::Value)>, serde_yaml::Error> {
     let mut found = Vec::new();
+    let budget = bounded::Budget::new(EXPANDED_MAX_BYTES);
     for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let value = serde_json::Value::deserialize(document)?;
+        if index >= DOCUMENTS_MAX {
+            return Err(serde::de::Error::custom(format!("more than {DOCUMENTS_MAX} documents")));
+        }
+        let value = serde::de::DeserializeSeed::deserialize(bounded::Seed(&budget), document)?;
         if value.get("kind").and_then(serde_json::Value::as_str) == Some(KIND) {
             found.push((index + 1, value));
         }
     }
     Ok(found)
+}
+
+/// The most a YAML stream read by [`resources_in_yaml`] may expand to (about 16 bytes per value
+/// plus its text).
+pub const EXPANDED_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// The most documents a stream read by [`resources_in_yaml`] may hold.
+pub const DOCUMENTS_MAX: usize = 1000;
+
+/// JSON values built from YAML within a size budget, counted as they are built (aliases are
+/// replayed node by node, so each copy counts).
+mod bounded {
+    use std::cell::Cell;
+    use std::fmt;
+
+    use serde::de::{DeserializeSeed, Error, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Value};
+
+    pub struct Budget(Cell<usize>);
+
+    impl Budget {
+        pub fn new(bytes: usize) -> Self {
+            Self(Cell::new(bytes))
+        }
+
+        fn spend<E: Error>(&self, bytes: usize) -> Result<(), E> {
+            let left = self.0.get().checked_sub(16 + bytes).ok_or_else(|| {
+                E::custom(format!(
+                    "the YAML expands to more than {} MiB (anchors and aliases repeating large parts?)",
+                    super::EXPANDED_MAX_BYTES / (1024 * 1024)
+                ))
+            })?;
+            self.0.set(left);
+            Ok(())
+        }
+    }
+
+    pub struct Seed<'a>(pub &'a Budget);
+
+    impl<'de> DeserializeSeed<'de> for Seed<'_> {
+        type Value = Value;
+
+        fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Seed<'_> {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a YAML value")
+        }
+
+        fn visit_bool<E: Error>(self, v: bool) -> Result<Value, E> {
+            self.0.spend(0)?;
+            Ok(Value::Bool(v))
+        }
+
+        fn visit_i64<E: Error>(self, v: i64) -> Result<Value, E> {
+            self.0.spend(0)?;
+            Ok(Value::from(v))
+        }
+
+        fn visit_u64<E: Error>(self, v: u64) -> Result<Value, E> {
+            self.0.spend(0)?;
+            Ok(Value::from(v))
+        }
+
+        fn visit_f64<E: Error>(self, v: f64) -> Result<Value, E> {
+            self.0.spend(0)?;
+            Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+        }
+
+        fn visit_str<E: Error>(self, v: &str) -> Result<Value, E> {
+            self.0.spend(v.len())?;
+            Ok(Value::String(v.to_owned()))
+        }
+
+        fn visit_unit<E: Error>(self) -> Result<Value, E> {
+            self.0.spend(0)?;
+            Ok(Value::Null)
+        }
+
+        fn visit_none<E: Error>(self) -> Result<Value, E> {
+            self.visit_unit()
+        }
+
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+            self.deserialize(d)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            self.0.spend(0)?;
+            let mut out = Vec::new();
+            while let Some(v) = seq.next_element_seed(Seed(self.0))? {
+                out.push(v);
+            }
+            Ok(Value::Array(out))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            self.0.spend(0)?;
+            let mut out = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                self.0.spend(key.len())?;
+                let value = map.next_value_seed(Seed(self.0))?;
+                out.insert(key, value);
+            }
+            Ok(Value::Object(out))
+        }
+    }
 }
 
 /// Every campaign in one YAML file.
@@ -157,6 +275,24 @@ fn collect(text: &str, file: Option<&Path>, found: &mut Vec<(Origin, Campaign)>)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_alias_bomb_is_refused_before_it_is_built() {
+        // 60 KB of YAML that would expand to about 150 million strings.
+        let row = vec!["x"; 15_000].join(",");
+        let aliases = vec!["*a"; 9_900].join(",");
+        let bomb = format!("a: &a [{row}]\nb: [{aliases}]\n");
+        assert!(bomb.len() < 64 * 1024);
+        let started = std::time::Instant::now();
+        let error = resources_in_yaml(&bomb).unwrap_err().to_string();
+        assert!(error.contains("expands to more than"), "{error}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // Ordinary anchors still work.
+        let fine = "kind: CouponCampaign\nmetadata: &m {name: x}\nspec: {copy: *m}\n";
+        assert_eq!(resources_in_yaml(fine).unwrap()[0].1["spec"]["copy"]["name"], "x");
+        let many = "---\na: 1\n".repeat(DOCUMENTS_MAX + 1);
+        assert!(resources_in_yaml(&many).unwrap_err().to_string().contains("documents"));
+    }
     use crate::resource::MissionRequirement;
 
     const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/samples");

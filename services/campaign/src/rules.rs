@@ -10,7 +10,9 @@
 use std::fmt::Display;
 use std::ops::RangeInclusive;
 
-use chrono::{DateTime, MappedLocalTime, NaiveDate, NaiveDateTime, NaiveTime, SubsecRound, TimeDelta, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, MappedLocalTime, NaiveDate, NaiveDateTime, NaiveTime, SubsecRound, TimeDelta, TimeZone, Utc,
+};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -65,6 +67,9 @@ pub struct InvalidCampaign {
     pub problems: Vec<String>,
 }
 
+/// The years a campaign's dates may fall in.
+pub const DATE_YEARS: std::ops::RangeInclusive<i32> = 2000..=9999;
+
 impl Campaign {
     /// Validates `name` (the resource's `metadata.name`) and `spec`, reporting every problem at once so
     /// that whoever edits the YAML fixes them in one pass.
@@ -88,6 +93,19 @@ impl Campaign {
                 "spec.schedule.timeZone: `{}` is not an IANA time zone such as `Asia/Seoul`",
                 schedule.time_zone
             ));
+        }
+        // What the API server's `format: date` accepts (four-digit years), and what every
+        // computation on the campaign's instants stays far from overflowing with.
+        for (path, date) in
+            [("spec.schedule.startDate", schedule.start_date), ("spec.schedule.endDate", schedule.end_date)]
+        {
+            if !(DATE_YEARS).contains(&date.year()) {
+                problems.push(format!(
+                    "{path}: {date} is not a date from {}-01-01 to {}-12-31",
+                    DATE_YEARS.start(),
+                    DATE_YEARS.end()
+                ));
+            }
         }
         let period = (schedule.end_date - schedule.start_date).num_days() + 1;
         if period < 1 {

@@ -91,7 +91,8 @@ async function problemOf(response) {
 }
 
 async function sessionCall(path, init) {
-  const response = await fetch(path, { credentials: "same-origin", cache: "no-store", ...init });
+  // Bounded: a stalled refresh would hold the cross-tab lock and freeze every tab.
+  const response = await fetch(path, { credentials: "same-origin", cache: "no-store", signal: AbortSignal.timeout(15_000), ...init });
   if (!response.ok) throw new ApiError(response.status, await problemOf(response), response.headers);
   return response.status === 204 ? null : response.json();
 }
@@ -139,9 +140,17 @@ export async function signup(email, password, nickname) {
   await login(email, password);
 }
 
+/**
+ * Ends the session on the server. When the server cannot be reached, the CSRF cookie is dropped
+ * here, which leaves this browser unable to use the refresh cookie: a shared computer is logged
+ * out either way. Rejects with the error after signing out locally.
+ */
 export async function logout() {
   try {
     await sessionCall("/api/auth/web/logout", { method: "POST", headers: { "x-csrf-token": csrf() } });
+  } catch (e) {
+    document.cookie = `${CSRF_COOKIE}=; Path=/; Max-Age=0; Secure; SameSite=Strict`;
+    throw e;
   } finally {
     adopt(null);
   }
@@ -179,12 +188,23 @@ export async function api(path, { method = "GET", body, headers = {}, signal } =
 // The server's clock, as its Date headers tell it: countdowns count to the server's opening,
 // not to whatever this device's clock says.
 let offsetMs = 0;
+let preciseOffset = false;
+
+/** A server instant with milliseconds (a live frame's `at`) just received: a closer offset. */
+export function noteFrameTime(iso) {
+  const server = Date.parse(iso);
+  if (Number.isFinite(server)) {
+    offsetMs = server - Date.now();
+    preciseOffset = true;
+  }
+}
 function noteServerTime(response) {
   const date = response.headers.get("date");
   if (!date) return;
   const server = Date.parse(date);
-  // Date has whole seconds: keep the estimate that puts the server furthest ahead within them.
-  if (Number.isFinite(server)) offsetMs = server + 500 - Date.now();
+  // Date has whole seconds: the middle of that second is the estimate (±0.5 s). Live frames,
+  // with milliseconds, refine it (see noteFrameTime).
+  if (Number.isFinite(server) && !preciseOffset) offsetMs = server + 500 - Date.now();
 }
 
 /** Now, on the server's clock (to about half a second). */
@@ -202,13 +222,18 @@ export function follow(path, onEvent, onState = () => {}) {
   let attempt = 0;
   (async () => {
     while (!controller.signal.aborted) {
+      // One connection: aborted by stop(), or when nothing arrived for STALL_MS (the server
+      // sends every second; a half-open connection after a network change stays silent).
+      const connection = new AbortController();
+      const stopAll = () => connection.abort();
+      controller.signal.addEventListener("abort", stopAll);
+      let watchdog = setTimeout(() => connection.abort(), STALL_MS);
       try {
         const response = await fetch(path, {
           headers: { authorization: `Bearer ${await token()}`, accept: "text/event-stream" },
-          signal: controller.signal,
+          signal: connection.signal,
           cache: "no-store",
         });
-        if (response.status === 401) await refresh();
         if (!response.ok) throw new ApiError(response.status, await problemOf(response), response.headers);
         onState("live");
         attempt = 0;
@@ -217,6 +242,8 @@ export function follow(path, onEvent, onState = () => {}) {
         for (;;) {
           const { value, done } = await reader.read();
           if (done) break;
+          clearTimeout(watchdog);
+          watchdog = setTimeout(() => connection.abort(), STALL_MS);
           buffer += value;
           let end;
           while ((end = buffer.indexOf("\n\n")) >= 0) {
@@ -233,10 +260,14 @@ export function follow(path, onEvent, onState = () => {}) {
         }
       } catch (e) {
         if (controller.signal.aborted) return;
-        if (e instanceof ApiError && e.status === 401 && !(await refresh())) {
+        // The token was refused: one refresh; none left means signed out.
+        if (e instanceof ApiError && e.status === 401 && !(await refresh().catch(() => false))) {
           onState("signed-out");
           return;
         }
+      } finally {
+        clearTimeout(watchdog);
+        controller.signal.removeEventListener("abort", stopAll);
       }
       if (controller.signal.aborted) return;
       onState("retrying");
@@ -246,3 +277,5 @@ export function follow(path, onEvent, onState = () => {}) {
   })();
   return () => controller.abort();
 }
+
+const STALL_MS = 5_000;

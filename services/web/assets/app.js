@@ -1,9 +1,9 @@
 // The app: sign up or log in, then today's weather and missions, coupons, the wallet, the board
 // and chat. One page; the part shown follows the address's #fragment.
 
-import { render, useEffect, useState } from "./vendor/preact-htm.js";
+import { render, useEffect, useRef, useState } from "./vendor/preact-htm.js";
 import { api, login, logout, onSession, refresh, session, signup } from "./api.js";
-import { Field, Note, Problem, html, useLoad } from "./ui.js";
+import { Field, Note, Problem, SkipLink, describe, focusMain, html, useLoad } from "./ui.js";
 import { Coupons, Wallet } from "./claim.js";
 import { Board } from "./board.js";
 import { Chat } from "./chat.js";
@@ -239,8 +239,14 @@ function Today() {
   </div>`;
 }
 
-function Shell({ me }) {
+function Shell({ me, onLogoutError }) {
   const route = useRoute();
+  const first = useRef(true);
+  // A new section is a new page for keyboard and screen-reader users: focus its heading.
+  useEffect(() => {
+    if (first.current) first.current = false;
+    else focusMain();
+  }, [route]);
   const marketing = me.roles.includes("marketing");
   const section = {
     today: html`<${Today} />`,
@@ -252,7 +258,7 @@ function Shell({ me }) {
   const title = (SECTIONS.find(([k]) => k === route) || [null, "WeatherWise"])[1];
   useEffect(() => { document.title = `${title} · WeatherWise`; }, [title]);
   return html`<div class="shell">
-    <a class="skip" href="#main">Skip to content</a>
+    <${SkipLink} />
     <header class="top">
       <span class="brand" aria-hidden="true">WeatherWise</span>
       <nav aria-label="Sections">
@@ -262,7 +268,7 @@ function Shell({ me }) {
           ${marketing && html`<li><a href="/dashboard">Dashboard</a></li>`}
         </ul>
       </nav>
-      <button type="button" class="link" onClick=${() => logout()}>Log out</button>
+      <button type="button" class="link" onClick=${() => logout().catch((e) => onLogoutError(new Error(`Signed out in this browser, but the server did not confirm it (${describe(e)}); the session ends by itself when it expires.`)))}>Log out</button>
     </header>
     <main class="page" id="main" tabindex="-1">
       <h1>${title}</h1>
@@ -274,6 +280,7 @@ function Shell({ me }) {
 function App() {
   const [me, setMe] = useState(undefined);
   const [error, setError] = useState(null);
+
   useEffect(() => {
     const off = onSession((s) => setMe(s));
     refresh().then(
@@ -284,7 +291,7 @@ function App() {
   }, []);
   if (me === undefined) return html`<main class="page"><p class="muted" aria-busy="true">Loading…</p></main>`;
   if (!me) return html`<div>${error && html`<${Problem} error=${error} />`}<${SignIn} /></div>`;
-  return html`<${Shell} me=${me} />`;
+  return html`<${Shell} me=${me} onLogoutError=${setError} />`;
 }
 
 const root = document.getElementById("app");

@@ -1,6 +1,6 @@
 // The community board: posts newest first, search, writing, likes and comments.
 
-import { useState } from "./vendor/preact-htm.js";
+import { useEffect, useState } from "./vendor/preact-htm.js";
 import { api } from "./api.js";
 import { Problem, html, useLoad, when } from "./ui.js";
 
@@ -47,6 +47,8 @@ function Comments({ post, onCount }) {
 
 function Post({ post: initial }) {
   const [post, setPost] = useState(initial);
+  // A reloaded list brings fresh counts.
+  useEffect(() => setPost(initial), [initial]);
   const [open, setOpen] = useState(false);
   const [failure, setFailure] = useState(null);
   const like = async () => {

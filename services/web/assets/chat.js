@@ -4,12 +4,17 @@
 // them, and unacknowledged ones are sent again with the same clientMsgId (never twice).
 
 import { useEffect, useRef, useState } from "./vendor/preact-htm.js";
-import { api, token } from "./api.js";
+import { api, refresh, token } from "./api.js";
 import { Problem, clock, html, randomKey, useLoad } from "./ui.js";
 
 function roomFromHash() {
   const parts = location.hash.replace(/^#\/?/, "").split("/");
-  return parts[0] === "chat" && parts[1] ? decodeURIComponent(parts[1]) : null;
+  if (parts[0] !== "chat" || !parts[1]) return null;
+  try {
+    return decodeURIComponent(parts[1]);
+  } catch {
+    return null; // a mangled address: the room list
+  }
 }
 
 function Rooms({ onPick }) {
@@ -52,9 +57,12 @@ function Room({ room, me }) {
   const [online, setOnline] = useState(null);
   const [older, setOlder] = useState(undefined); // cursor of older history; null when none
   const [failure, setFailure] = useState(null);
+  const [heard, setHeard] = useState(""); // the latest message from someone else, announced
   const socket = useRef(null);
   const seen = useRef({ epoch: null, offset: -1 });
   const pendingRef = useRef([]);
+  const inFlight = useRef(new Set()); // clientMsgIds sent on the current socket, not yet acked
+  const resend = useRef(null);
   const list = useRef(null);
   pendingRef.current = pending;
 
@@ -72,46 +80,77 @@ function Room({ room, me }) {
     return page.messages;
   };
 
+  // Sends what is pending and not yet on this socket, one after another; the server limits the
+  // rate of sends, and answers `rate-limited` with when to try again.
+  const flush = () => {
+    const ws = socket.current;
+    if (ws?.readyState !== WebSocket.OPEN) return;
+    for (const p of pendingRef.current) {
+      if (inFlight.current.has(p.clientMsgId)) continue;
+      inFlight.current.add(p.clientMsgId);
+      ws.send(JSON.stringify({ type: "send", clientMsgId: p.clientMsgId, text: p.text }));
+      break; // the next one goes when this one is acknowledged
+    }
+  };
+
   useEffect(() => {
     let closed = false;
     let attempt = 0;
     let retry = null;
-    let reauth = null;
-    const connect = async () => {
+    const again = () => {
+      if (closed) return;
+      setStatus("reconnecting");
+      attempt += 1;
+      retry = setTimeout(connect, Math.min(10_000, 300 * 2 ** Math.min(attempt, 5)));
+    };
+    async function connect() {
       const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-      let ws;
+      let bearer;
       try {
-        ws = new WebSocket(`${scheme}//${location.host}/ws/chat/${encodeURIComponent(room)}`, ["ww.chat.v1", `ww.bearer.${await token()}`]);
-      } catch (e) {
-        setFailure(e);
+        bearer = await token();
+      } catch {
+        again();
         return;
       }
+      if (closed) return; // left the room while waiting for the token
+      const ws = new WebSocket(`${scheme}//${location.host}/ws/chat/${encodeURIComponent(room)}`, ["ww.chat.v1", `ww.bearer.${bearer}`]);
       socket.current = ws;
+      inFlight.current = new Set();
       ws.onmessage = async (event) => {
         const frame = JSON.parse(event.data);
         switch (frame.type) {
           case "ready": {
             attempt = 0;
             setStatus("live");
+            setFailure(null);
             if (seen.current.epoch === frame.epoch && seen.current.offset >= 0) {
               ws.send(JSON.stringify({ type: "resume", epoch: frame.epoch, sinceOffset: seen.current.offset }));
             } else {
+              // A new epoch numbers offsets afresh: what was shown belongs to the old one.
+              if (seen.current.epoch !== null) setMessages([]);
               seen.current = { epoch: frame.epoch, offset: -1 };
-              const latest = await loadOlder(null).catch((e) => { setFailure(e); return []; });
-              const last = latest.reduce((max, m) => Math.max(max, m.offset), -1);
-              seen.current.offset = Math.max(seen.current.offset, last);
+              try {
+                const latest = await loadOlder(null);
+                seen.current.offset = latest.reduce((max, m) => Math.max(max, m.offset), seen.current.offset);
+              } catch (e) {
+                setFailure(e);
+              }
               ws.send(JSON.stringify({ type: "resume", epoch: frame.epoch, sinceOffset: seen.current.offset }));
             }
             // Whatever was not acknowledged before the connection dropped goes again, same id.
-            for (const p of pendingRef.current) ws.send(JSON.stringify({ type: "send", clientMsgId: p.clientMsgId, text: p.text }));
+            flush();
             break;
           }
           case "message":
             seen.current.offset = Math.max(seen.current.offset, frame.offset);
             merge([frame]);
+            if (frame.userId !== me.userId) setHeard(`${frame.nickname}: ${frame.text}`);
             break;
           case "ack":
-            setPending((p) => p.filter((m) => m.clientMsgId !== frame.clientMsgId));
+            inFlight.current.delete(frame.clientMsgId);
+            pendingRef.current = pendingRef.current.filter((m) => m.clientMsgId !== frame.clientMsgId);
+            setPending(pendingRef.current);
+            flush();
             break;
           case "presence":
             setOnline(frame.online);
@@ -120,30 +159,42 @@ function Room({ room, me }) {
             setMessages((m) => m.filter((x) => x.id !== frame.id));
             break;
           case "error":
-            setFailure(new Error(frame.message));
+            if (frame.code === "rate-limited" || frame.code === "not-sent") {
+              // Not sent: send again after the pause the server asked for (same ids).
+              inFlight.current = new Set();
+              clearTimeout(resend.current);
+              resend.current = setTimeout(flush, frame.retryAfterMs ?? 1000);
+            } else {
+              setFailure(new Error(frame.message));
+            }
             break;
           default:
         }
       };
-      ws.onclose = (event) => {
-        if (closed) return;
-        setStatus("reconnecting");
-        if (event.code === 4001 || event.code === 4003 || event.code === 4004) token().catch(() => {});
-        attempt += 1;
-        retry = setTimeout(connect, Math.min(10_000, 300 * 2 ** Math.min(attempt, 5)));
+      ws.onclose = async (event) => {
+        if (closed || socket.current !== ws) return;
+        // The token expired or the session ended: a fresh token, or sign in again.
+        if ([4001, 4003, 4004].includes(event.code) && !(await refresh().catch(() => true))) return;
+        again();
       };
-    };
+    }
     connect();
     // Keep the socket's token current (access tokens live minutes, rooms stay open for hours).
-    reauth = setInterval(async () => {
+    const reauth = setInterval(async () => {
       const ws = socket.current;
-      if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "reauth", token: await token() }));
+      try {
+        if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "reauth", token: await token() }));
+      } catch {
+        /* the next reconnect asks again */
+      }
     }, 240_000);
     return () => {
       closed = true;
       clearTimeout(retry);
+      clearTimeout(resend.current);
       clearInterval(reauth);
       socket.current?.close(1000);
+      socket.current = null;
     };
   }, [room]);
 
@@ -161,8 +212,13 @@ function Room({ room, me }) {
       const height = el.scrollHeight;
       const cursor = older;
       setOlder(undefined);
-      await loadOlder(cursor).catch(setFailure);
-      el.scrollTop = el.scrollHeight - height;
+      try {
+        await loadOlder(cursor);
+        el.scrollTop = el.scrollHeight - height;
+      } catch (e) {
+        setOlder(cursor); // try again on the next scroll
+        setFailure(e);
+      }
     }
   };
 
@@ -171,19 +227,18 @@ function Room({ room, me }) {
     const input = event.target.elements.text;
     const text = input.value.trim();
     if (!text) return;
-    const message = { clientMsgId: randomKey(), text };
-    setPending((p) => [...p, message]);
+    pendingRef.current = [...pendingRef.current, { clientMsgId: randomKey(), text }];
+    setPending(pendingRef.current);
     input.value = "";
-    const ws = socket.current;
-    if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "send", ...message }));
+    flush();
   };
 
   return html`<section class="chat" aria-labelledby="room-title">
     <div class="mission-head">
       <h2 id="room-title">#${room}</h2>
-      <span class="muted" role="status">${status === "live" ? `connected${online != null ? ` · ${online} here` : ""}` : status}</span>
+      <span class="muted">${status === "live" ? `connected${online != null ? ` · ${online} here` : ""}` : status}</span>
     </div>
-    <ol class="messages" ref=${list} onScroll=${onScroll} tabindex="0" aria-label=${`Messages in ${room}`} aria-live="polite">
+    <ol class="messages" ref=${list} onScroll=${onScroll} tabindex="0" aria-label=${`Messages in ${room}`}>
       ${older && html`<li class="muted">Scroll up for older messages</li>`}
       ${messages.map((m) => html`<li key=${m.id} class=${m.userId === me.userId ? "mine" : ""}>
         <span class="who">${m.nickname}</span> <span class="muted">${clock(m.sentAt)}</span>
@@ -191,6 +246,7 @@ function Room({ room, me }) {
       ${pending.map((m) => html`<li key=${m.clientMsgId} class="mine pending">
         <span class="who">you</span> <span class="muted">sending…</span><p class="user-text">${m.text}</p></li>`)}
     </ol>
+    <p class="visually-hidden" aria-live="polite">${heard}</p>
     <form class="inline" onSubmit=${send}>
       <label for="chat-text" class="visually-hidden">Message</label>
       <input id="chat-text" name="text" maxlength="2000" autocomplete="off" placeholder="Say something" required />

@@ -3,7 +3,7 @@
 // every automatic retry, so a retry after a lost answer returns the coupon already taken.
 
 import { useEffect, useRef, useState } from "./vendor/preact-htm.js";
-import { api, follow, serverNow } from "./api.js";
+import { api, follow, noteFrameTime, serverNow } from "./api.js";
 import { Note, Problem, clock, countdown, describe, html, randomKey, useLoad, useNow, when } from "./ui.js";
 
 const PHASE_TEXT = {
@@ -24,6 +24,7 @@ export function useLiveCounts() {
         "/api/live/campaigns",
         (name, frame) => {
           if (name !== "counts") return;
+          noteFrameTime(frame.at);
           setCounts(Object.fromEntries(frame.campaigns.map((c) => [c.name, c])));
         },
         setState,
@@ -39,13 +40,21 @@ function ClaimButton({ campaign, opensAt, onIssued }) {
   const [state, setState] = useState({ kind: "idle" });
   const key = useRef(null);
   const retries = useRef(0);
+  const mounted = useRef(true);
+  const status = useRef(null);
   const now = useNow(250);
   const timer = useRef(null);
-  useEffect(() => () => clearTimeout(timer.current), []);
+  useEffect(() => () => { mounted.current = false; clearTimeout(timer.current); }, []);
+  const show = (next) => {
+    if (!mounted.current) return;
+    setState(next);
+    // The button may be gone now: keep keyboard and screen-reader users on the answer.
+    if (!["sending", "retrying"].includes(next.kind)) requestAnimationFrame(() => status.current?.focus());
+  };
 
   const claim = async () => {
     key.current ||= randomKey();
-    setState({ kind: "sending" });
+    show({ kind: "sending" });
     try {
       const coupon = await api(`/api/campaigns/${encodeURIComponent(campaign.name)}/issue`, {
         method: "POST",
@@ -53,53 +62,58 @@ function ClaimButton({ campaign, opensAt, onIssued }) {
       });
       key.current = null;
       retries.current = 0;
-      setState({ kind: "issued", coupon });
+      show({ kind: "issued", coupon });
       onIssued();
     } catch (e) {
-      const code = e.code;
       const definitive = () => { key.current = null; retries.current = 0; };
       if (e.status === 409 && e.problem.coupon) {
         definitive();
-        setState({ kind: "already", coupon: e.problem.coupon });
+        show({ kind: "already", coupon: e.problem.coupon });
       } else if (e.status === 410) {
         definitive();
-        setState({ kind: "gone", next: e.problem.nextOpening, error: e });
+        show({ kind: "gone", next: e.problem.nextOpening, error: e });
       } else if (e.status === 403) {
         definitive();
-        setState({ kind: "mission", error: e });
+        show({ kind: "mission", error: e });
       } else if (e.status === 425) {
-        // Not open yet (this device's clock ran ahead): the button comes back at the opening.
-        setState({ kind: "early", opensAt: e.problem.opensAt || opensAt });
+        // Not open yet (this device ran ahead of the server): the button waits for the opening
+        // the server gave, keeping the same key.
+        show({ kind: "early", opensAt: e.problem.opensAt || opensAt });
       } else if ((e.status === 429 || e.status === 503 || e.name === "TypeError") && retries.current < MAX_RETRIES) {
         // Busy, or the answer was lost: try again with the same key, so at most one coupon.
         retries.current += 1;
         const wait = (e.retryAfter ?? 1) * 1000 + Math.random() * 500;
-        setState({ kind: "retrying", until: serverNow() + wait, error: e });
-        timer.current = setTimeout(claim, wait);
+        show({ kind: "retrying", until: serverNow() + wait, error: e });
+        if (mounted.current) timer.current = setTimeout(claim, wait);
       } else {
-        setState({ kind: "error", error: e });
+        // Out of retries or another answer: the next press starts over (same key if the
+        // coupon may already be reserved, so a later retry still returns it).
+        retries.current = 0;
+        show({ kind: "error", error: e });
       }
     }
   };
 
   const opening = state.kind === "early" ? Date.parse(state.opensAt) : opensAt ? Date.parse(opensAt) : null;
-  const notYet = opening != null && now < opening && campaign.phase !== "open";
+  const notYet = opening != null && now < opening && (state.kind === "early" || campaign.phase !== "open");
   const busy = state.kind === "sending" || state.kind === "retrying";
   const finished = ["issued", "already", "gone", "mission"].includes(state.kind);
+  const statusId = `claim-${campaign.name}-status`;
   return html`<div class="claim">
     ${!finished && html`<button type="button" class="primary" disabled=${busy || notYet}
-      aria-describedby=${`claim-${campaign.name}-status`} onClick=${claim}>
+      aria-describedby=${statusId} onClick=${claim}>
       ${state.kind === "sending" ? "Claiming…" : notYet ? `Opens ${countdown(opening - now)}` : "Claim coupon"}
     </button>`}
-    <div id=${`claim-${campaign.name}-status`} role="status" aria-live="polite">
+    <div id=${statusId} ref=${status} tabindex="-1" role="status">
       ${state.kind === "issued" && html`<p class="success">It's yours: <strong class="code">${state.coupon.code}</strong>. It is in your <a href="#/wallet">wallet</a>.</p>`}
       ${state.kind === "already" && html`<p class="success">You already have this coupon: <strong class="code">${state.coupon.code}</strong> (<a href="#/wallet">wallet</a>).</p>`}
       ${state.kind === "gone" && html`<p class="warn">${describe(state.error)}${state.next ? ` Next opening: ${when(state.next)}.` : ""}</p>`}
       ${state.kind === "mission" && html`<p class="warn">${describe(state.error)} <a href="#/today">Do today's mission first</a>, then come back.</p>`}
       ${state.kind === "early" && html`<p class="muted">Not open yet: opens at ${clock(state.opensAt)}.</p>`}
-      ${state.kind === "retrying" && html`<p class="muted">Busy (${describe(state.error)}) — trying again ${countdown(state.until - now)}, keeping your place.</p>`}
+      ${state.kind === "retrying" && html`<p class="muted">Busy (${describe(state.error)}); trying again shortly, keeping your place.</p>`}
       ${state.kind === "error" && html`<${Problem} error=${state.error} />`}
     </div>
+    ${state.kind === "retrying" && html`<p class="muted" aria-hidden="true">Next try ${countdown(state.until - now)}.</p>`}
   </div>`;
 }
 
@@ -153,6 +167,7 @@ export function Wallet() {
   const [coupons, error, reload] = useLoad(() => api("/api/coupons/me"));
   const [note, setNote] = useState(null);
   const [failure, setFailure] = useState(null);
+  const status = useRef(null);
   const redeem = async (coupon) => {
     setFailure(null);
     try {
@@ -162,12 +177,16 @@ export function Wallet() {
     } catch (e) {
       setFailure(e);
     }
+    // The Redeem button is gone: keep focus on what happened.
+    requestAnimationFrame(() => status.current?.focus());
   };
   if (error && !coupons) return html`<${Problem} error=${error} />`;
   if (!coupons) return html`<p class="muted" aria-busy="true">Loading your coupons…</p>`;
   return html`<div class="stack">
-    ${note && html`<${Note}>${note}</${Note}>`}
-    <${Problem} error=${failure} />
+    <div ref=${status} tabindex="-1">
+      ${note && html`<${Note}>${note}</${Note}>`}
+      <${Problem} error=${failure} />
+    </div>
     ${coupons.length === 0 && html`<p>No coupons yet. <a href="#/coupons">See the coupon events</a>.</p>`}
     <ul class="cards">
       ${coupons.map((c) => html`<li key=${c.couponId} class=${`card coupon ${c.status}`}>

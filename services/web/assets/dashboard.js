@@ -3,8 +3,8 @@
 // that checks and previews YAML with the same code as `ww campaign check|preview`.
 
 import { render, useEffect, useRef, useState } from "./vendor/preact-htm.js";
-import { api, login, refresh, session } from "./api.js";
-import { Field, Problem, clock, countdown, html, useLoad, useNow, when } from "./ui.js";
+import { api, login, onSession, refresh, session } from "./api.js";
+import { Field, Problem, SkipLink, clock, countdown, html, useLoad, useNow, when } from "./ui.js";
 import { useLiveCounts } from "./claim.js";
 
 const HISTORY_SECONDS = 120;
@@ -188,7 +188,9 @@ function Dashboard() {
 function App() {
   const [me, setMe] = useState(undefined);
   useEffect(() => {
+    const off = onSession((s) => setMe(s));
     refresh().then((ok) => setMe(ok ? session() : null), () => setMe(null));
+    return off;
   }, []);
   let body;
   if (me === undefined) body = html`<p class="muted" aria-busy="true">Loading…</p>`;
@@ -198,7 +200,7 @@ function App() {
       (an operator grants it with <code>ww admin grant-role</code>). <a href="/">Back to the app</a>.</p>`;
   else body = html`<${Dashboard} />`;
   return html`<div class="shell">
-    <a class="skip" href="#main">Skip to content</a>
+    <${SkipLink} />
     <header class="top"><span class="brand" aria-hidden="true">WeatherWise</span>
       <nav aria-label="Sections"><ul><li><a href="/">App</a></li><li><a href="/dashboard" aria-current="page">Dashboard</a></li></ul></nav></header>
     <main class="page wide" id="main" tabindex="-1"><h1>Campaign dashboard</h1>${body}</main>

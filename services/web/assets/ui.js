@@ -92,3 +92,13 @@ export function randomKey() {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/** Moves focus to the page's main region (route changes, the skip link). */
+export function focusMain() {
+  document.getElementById("main")?.focus();
+}
+
+/** A skip link that leaves the address alone (its #fragment is the app's route). */
+export function SkipLink() {
+  return html`<a class="skip" href="#main" onClick=${(e) => { e.preventDefault(); focusMain(); }}>Skip to content</a>`;
+}

@@ -58,6 +58,8 @@ pub struct Asset {
     pub plain: Bytes,
     pub gzip: Bytes,
     pub etag: HeaderValue,
+    /// The gzip body is another representation: another tag.
+    pub gzip_etag: HeaderValue,
 }
 
 impl Asset {
@@ -81,6 +83,7 @@ fn prepare(source: &Source) -> Asset {
         plain: Bytes::from_static(source.body),
         gzip: Bytes::from(gzip),
         etag: HeaderValue::from_str(&format!("\"{tag}\"")).unwrap_or(HeaderValue::from_static("\"0\"")),
+        gzip_etag: HeaderValue::from_str(&format!("\"{tag}-gz\"")).unwrap_or(HeaderValue::from_static("\"0-gz\"")),
     }
 }
 
@@ -107,8 +110,10 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 
 /// The response for `asset`, honouring `If-None-Match` and `Accept-Encoding`.
 pub fn serve(asset: &'static Asset, request: &HeaderMap) -> Response {
+    let gzip = accepts_gzip(request);
+    let etag = if gzip { &asset.gzip_etag } else { &asset.etag };
     let mut headers = HeaderMap::new();
-    headers.insert(header::ETAG, asset.etag.clone());
+    headers.insert(header::ETAG, etag.clone());
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -117,17 +122,18 @@ pub fn serve(asset: &'static Asset, request: &HeaderMap) -> Response {
         headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
         headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }
-    let unchanged = request
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|tag| tag.trim().trim_start_matches("W/") == asset.etag.to_str().unwrap_or(""));
+    let unchanged =
+        request.get_all(header::IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
+            |tag| {
+                let tag = tag.trim();
+                tag == "*" || tag.trim_start_matches("W/") == etag.to_str().unwrap_or("")
+            },
+        );
     if unchanged {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
-    if accepts_gzip(request) {
+    if gzip {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         (headers, asset.gzip.clone()).into_response()
     } else {

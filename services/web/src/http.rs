@@ -22,9 +22,14 @@ use crate::live::Live;
 use crate::preview::{self, CheckRequest, CheckResponse};
 use crate::{assets, live};
 
-/// A stream ends after this long; the page reconnects with its current access token, so an
-/// expired or revoked session stops receiving within this bound.
+/// A stream ends after about this long (each one up to a minute earlier, so that streams opened
+/// together do not all reconnect together); the page reconnects with its current access token,
+/// so an expired or revoked session stops receiving within this bound.
 pub const STREAM_MAX: Duration = Duration::from_secs(300);
+/// Streams one process serves at once; beyond, 429 (another replica has room).
+pub const STREAMS_MAX: u64 = 5_000;
+/// Streams one login session may hold at once (a few tabs).
+pub const STREAMS_PER_SESSION: u32 = 8;
 
 #[derive(Clone)]
 pub struct WebState {
@@ -47,20 +52,47 @@ pub async fn page(uri: Uri, headers: HeaderMap) -> Result<Response, ApiError> {
     Ok(assets::serve(asset, &headers))
 }
 
-/// Counts one open stream for as long as it lives.
-struct Viewer(Arc<Live>);
+/// One open stream, counted (in all and per session) for as long as it lives.
+struct Viewer {
+    live: Arc<Live>,
+    session: uuid::Uuid,
+}
 
 impl Viewer {
-    fn new(live: Arc<Live>) -> Self {
-        live.viewers.fetch_add(1, Ordering::Relaxed);
+    fn new(live: Arc<Live>, session: uuid::Uuid) -> Result<Self, ApiError> {
+        let busy = |detail: &str| {
+            metrics::counter!("web_live_streams_refused_total").increment(1);
+            ApiError::too_many_requests("too-many-streams", detail.to_owned(), 5)
+        };
+        if live.viewers.fetch_add(1, Ordering::Relaxed) >= STREAMS_MAX {
+            live.viewers.fetch_sub(1, Ordering::Relaxed);
+            return Err(busy("This server streams to as many viewers as it can; retry shortly."));
+        }
+        {
+            let mut sessions = live.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            let open = sessions.entry(session).or_default();
+            if *open >= STREAMS_PER_SESSION {
+                drop(sessions);
+                live.viewers.fetch_sub(1, Ordering::Relaxed);
+                return Err(busy(&format!("At most {STREAMS_PER_SESSION} live streams per login session; close one.")));
+            }
+            *open += 1;
+        }
         metrics::gauge!("web_dashboard_viewers").increment(1.0);
-        Self(live)
+        Ok(Self { live, session })
     }
 }
 
 impl Drop for Viewer {
     fn drop(&mut self) {
-        self.0.viewers.fetch_sub(1, Ordering::Relaxed);
+        self.live.viewers.fetch_sub(1, Ordering::Relaxed);
+        let mut sessions = self.live.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(open) = sessions.get_mut(&self.session) {
+            *open -= 1;
+            if *open == 0 {
+                sessions.remove(&self.session);
+            }
+        }
         metrics::gauge!("web_dashboard_viewers").decrement(1.0);
     }
 }
@@ -69,11 +101,13 @@ impl Drop for Viewer {
     responses(
         (status = 200, description = "Server-Sent Events: a `counts` event at once and then every second, its data a `LiveFrame` (JSON): each campaign's counts as its issuers last reported them, and its issuance rate. Only what the catalog shows everyone (what is left today), live; the app's countdown and the dashboard both read it. The stream ends after 5 minutes, or when the session ends; reconnect with a current token.", body = live::LiveFrame, content_type = "text/event-stream"),
         (status = 401, description = "No valid access token.", body = platform::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many streams open: on this server, or more than 8 for this login session (`too-many-streams`, with `Retry-After`).", body = platform::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn stream(State(state): State<WebState>, user: AuthUser) -> Result<Response, ApiError> {
+    let viewer = Viewer::new(state.live.clone(), user.session_id)?;
     let frames = state.live.subscribe();
-    let viewer = Viewer::new(state.live.clone());
-    let deadline = tokio::time::Instant::now() + STREAM_MAX;
+    let jitter = Duration::from_millis(u64::from(user.session_id.as_u128() as u16) % 60_000);
+    let deadline = tokio::time::Instant::now() + STREAM_MAX - jitter;
     let keys = state.keys.clone();
     let session = user.session_id;
     let body = futures::stream::unfold((frames, state.stop.clone(), viewer), move |(mut frames, mut stop, viewer)| {

@@ -22,6 +22,10 @@ use utoipa::ToSchema;
 pub const TICK: Duration = Duration::from_secs(1);
 /// The window the issuance rate is measured over.
 const RATE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::seconds(3);
+/// Counts older than this leave the frames: issuers report only while a window is open, so
+/// after it (or once a campaign is deleted) the catalog's persisted counts are the truth again,
+/// and yesterday's last report never stands for today's stock before the opening.
+pub const FORGET_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
 /// One campaign's latest counts, as a frame carries them.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -64,6 +68,8 @@ pub struct Live {
     clock: Clock,
     /// Dashboards streaming from this process now.
     pub viewers: AtomicU64,
+    /// Open streams by login session.
+    pub sessions: Mutex<HashMap<uuid::Uuid, u32>>,
     /// Frames built since start (one per tick, whatever the number of viewers).
     pub frames_built: AtomicU64,
 }
@@ -76,18 +82,20 @@ impl Live {
             frames,
             clock,
             viewers: AtomicU64::new(0),
+            sessions: Mutex::default(),
             frames_built: AtomicU64::new(0),
         });
         live.publish();
         live
     }
 
-    /// Keeps `counted` unless a later count of the same campaign instance is already held
-    /// (issuer replicas report independently, so reports may cross).
+    /// Keeps `counted` unless a later count of the campaign is already held (issuer replicas
+    /// report independently, so reports may cross; a late report of a deleted instance loses
+    /// to its successor's newer ones too).
     pub fn record(&self, counted: CampaignCounted) {
         let mut campaigns = self.campaigns.lock().unwrap_or_else(|e| e.into_inner());
         match campaigns.get_mut(&counted.name) {
-            Some(t) if t.latest.uid == counted.uid && t.latest.at >= counted.at => {}
+            Some(t) if t.latest.at >= counted.at => {}
             Some(t) if t.latest.uid == counted.uid => {
                 t.recent.push_back((counted.at, counted.issued_total));
                 while t.recent.front().is_some_and(|(at, _)| *at < counted.at - RATE_WINDOW) {
@@ -105,7 +113,8 @@ impl Live {
     /// The frame as of now.
     pub fn frame(&self) -> LiveFrame {
         let now = self.clock.now();
-        let campaigns = self.campaigns.lock().unwrap_or_else(|e| e.into_inner());
+        let mut campaigns = self.campaigns.lock().unwrap_or_else(|e| e.into_inner());
+        campaigns.retain(|_, t| t.latest.at > now - FORGET_AFTER);
         let mut out: Vec<LiveCampaign> = campaigns
             .values()
             .map(|t| {
@@ -214,6 +223,20 @@ mod tests {
         live.record(counted("a", "u2", 3, 5));
         assert_eq!(live.frame().campaigns[0].issued_total, 5);
         assert_eq!(live.frame().campaigns[0].rate_per_second, 0.0);
+    }
+
+    #[test]
+    fn old_counts_leave_the_frames() {
+        let clock = Clock::manual(DateTime::from_timestamp(1_800_000_000, 0).unwrap());
+        let live = Live::new(clock.clone());
+        live.record(counted("a", "", 0, 100));
+        assert_eq!(live.frame().campaigns.len(), 1);
+        clock.advance(FORGET_AFTER + chrono::TimeDelta::seconds(1));
+        assert!(live.frame().campaigns.is_empty());
+        // A late report of an earlier instance does not replace its successor's.
+        live.record(counted("b", "new", 5, 7));
+        live.record(counted("b", "old", 4, 900));
+        assert_eq!(live.frame().campaigns[0].issued_total, 7);
     }
 
     #[test]

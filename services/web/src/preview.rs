@@ -27,7 +27,8 @@ pub struct CheckRequest {
     /// How many campaign days to preview (default 7).
     #[schema(minimum = 1, maximum = 31)]
     pub days: Option<u16>,
-    /// The first day to preview (default: today in each campaign's time zone).
+    /// The first day to preview (default: today in each campaign's time zone); 2000-01-01 to
+    /// 9999-12-31.
     pub from: Option<NaiveDate>,
 }
 
@@ -119,6 +120,19 @@ pub fn check(request: &CheckRequest, now: DateTime<Utc>) -> Result<CheckResponse
     let days = request.days.unwrap_or(7);
     if !(1..=DAYS_MAX).contains(&days) {
         return Err(unprocessable("invalid-body", format!("days is 1 to {DAYS_MAX}.")).with("field", "days"));
+    }
+    if let Some(from) = request.from
+        && !campaign::DATE_YEARS.contains(&chrono::Datelike::year(&from))
+    {
+        return Err(unprocessable(
+            "invalid-body",
+            format!(
+                "from must be a date from {}-01-01 to {}-12-31.",
+                campaign::DATE_YEARS.start(),
+                campaign::DATE_YEARS.end()
+            ),
+        )
+        .with("field", "from"));
     }
     let documents = campaign::resources_in_yaml(&request.yaml).map_err(|e| {
         let mut error = unprocessable("invalid-yaml", format!("Not YAML: {e}"));
@@ -232,5 +246,20 @@ mod tests {
         assert_eq!(check(&request("kind: ConfigMap"), Utc::now()).unwrap_err().code(), "no-campaign");
         let too_many = CheckRequest { yaml: SAMPLE.to_owned(), days: Some(99), from: None };
         assert_eq!(check(&too_many, Utc::now()).unwrap_err().code(), "invalid-body");
+        let far =
+            CheckRequest { yaml: SAMPLE.to_owned(), days: Some(7), from: NaiveDate::from_ymd_opt(-262_000, 1, 1) };
+        assert_eq!(check(&far, Utc::now()).unwrap_err().code(), "invalid-body");
+    }
+
+    #[test]
+    fn dates_beyond_what_the_api_server_accepts_are_problems_not_panics() {
+        let far = SAMPLE
+            .replace("startDate: 2026-11-01", "startDate: \"+262142-12-25\"")
+            .replace("endDate: 2027-10-31", "endDate: \"+262142-12-31\"");
+        assert_ne!(far, SAMPLE);
+        let response = check(&request(&far), Utc::now()).unwrap();
+        let problems = &response.campaigns[0].problems;
+        assert!(problems.iter().any(|p| p.path == "spec.schedule.startDate"), "{problems:?}");
+        assert!(response.campaigns[0].preview.is_none());
     }
 }

@@ -85,9 +85,13 @@ async fn pages_are_compressed_revalidated_and_locked_down(app: TestApp) {
         assert!(!csp.contains("unsafe"), "{csp}");
         assert_eq!(header(&r, "x-content-type-options"), "nosniff");
         let etag = header(&r, "etag").to_owned();
-        let again = app.send(get(page, &[("if-none-match", &etag)])).await;
+        let again = app.send(get(page, &[("if-none-match", &etag), ("accept-encoding", "gzip")])).await;
         assert_eq!(again.status, StatusCode::NOT_MODIFIED);
         assert!(again.raw.is_empty());
+        // The uncompressed body is another representation, with its own tag.
+        let plain = app.send(get(page, &[("if-none-match", &etag)])).await;
+        assert_eq!(plain.status, StatusCode::OK);
+        assert_ne!(header(&plain, "etag"), etag);
     }
     let plain = app.send(get("/assets/app.js", &[])).await;
     assert_eq!(plain.status, StatusCode::OK);
@@ -151,7 +155,7 @@ async fn browser_sessions_keep_the_refresh_token_out_of_the_page(app: TestApp) {
     assert_eq!(header(&login, "cache-control"), "no-store");
     let cookies = set_cookies(&login);
     let refresh_cookie = &cookies.iter().find(|(k, _)| k == auth::REFRESH_COOKIE).unwrap().1;
-    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/api/auth/web"] {
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/;"] {
         assert!(refresh_cookie.contains(attribute), "{refresh_cookie}");
     }
     let csrf_cookie = &cookies.iter().find(|(k, _)| k == auth::CSRF_COOKIE).unwrap().1;
@@ -265,11 +269,20 @@ async fn live_counts_reach_every_viewer_from_one_subscription(app: TestApp) {
     let unauthenticated = app.send(get("/api/live/campaigns", &[])).await;
     assert_eq!(unauthenticated.status, StatusCode::UNAUTHORIZED);
 
-    let token = app.keys.sign(Uuid::new_v4(), Uuid::new_v4(), Utc::now(), Duration::from_secs(600)).unwrap();
+    let sign = || app.keys.sign(Uuid::new_v4(), Uuid::new_v4(), Utc::now(), Duration::from_secs(600)).unwrap();
     let mut viewers = Vec::new();
     for _ in 0..50 {
-        viewers.push(open(&app, &token).await);
+        viewers.push(open(&app, &sign()).await);
     }
+    // One login session holds a few streams (tabs), not an unbounded number.
+    let token = sign();
+    let mut tabs = Vec::new();
+    for _ in 0..web::http::STREAMS_PER_SESSION {
+        tabs.push(open(&app, &token).await);
+    }
+    let refused = app.send(get("/api/live/campaigns", &[("authorization", &format!("Bearer {token}"))])).await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::TOO_MANY_REQUESTS, "too-many-streams"));
+    drop(tabs);
     // The first frame comes at once.
     for v in &mut viewers {
         assert!(v.next().await["campaigns"].is_array());

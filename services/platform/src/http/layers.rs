@@ -53,6 +53,17 @@ pub(crate) async fn protect(State(limits): State<Limits>, req: Request, next: Ne
     }
 }
 
+/// The answer to a request whose handler panicked.
+pub(crate) fn panicked(cause: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = cause
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| cause.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    metrics::counter!("http_handler_panics_total").increment(1);
+    ApiError::internal(anyhow::anyhow!("handler panicked: {what}")).into_response()
+}
+
 pub(crate) async fn not_found() -> ApiError {
     ApiError::not_found("not-found", "No resource at this path.")
 }

@@ -94,6 +94,9 @@ impl Server {
             .merge(api)
             .fallback(layers::not_found)
             .method_not_allowed_fallback(layers::method_not_allowed)
+            // A bug that panics in a handler answers 500 problem+json (and is counted as one),
+            // rather than dropping the connection.
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(layers::panicked))
             .layer(axum::middleware::from_fn(metrics::track))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
             .layer(

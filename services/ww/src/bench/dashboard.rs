@@ -277,8 +277,13 @@ pub async fn run(args: DashboardBenchArgs) -> anyhow::Result<()> {
     eprintln!("opening {} dashboard streams…", args.viewers);
     let seen = Arc::new(viewed(None)?);
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    // Each viewer is its own person (one login session holds only a few streams).
     let viewers: Vec<_> = (0..args.viewers)
-        .map(|_| tokio::spawn(view(web_addr, viewer_token.clone(), seen.clone(), stop.clone())))
+        .map(|_| {
+            let token =
+                keys.sign(Uuid::new_v4(), Uuid::new_v4(), Utc::now(), Duration::from_secs(3600)).unwrap_or_default();
+            tokio::spawn(view(web_addr, token, seen.clone(), stop.clone()))
+        })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen.connected.load(Ordering::Relaxed) + seen.failed.load(Ordering::Relaxed) < args.viewers {
