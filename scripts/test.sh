@@ -51,6 +51,8 @@ cargo test --workspace --locked
 if [ -z "$quick" ]; then
   log "kubernetes-validate --strict on every manifest"
   scripts/validate-manifests.sh
+  log "the Helm chart: lint, render, validate, held to the binaries (tests/chart)"
+  tests/chart/run.sh
   log "the app's main path on ww dev (tests/e2e/walkthrough.py)"
   tests/e2e/app.sh
   log "the web app in Chromium (tests/browser)"

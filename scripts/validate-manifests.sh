@@ -21,7 +21,8 @@ render() {
 }
 render --at 2026-01-01T00:00:00Z >"$out/idle.yaml"
 render --at 2026-12-01T22:56:00Z >"$out/prewarming.yaml"
-render --at 2026-12-07T02:00:00Z --ready-replicas 2 >"$out/open.yaml"
+render --at 2026-12-07T02:00:00Z --ready-replicas 2 \
+  --event-node-selector weatherwise.io/pool=events --event-tolerations dedicated=events:NoSchedule,spot:NoExecute >"$out/open.yaml"
 # The ChatCluster samples render in each of the above (their gateways' autoscaler on CPU: no
 # custom metrics API); here with one, so the autoscaler reads `chat_sockets` per pod.
 render --custom-metrics-served --kafka-prefix staging. >"$out/chat-connections.yaml"

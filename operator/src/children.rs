@@ -319,6 +319,8 @@ fn deployment(
             ..PodSecurityContext::default()
         }),
         priority_class_name: config.priority_class.clone(),
+        node_selector: config.node_selector(),
+        tolerations: config.tolerations(),
         termination_grace_period_seconds: Some(30),
         automount_service_account_token: Some(false),
         enable_service_links: Some(false),

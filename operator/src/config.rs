@@ -79,6 +79,77 @@ pub struct WorkloadConfig {
     /// The PriorityClass of issuer pods, so event workloads can preempt batch work.
     #[arg(long, env = "WW_OPERATOR_PRIORITY_CLASS")]
     pub priority_class: Option<String>,
+    /// Node labels the event workloads (issuers, chat gateways and persisters) must run on,
+    /// `key=value,…`, so that a spike lands on its own nodes; empty: anywhere.
+    #[arg(long, env = "WW_OPERATOR_EVENT_NODE_SELECTOR", value_parser = parse_node_selector, default_value = "")]
+    pub event_node_selector: NodeSelector,
+    /// Taints the event workloads tolerate, `key=value:Effect` or `key:Effect` (any value),
+    /// comma-separated (Effect: NoSchedule, PreferNoSchedule or NoExecute).
+    #[arg(long, env = "WW_OPERATOR_EVENT_TOLERATIONS", value_parser = parse_tolerations, default_value = "")]
+    pub event_tolerations: Tolerations,
+}
+
+/// Node labels, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeSelector(pub std::collections::BTreeMap<String, String>);
+
+/// Tolerations of taints.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tolerations(pub Vec<k8s_openapi::api::core::v1::Toleration>);
+
+fn parse_node_selector(s: &str) -> Result<NodeSelector, String> {
+    let mut labels = std::collections::BTreeMap::new();
+    for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').ok_or_else(|| format!("`{pair}` is not key=value"))?;
+        if k.is_empty()
+            || k.len() > 253
+            || v.len() > 63
+            || !k.chars().chain(v.chars()).all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        {
+            return Err(format!("`{pair}` is not a Kubernetes label key=value"));
+        }
+        labels.insert(k.to_owned(), v.to_owned());
+    }
+    Ok(NodeSelector(labels))
+}
+
+fn parse_tolerations(s: &str) -> Result<Tolerations, String> {
+    use k8s_openapi::api::core::v1::Toleration;
+    let mut out = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (taint, effect) =
+            item.rsplit_once(':').ok_or_else(|| format!("`{item}` is not key=value:Effect or key:Effect"))?;
+        if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+            return Err(format!("`{item}`: the effect is NoSchedule, PreferNoSchedule or NoExecute"));
+        }
+        let (key, value) = match taint.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (taint, None),
+        };
+        if key.is_empty() {
+            return Err(format!("`{item}`: no taint key"));
+        }
+        out.push(Toleration {
+            key: Some(key.to_owned()),
+            operator: Some(if value.is_some() { "Equal" } else { "Exists" }.to_owned()),
+            value: value.map(str::to_owned),
+            effect: Some(effect.to_owned()),
+            ..Toleration::default()
+        });
+    }
+    Ok(Tolerations(out))
+}
+
+impl WorkloadConfig {
+    /// The node selector of event pods (`None` when empty).
+    pub fn node_selector(&self) -> Option<std::collections::BTreeMap<String, String>> {
+        (!self.event_node_selector.0.is_empty()).then(|| self.event_node_selector.0.clone())
+    }
+
+    /// The tolerations of event pods (`None` when empty).
+    pub fn tolerations(&self) -> Option<Vec<k8s_openapi::api::core::v1::Toleration>> {
+        (!self.event_tolerations.0.is_empty()).then(|| self.event_tolerations.0.clone())
+    }
 }
 
 impl WorkloadConfig {
@@ -103,6 +174,26 @@ impl WorkloadConfig {
             ingress_tls_secret: Some("weather-example-tls".to_owned()),
             allowed_images: vec!["ghcr.io/weatherwise/".to_owned()],
             priority_class: Some("weatherwise-events".to_owned()),
+            event_node_selector: NodeSelector::default(),
+            event_tolerations: Tolerations::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod placement_tests {
+    use super::*;
+
+    #[test]
+    fn node_selectors_and_tolerations_read_as_written() {
+        let s = parse_node_selector("weatherwise.io/pool=events, zone=a").unwrap();
+        assert_eq!(s.0.get("weatherwise.io/pool").map(String::as_str), Some("events"));
+        assert_eq!(parse_node_selector("").unwrap(), NodeSelector::default());
+        assert!(parse_node_selector("no-value").is_err());
+        let t = parse_tolerations("dedicated=events:NoSchedule,spot:NoExecute").unwrap().0;
+        assert_eq!((t[0].operator.as_deref(), t[0].value.as_deref()), (Some("Equal"), Some("events")));
+        assert_eq!((t[1].operator.as_deref(), t[1].key.as_deref()), (Some("Exists"), Some("spot")));
+        assert!(parse_tolerations("dedicated=events:Sometimes").is_err());
+        assert!(parse_tolerations("dedicated=events").is_err());
     }
 }

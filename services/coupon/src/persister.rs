@@ -51,6 +51,11 @@ impl Handler for Persister {
                 self.refused(c).await?;
             }
         }
+        // How far behind the issuers the stored coupons are (the `PersisterLag` alert).
+        if let Some(last) = events.last() {
+            let behind = (chrono::Utc::now() - last.occurred_at).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::gauge!("coupon_persister_lag_seconds").set(behind);
+        }
         Ok(())
     }
 }

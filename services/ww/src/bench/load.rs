@@ -76,9 +76,21 @@ impl Stats {
 
 /// Runs the closed loop for `duration` and returns the merged figures.
 pub async fn run(addr: SocketAddr, concurrency: usize, duration: Duration, make: MakeRequest) -> Stats {
+    run_observed(addr, concurrency, duration, make, None).await
+}
+
+/// [`run`], handing every answer to `observe` (which then reads each body).
+pub async fn run_observed(
+    addr: SocketAddr,
+    concurrency: usize,
+    duration: Duration,
+    make: MakeRequest,
+    observe: Option<Observe>,
+) -> Stats {
     let started = Instant::now();
     let deadline = started + duration;
-    let workers: Vec<_> = (0..concurrency).map(|w| tokio::spawn(worker(addr, w, deadline, make.clone()))).collect();
+    let workers: Vec<_> =
+        (0..concurrency).map(|w| tokio::spawn(worker(addr, w, deadline, make.clone(), observe.clone()))).collect();
     let mut total = Stats::new();
     for w in workers {
         if let Ok(stats) = w.await {
@@ -90,7 +102,7 @@ pub async fn run(addr: SocketAddr, concurrency: usize, duration: Duration, make:
 }
 
 /// A keep-alive HTTP/1.1 connection (its driver runs on its own task).
-async fn connect(addr: SocketAddr) -> Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+pub(crate) async fn connect(addr: SocketAddr) -> Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
     let stream = TcpStream::connect(addr).await.ok()?;
     let _ = stream.set_nodelay(true);
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
@@ -98,7 +110,7 @@ async fn connect(addr: SocketAddr) -> Option<hyper::client::conn::http1::SendReq
     Some(sender)
 }
 
-async fn worker(addr: SocketAddr, w: usize, deadline: Instant, make: MakeRequest) -> Stats {
+async fn worker(addr: SocketAddr, w: usize, deadline: Instant, make: MakeRequest, observe: Option<Observe>) -> Stats {
     let mut stats = Stats::new();
     let mut n = 0u64;
     'connect: while Instant::now() < deadline {
@@ -118,10 +130,14 @@ async fn worker(addr: SocketAddr, w: usize, deadline: Instant, make: MakeRequest
             match sender.send_request(req).await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    let _ = resp.into_body().collect().await;
-                    let us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
+                    let body = resp.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                    let took = sent.elapsed();
+                    let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
                     let _ = stats.latency_us.record(us);
                     *stats.statuses.entry(status).or_default() += 1;
+                    if let Some(observe) = &observe {
+                        observe(n - 1, status, &body, took);
+                    }
                 }
                 Err(_) => {
                     stats.errors += 1;

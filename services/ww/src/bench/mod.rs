@@ -8,6 +8,7 @@ pub mod coupon;
 pub mod cpu;
 pub mod dashboard;
 pub mod http;
+pub mod isolation;
 pub mod load;
 pub mod proc;
 
@@ -33,6 +34,11 @@ pub enum BenchCommand {
     /// `ww serve coupon-issuer` takes a load, beside the same load with no dashboard open; the
     /// web process's CPU per delivered frame; the coupons audited in SQL afterwards.
     Dashboard(dashboard::DashboardBenchArgs),
+    /// The reason the platform exists: login and `/me` p99 before and during a coupon storm,
+    /// with the steady roles and the issuer as separate processes under cgroup CPU quotas (also
+    /// with the issuer on its own Redis), beside every role in one process under the same total
+    /// CPU (the monolith of the replaced system); the coupons audited in SQL afterwards.
+    Isolation(isolation::IsolationBenchArgs),
 }
 
 /// Where the benchmarks' services keep their state: local backends by default.
@@ -92,5 +98,6 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Chat(args) => chat::run(args).await,
         BenchCommand::Broker(args) => broker::run(args).await,
         BenchCommand::Dashboard(args) => dashboard::run(args).await,
+        BenchCommand::Isolation(args) => isolation::run(args).await,
     }
 }

@@ -1,0 +1,655 @@
+//! `ww bench isolation`: the reason the platform exists, measured. In the system this replaced,
+//! a coupon event's spike took login down with it. Here the steady-state roles and a campaign's
+//! issuer are separate processes, each confined to its own CPU quota (Linux cgroups, as pods
+//! with CPU limits are), on the same PostgreSQL, Redis and Kafka. A storm of issue requests hits
+//! the issuer while login and `GET /api/users/me` run at a fixed rate; their p99 and throughput
+//! are compared before and during the storm.
+//!
+//! The same run repeats three ways:
+//! - `isolated`: steady roles, issuer and persister, each in its own cgroup;
+//! - `isolated-dedicated-redis`: the same, with the issuer on its own Redis (as the chart
+//!   allows);
+//! - `monolith`: every role in one `ww serve` process, confined to the sum of those quotas. This
+//!   is the shape of the old system.
+//!
+//! Each variant first measures the issuer's burst rate alone (the `ww bench coupon` burst
+//! shape), and storms at no less than half of it. Every issued coupon is audited in SQL at the
+//! end.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use chrono::{Timelike, Utc};
+use hdrhistogram::Histogram;
+use http_body_util::BodyExt;
+use platform::auth::JwtKeys;
+use platform::config::KeyRing;
+use platform::db::{Database, DatabaseUrl};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::load;
+use super::proc::{ChildProc, free_addr};
+
+#[derive(Debug, clap::Args)]
+pub struct IsolationBenchArgs {
+    /// CPU (cores) of the steady-state roles' process (auth and user), as a pod limit.
+    #[arg(long, default_value_t = 0.5)]
+    pub steady_cpu: f64,
+    /// CPU (cores) of the campaign's issuer process.
+    #[arg(long, default_value_t = 0.5)]
+    pub issuer_cpu: f64,
+    /// CPU (cores) of the coupon persister (`ww serve coupon`).
+    #[arg(long, default_value_t = 0.25)]
+    pub persister_cpu: f64,
+    /// Seconds of each measured phase.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(3..=120))]
+    pub phase_seconds: u64,
+    /// `GET /api/users/me` per second during the steady load (open loop).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=20_000))]
+    pub me_rate: u64,
+    /// Logins per second during the steady load (each an Argon2id hash).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(0..=200))]
+    pub login_rate: u64,
+    /// Connections of the storm.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub storm_concurrency: u64,
+    /// Run only these variants (default: all three).
+    #[arg(long, value_delimiter = ',')]
+    pub variants: Vec<String>,
+    #[command(flatten)]
+    pub backends: super::BenchBackends,
+    /// Print one JSON object with the figures as the last line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const CGROUP_CPU: &str = "/sys/fs/cgroup/cpu";
+const CGROUP_V2: &str = "/sys/fs/cgroup/unified";
+const PASSWORD: &str = "bench-password-rainy-day";
+
+/// A CPU quota for some processes, removed when dropped.
+struct Quota {
+    dir: PathBuf,
+    cores: f64,
+}
+
+impl Quota {
+    /// A cgroup (v1 `cpu` controller, or v2 `cpu.max`) allowing `cores` of CPU.
+    fn new(run_id: &str, name: &str, cores: f64) -> anyhow::Result<Self> {
+        anyhow::ensure!(cores > 0.0 && cores <= 64.0, "{name}: {cores} cores is not a CPU limit");
+        let period: u64 = 100_000;
+        let quota = (cores * period as f64).round() as u64;
+        let v1 = Path::new(CGROUP_CPU);
+        let dir = if v1.join("cpu.cfs_quota_us").exists() {
+            let dir = v1.join(format!("ww-bench-{run_id}")).join(name);
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::write(dir.join("cpu.cfs_period_us"), period.to_string())?;
+            std::fs::write(dir.join("cpu.cfs_quota_us"), quota.to_string())?;
+            dir
+        } else {
+            let root = [Path::new("/sys/fs/cgroup"), Path::new(CGROUP_V2)]
+                .into_iter()
+                .find(|p| p.join("cgroup.controllers").exists())
+                .context("no writable cgroup CPU controller (v1 at /sys/fs/cgroup/cpu or v2 with cpu.max)")?;
+            let parent = root.join(format!("ww-bench-{run_id}"));
+            std::fs::create_dir_all(&parent)?;
+            std::fs::write(root.join("cgroup.subtree_control"), "+cpu").ok();
+            std::fs::write(parent.join("cgroup.subtree_control"), "+cpu")
+                .context("cannot enable the cpu controller for the benchmark's cgroups")?;
+            let dir = parent.join(name);
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join("cpu.max"), format!("{quota} {period}"))?;
+            dir
+        };
+        Ok(Self { dir, cores })
+    }
+
+    /// Moves the process `pid` (all its threads) into the quota and checks it is there.
+    fn confine(&self, pid: u32, what: &str) -> anyhow::Result<String> {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string())
+            .with_context(|| format!("cannot move {what} (pid {pid}) into {}", self.dir.display()))?;
+        let rel = self
+            .dir
+            .strip_prefix(CGROUP_CPU)
+            .or_else(|_| self.dir.strip_prefix("/sys/fs/cgroup"))
+            .or_else(|_| self.dir.strip_prefix(CGROUP_V2))
+            .map(|p| format!("/{}", p.display()))
+            .unwrap_or_default();
+        let membership = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        anyhow::ensure!(
+            membership.lines().any(|l| l.ends_with(&rel)),
+            "{what} (pid {pid}) is not in {rel} after the move: {membership}"
+        );
+        Ok(format!("{what} (pid {pid}) confined to {:.2} cores by {}", self.cores, self.dir.display()))
+    }
+
+    /// How often the quota held its processes back.
+    fn throttled(&self) -> u64 {
+        let stat = std::fs::read_to_string(self.dir.join("cpu.stat")).unwrap_or_default();
+        stat.lines().find_map(|l| l.strip_prefix("nr_throttled ").and_then(|n| n.trim().parse().ok())).unwrap_or(0)
+    }
+}
+
+impl Drop for Quota {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.dir);
+        if let Some(parent) = self.dir.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+/// Latencies of an open-loop load: each request scheduled at a fixed rate, its latency counted
+/// from when it was due (so a slow answer delays and counts against the next ones).
+#[derive(Default)]
+struct Steady {
+    me: Option<Histogram<u64>>,
+    login: Option<Histogram<u64>>,
+    me_ok: u64,
+    login_ok: u64,
+    failed: u64,
+    seconds: f64,
+}
+
+impl Steady {
+    fn p99(h: &Option<Histogram<u64>>) -> f64 {
+        h.as_ref().map_or(0.0, |h| h.value_at_quantile(0.99) as f64 / 1000.0)
+    }
+}
+
+/// `rate` requests a second, spread over `connections` keep-alive connections, for `seconds`.
+async fn open_loop(
+    addr: SocketAddr,
+    rate: u64,
+    connections: u64,
+    seconds: Duration,
+    make: Arc<dyn Fn(u64) -> hyper::Request<http_body_util::Full<Bytes>> + Send + Sync>,
+) -> (Histogram<u64>, u64, u64) {
+    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("bounds")));
+    let ok = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    if rate == 0 {
+        return (Histogram::new(3).expect("histogram"), 0, 0);
+    }
+    let connections = connections.clamp(1, rate);
+    let interval = Duration::from_secs_f64(connections as f64 / rate as f64);
+    let start = Instant::now();
+    let workers: Vec<_> = (0..connections)
+        .map(|k| {
+            let (hist, ok, failed, make) = (hist.clone(), ok.clone(), failed.clone(), make.clone());
+            tokio::spawn(async move {
+                let mut due = start + interval.mul_f64(k as f64 / connections as f64);
+                let mut n = k;
+                let mut sender: Option<hyper::client::conn::http1::SendRequest<http_body_util::Full<Bytes>>> = None;
+                while due < start + seconds {
+                    tokio::time::sleep_until(due.into()).await;
+                    if sender.as_mut().is_none_or(|s| s.is_closed()) {
+                        sender = load::connect(addr).await;
+                    }
+                    let answered = match sender.as_mut() {
+                        Some(s) => match s.ready().await {
+                            Ok(()) => match s.send_request(make(n)).await {
+                                Ok(resp) => {
+                                    let status = resp.status();
+                                    let _ = resp.into_body().collect().await;
+                                    status.is_success()
+                                }
+                                Err(_) => false,
+                            },
+                            Err(_) => false,
+                        },
+                        None => false,
+                    };
+                    let took = due.elapsed();
+                    if answered {
+                        ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let _ = hist
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .record(u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1));
+                    } else {
+                        failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        sender = None;
+                    }
+                    n += connections;
+                    due += interval;
+                }
+            })
+        })
+        .collect();
+    futures::future::join_all(workers).await;
+    let hist = std::mem::replace(
+        &mut *hist.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+        Histogram::new(3).expect("histogram"),
+    );
+    (hist, ok.load(std::sync::atomic::Ordering::Relaxed), failed.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// Login and `/me` at their rates, together, for `seconds`.
+async fn steady_load(
+    addr: SocketAddr,
+    users: &Arc<Vec<(String, String)>>,
+    me_rate: u64,
+    login_rate: u64,
+    seconds: Duration,
+) -> Steady {
+    let me_users = users.clone();
+    let me = open_loop(
+        addr,
+        me_rate,
+        16,
+        seconds,
+        Arc::new(move |n| {
+            let (_, token) = &me_users[n as usize % me_users.len()];
+            load::request("GET", addr, "/api/users/me", Some(token), None)
+        }),
+    );
+    let login_users = users.clone();
+    let login = open_loop(
+        addr,
+        login_rate,
+        4,
+        seconds,
+        Arc::new(move |n| {
+            let (email, _) = &login_users[n as usize % login_users.len()];
+            load::request("POST", addr, "/api/auth/login", None, Some(&json!({"email": email, "password": PASSWORD})))
+        }),
+    );
+    let ((me, me_ok, me_failed), (login, login_ok, login_failed)) = tokio::join!(me, login);
+    Steady {
+        me: Some(me),
+        login: Some(login),
+        me_ok,
+        login_ok,
+        failed: me_failed + login_failed,
+        seconds: seconds.as_secs_f64(),
+    }
+}
+
+struct Outcome {
+    name: &'static str,
+    before: Steady,
+    during: Steady,
+    burst_rps: f64,
+    storm_rps: f64,
+    issued: u64,
+    violations: usize,
+    confinement: Vec<String>,
+    throttled: u64,
+}
+
+impl Outcome {
+    fn ratio(&self) -> f64 {
+        Steady::p99(&self.during.me) / Steady::p99(&self.before.me).max(1e-6)
+    }
+}
+
+/// A Redis of the benchmark's own (for the issuers-only variant), stopped when dropped.
+struct OwnRedis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl OwnRedis {
+    async fn start() -> anyhow::Result<Self> {
+        let addr = free_addr()?;
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &addr.port().to_string(), "--save", "", "--appendonly", "no"])
+            .args(["--maxmemory-policy", "noeviction"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("cannot start a second redis-server for the issuer")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "the issuer's own Redis did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Self { child, url: format!("redis://{addr}/") })
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn variant(
+    args: &IsolationBenchArgs,
+    name: &'static str,
+    keys: &Arc<JwtKeys>,
+    secret: &str,
+) -> anyhow::Result<Outcome> {
+    eprintln!("\n== {name}");
+    let run_id = Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let campaign = format!("storm-{run_id}");
+    let dir = std::env::temp_dir().join(format!("ww-bench-{run_id}"));
+    std::fs::create_dir_all(&dir)?;
+    let now = Utc::now();
+    let opens = (now - chrono::TimeDelta::minutes(1)).with_nanosecond(0).context("time")?;
+    anyhow::ensure!(
+        opens.date_naive() == now.date_naive() && now.hour() < 23,
+        "too close to midnight UTC for a one-day campaign; retry after 00:01 UTC"
+    );
+    let file = dir.join("campaign.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: weatherwise.io/v1alpha1\nkind: CouponCampaign\nmetadata:\n  name: {campaign}\nspec:\n  displayName: Storm\n  coupon:\n    title: Storm pass\n    benefit: One free pass\n    validityDays: 7\n  schedule:\n    timeZone: UTC\n    startDate: {day}\n    endDate: {day}\n    opensAt: \"{opens}\"\n    closesAt: \"23:59:59\"\n  quota:\n    dailyQuantity: 10000000\n    perUser: 1\n  eligibility:\n    mission: None\n",
+            day = now.date_naive(),
+            opens = opens.format("%H:%M:%S"),
+        ),
+    )?;
+    let env = args.backends.child_env(
+        &run_id,
+        secret,
+        &[
+            ("WW_CAMPAIGN", campaign.clone()),
+            ("WW_CAMPAIGN_FILE", file.display().to_string()),
+            ("WW_ISSUE_MAX_IN_FLIGHT", "100000".to_owned()),
+            ("WW_LOGIN_MAX_PER_ADDRESS", "100000000".to_owned()),
+            ("WW_TRUSTED_PROXIES", "none".to_owned()),
+            ("WW_WEATHER_PROVIDER", "simulated".to_owned()),
+        ],
+    );
+    let argv = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let mut children = Vec::new();
+    let mut quotas = Vec::new();
+    let mut confinement = Vec::new();
+    let own_redis = if name == "isolated-dedicated-redis" { Some(OwnRedis::start().await?) } else { None };
+    let (steady_addr, issuer_addr) = if name == "monolith" {
+        let addr = free_addr()?;
+        let roles =
+            ["auth", "user", "coupon", "coupon-issuer", "weather", "mission", "created-mission", "board", "web"];
+        let mut a = vec!["serve"];
+        a.extend(roles);
+        let listen = addr.to_string();
+        a.extend(["--listen", &listen]);
+        eprintln!("starting `ww serve {}` (every role in one process, as the old system ran)…", roles.join(" "));
+        let child = ChildProc::start(&argv(&a), &env, addr, "/readyz").await?;
+        let quota = Quota::new(&run_id, "monolith", args.steady_cpu + args.issuer_cpu + args.persister_cpu)?;
+        confinement.push(quota.confine(child.pid().context("pid")?, "ww serve (every role)")?);
+        quotas.push(quota);
+        children.push(child);
+        (addr, addr)
+    } else {
+        let (steady, issuer, persister) = (free_addr()?, free_addr()?, free_addr()?);
+        let mut issuer_env = env.clone();
+        if let Some(redis) = &own_redis {
+            issuer_env.retain(|(k, _)| k != "WW_REDIS_URL");
+            issuer_env.push(("WW_REDIS_URL".to_owned(), redis.url.clone()));
+        }
+        let procs = [
+            (
+                "steady",
+                args.steady_cpu,
+                argv(&["serve", "auth", "user", "--listen", &steady.to_string()]),
+                &env,
+                steady,
+                "ww serve auth user",
+            ),
+            (
+                "issuer",
+                args.issuer_cpu,
+                argv(&["serve", "coupon-issuer", "--listen", &issuer.to_string()]),
+                &issuer_env,
+                issuer,
+                "ww serve coupon-issuer",
+            ),
+            (
+                "persister",
+                args.persister_cpu,
+                argv(&["serve", "coupon", "--listen", &persister.to_string()]),
+                &env,
+                persister,
+                "ww serve coupon",
+            ),
+        ];
+        for (group, cores, a, env, addr, what) in procs {
+            eprintln!("starting `{what}`…");
+            let child = ChildProc::start(&a, env, addr, "/readyz").await?;
+            let quota = Quota::new(&run_id, group, cores)?;
+            confinement.push(quota.confine(child.pid().context("pid")?, what)?);
+            quotas.push(quota);
+            children.push(child);
+        }
+        (steady, issuer)
+    };
+    for line in &confinement {
+        eprintln!("  {line}");
+    }
+
+    // People for the steady load (real signups: their profiles exist), tokens for the storm.
+    let mut users = Vec::new();
+    for i in 0..16 {
+        let email = format!("iso-{run_id}-{i}@example.com");
+        let (status, body) = load::post_once(
+            steady_addr,
+            "/api/auth/signup",
+            &json!({"email": email, "password": PASSWORD, "nickname": format!("iso{i}")}),
+        )
+        .await?;
+        anyhow::ensure!(status == 201, "signup answered {status}: {body}");
+        let (status, body) =
+            load::post_once(steady_addr, "/api/auth/login", &json!({"email": email, "password": PASSWORD})).await?;
+        anyhow::ensure!(status == 200, "login answered {status}: {body}");
+        users.push((email, body["accessToken"].as_str().context("accessToken")?.to_owned()));
+    }
+    // Profiles are built from the signup events: wait until /me answers for all.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for (_, token) in &users {
+        while load::get_once(steady_addr, "/api/users/me", Some(token)).await?.1["status"] != "active" {
+            anyhow::ensure!(Instant::now() < deadline, "profiles were not built within 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let users = Arc::new(users);
+    let seconds = Duration::from_secs(args.phase_seconds);
+    let told = Arc::new(Mutex::new(HashSet::<Uuid>::new()));
+    let storm = |duration: Duration| {
+        let keys = keys.clone();
+        let path = format!("/api/campaigns/{campaign}/issue");
+        let told = told.clone();
+        let make: load::MakeRequest = Arc::new(move |_, _| {
+            // A new person each time (the burst's crowd), with a token the services accept.
+            let token =
+                keys.sign(Uuid::new_v4(), Uuid::new_v4(), Utc::now(), Duration::from_secs(600)).unwrap_or_default();
+            load::request("POST", issuer_addr, &path, Some(&token), None)
+        });
+        let observe: load::Observe = Arc::new(move |_, status, body: &Bytes, _| {
+            let coupon = match status {
+                201 => serde_json::from_slice::<serde_json::Value>(body).ok().map(|v| v["couponId"].clone()),
+                409 => serde_json::from_slice::<serde_json::Value>(body).ok().map(|v| v["coupon"]["couponId"].clone()),
+                _ => None,
+            };
+            if let Some(id) = coupon.as_ref().and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok()) {
+                told.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id);
+            }
+        });
+        let concurrency = args.storm_concurrency as usize;
+        async move { load::run_observed(issuer_addr, concurrency, duration, make, Some(observe)).await }
+    };
+
+    eprintln!("the issuer's burst rate alone ({} s)…", seconds.as_secs());
+    let alone = storm(seconds).await;
+    let burst_rps = alone.answered() as f64 / alone.elapsed.as_secs_f64().max(1e-9);
+    eprintln!("  {burst_rps:.0} req/s ({:?})", alone.statuses);
+    eprintln!(
+        "steady load before the storm: {} /me/s and {} logins/s for {} s…",
+        args.me_rate,
+        args.login_rate,
+        seconds.as_secs()
+    );
+    let before = steady_load(steady_addr, &users, args.me_rate, args.login_rate, seconds).await;
+    eprintln!("the same during the storm…");
+    let throttled_before: u64 = quotas.iter().map(Quota::throttled).sum();
+    let (during, storm_stats) =
+        tokio::join!(steady_load(steady_addr, &users, args.me_rate, args.login_rate, seconds), storm(seconds));
+    let throttled = quotas.iter().map(Quota::throttled).sum::<u64>() - throttled_before;
+    let storm_rps = storm_stats.answered() as f64 / storm_stats.elapsed.as_secs_f64().max(1e-9);
+    let issued = alone.count(201) + storm_stats.count(201);
+
+    // Every coupon answered 201 was stored, once, within the rules.
+    eprintln!("auditing {issued} issued coupons in PostgreSQL…");
+    let db = Database::open(
+        &DatabaseUrl::Postgres(args.backends.database_url.clone()),
+        coupon::SERVICE,
+        4,
+        coupon::migrator(),
+    )
+    .await?;
+    let started = Instant::now();
+    while coupon::audit::stored_count(&db, &campaign, "").await? < issued as i64
+        && started.elapsed() < Duration::from_secs(180)
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stored = coupon::audit::stored_count(&db, &campaign, "").await?;
+    let rules = coupon::load_campaigns(&coupon::IssuerConfig {
+        campaign: Some(campaign.clone()),
+        campaign_file: Some(file.clone()),
+        ..Default::default()
+    })?
+    .pop()
+    .context("campaign")?;
+    let told = std::mem::take(&mut *told.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let mut violations = coupon::audit::violations(&db, &rules, &coupon::audit::Told { coupons: told }, None).await?;
+    if stored != issued as i64 {
+        violations.push(format!("{issued} coupons answered 201, {stored} stored"));
+    }
+    for v in violations.iter().take(10) {
+        eprintln!("  violation: {v}");
+    }
+    for child in children {
+        child.stop().await;
+    }
+    drop(quotas);
+    drop(own_redis);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Outcome {
+        name,
+        before,
+        during,
+        burst_rps,
+        storm_rps,
+        issued,
+        violations: violations.len(),
+        confinement,
+        throttled,
+    })
+}
+
+pub async fn run(args: IsolationBenchArgs) -> anyhow::Result<()> {
+    platform::db::create_postgres_database(&args.backends.database_url)
+        .await
+        .context("cannot prepare the benchmark database")?;
+    let secret = super::new_secret();
+    let keys =
+        Arc::new(JwtKeys::new(&KeyRing(vec![("bench".into(), secret.clone().into_bytes())]), None, "weatherwise")?);
+    let all = ["isolated", "isolated-dedicated-redis", "monolith"];
+    let chosen: Vec<&'static str> =
+        all.into_iter().filter(|v| args.variants.is_empty() || args.variants.iter().any(|c| c == v)).collect();
+    anyhow::ensure!(!chosen.is_empty(), "--variants: choose from {}", all.join(", "));
+    let mut outcomes = Vec::new();
+    for name in chosen {
+        outcomes.push(variant(&args, name, &keys, &secret).await?);
+    }
+
+    println!(
+        "\nww bench isolation — steady roles {:.2} cores, issuer {:.2}, persister {:.2} (monolith: {:.2} in one process); {} /me/s + {} logins/s; storm at concurrency {}; {} s phases",
+        args.steady_cpu,
+        args.issuer_cpu,
+        args.persister_cpu,
+        args.steady_cpu + args.issuer_cpu + args.persister_cpu,
+        args.me_rate,
+        args.login_rate,
+        args.storm_concurrency,
+        args.phase_seconds
+    );
+    for o in &outcomes {
+        println!("{}:", o.name);
+        for line in &o.confinement {
+            println!("  {line}");
+        }
+        let row = |label: &str, s: &Steady| {
+            println!(
+                "  {label:<15} /me p99 {:>8.2} ms ({:>6.0}/s)   login p99 {:>8.2} ms ({:>4.1}/s)   failed {}",
+                Steady::p99(&s.me),
+                s.me_ok as f64 / s.seconds,
+                Steady::p99(&s.login),
+                s.login_ok as f64 / s.seconds,
+                s.failed
+            );
+        };
+        row("before storm", &o.before);
+        row("during storm", &o.during);
+        println!(
+            "  storm {:.0} req/s = {:.2} of the issuer's burst rate alone ({:.0} req/s); /me p99 ratio during/before {:.2}; quotas throttled {} times; {} issued, {} violations",
+            o.storm_rps,
+            o.storm_rps / o.burst_rps.max(1e-9),
+            o.burst_rps,
+            o.ratio(),
+            o.throttled,
+            o.issued,
+            o.violations
+        );
+    }
+    let find = |n: &str| outcomes.iter().find(|o| o.name == n);
+    let isolated = find("isolated").or_else(|| outcomes.first()).context("no variant ran")?;
+    let monolith = find("monolith");
+    let dedicated = find("isolated-dedicated-redis");
+    if let Some(m) = monolith {
+        println!(
+            "isolated ratio {:.2} (target ≤ 1.2) vs monolith ratio {:.2}: the storm costs login and /me {:.1}× less isolated",
+            isolated.ratio(),
+            m.ratio(),
+            m.ratio() / isolated.ratio().max(1e-9)
+        );
+    }
+    if args.json {
+        let r = |x: f64| (x * 1000.0).round() / 1000.0;
+        println!(
+            "{}",
+            json!({
+                "steady_p99_before_ms": r(Steady::p99(&isolated.before.me)),
+                "steady_p99_during_ms": r(Steady::p99(&isolated.during.me)),
+                "isolated_ratio": r(isolated.ratio()),
+                "monolith_ratio": monolith.map(|m| r(m.ratio())),
+                "dedicated_redis_ratio": dedicated.map(|d| r(d.ratio())),
+                "storm_rps": r(isolated.storm_rps),
+                "coupon_burst_rps": r(isolated.burst_rps),
+                "login_p99_before_ms": r(Steady::p99(&isolated.before.login)),
+                "login_p99_during_ms": r(Steady::p99(&isolated.during.login)),
+                "me_rps_before": r(isolated.before.me_ok as f64 / isolated.before.seconds),
+                "me_rps_during": r(isolated.during.me_ok as f64 / isolated.during.seconds),
+                "monolith_steady_p99_before_ms": monolith.map(|m| r(Steady::p99(&m.before.me))),
+                "monolith_steady_p99_during_ms": monolith.map(|m| r(Steady::p99(&m.during.me))),
+                "monolith_storm_rps": monolith.map(|m| r(m.storm_rps)),
+                "issued": outcomes.iter().map(|o| o.issued).sum::<u64>(),
+                "violations": outcomes.iter().map(|o| o.violations).sum::<usize>(),
+                "steady_cpu": args.steady_cpu,
+                "issuer_cpu": args.issuer_cpu,
+                "persister_cpu": args.persister_cpu,
+            })
+        );
+    }
+    let violations: usize = outcomes.iter().map(|o| o.violations).sum();
+    anyhow::ensure!(violations == 0, "the audit found {violations} violations");
+    for o in &outcomes {
+        anyhow::ensure!(
+            o.storm_rps >= 0.5 * o.burst_rps,
+            "{}: the storm ran at {:.0} req/s, under half the burst rate {:.0}",
+            o.name,
+            o.storm_rps,
+            o.burst_rps
+        );
+    }
+    Ok(())
+}
