@@ -141,6 +141,9 @@ pub enum InternalCommand {
         #[arg(long)]
         listen: SocketAddr,
     },
+    /// A storm of issue requests from a process of its own (`ww bench isolation`), so the
+    /// clients measuring the steady roles do not share a runtime with it.
+    Storm(crate::bench::isolation::StormArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -151,5 +154,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Campaign(cmd) => crate::campaign_cmd::run(cmd),
         Command::Bench(cmd) => bench::run(cmd).await,
         Command::Internal(InternalCommand::Ceiling { listen }) => bench::ceiling::serve(listen).await,
+        Command::Internal(InternalCommand::Storm(args)) => bench::isolation::storm_process(args).await,
     }
 }

@@ -9,6 +9,9 @@
 //! - `isolated`: steady roles, issuer and persister, each in its own cgroup;
 //! - `isolated-dedicated-redis`: the same, with the issuer on its own Redis (as the chart
 //!   allows);
+//! - `isolated-own-cores`: the same again, with the steady roles on one CPU and the event workload
+//!   (issuer, persister, their Redis and the storm's clients) on the other (cpusets), as
+//!   `events.nodeSelector` gives event workloads nodes of their own;
 //! - `monolith`: every role in one `ww serve` process, confined to the sum of those quotas. This
 //!   is the shape of the old system.
 //!
@@ -72,6 +75,10 @@ pub struct IsolationBenchArgs {
 const CGROUP_CPU: &str = "/sys/fs/cgroup/cpu";
 const CGROUP_V2: &str = "/sys/fs/cgroup/unified";
 const PASSWORD: &str = "bench-password-rainy-day";
+/// The weight of all confined processes together against everything outside them, in cores.
+const PODS_WEIGHT: u64 = 16;
+/// The variant with nodes of their own for steady and event workloads.
+const OWN_CORES: &str = "isolated-own-cores";
 
 /// A CPU quota for some processes, removed when dropped.
 struct Quota {
@@ -86,11 +93,17 @@ impl Quota {
         let period: u64 = 100_000;
         let quota = (cores * period as f64).round() as u64;
         let v1 = Path::new(CGROUP_CPU);
+        // As the kubelet does: a limit is a quota; a request (here equal to the limit, the
+        // Guaranteed class) is a weight, so a busy neighbour cannot take what was requested. The
+        // pods' parent outweighs the processes outside it, as `kubepods` outweighs system daemons.
         let dir = if v1.join("cpu.cfs_quota_us").exists() {
-            let dir = v1.join(format!("ww-bench-{run_id}")).join(name);
+            let parent = v1.join(format!("ww-bench-{run_id}"));
+            let dir = parent.join(name);
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::write(parent.join("cpu.shares"), (PODS_WEIGHT * 1024).to_string())?;
             std::fs::write(dir.join("cpu.cfs_period_us"), period.to_string())?;
             std::fs::write(dir.join("cpu.cfs_quota_us"), quota.to_string())?;
+            std::fs::write(dir.join("cpu.shares"), ((cores * 1024.0) as u64).max(2).to_string())?;
             dir
         } else {
             let root = [Path::new("/sys/fs/cgroup"), Path::new(CGROUP_V2)]
@@ -102,9 +115,11 @@ impl Quota {
             std::fs::write(root.join("cgroup.subtree_control"), "+cpu").ok();
             std::fs::write(parent.join("cgroup.subtree_control"), "+cpu")
                 .context("cannot enable the cpu controller for the benchmark's cgroups")?;
+            std::fs::write(parent.join("cpu.weight"), (PODS_WEIGHT * 100).to_string()).ok();
             let dir = parent.join(name);
             std::fs::create_dir_all(&dir)?;
             std::fs::write(dir.join("cpu.max"), format!("{quota} {period}"))?;
+            std::fs::write(dir.join("cpu.weight"), ((cores * 100.0) as u64).clamp(1, 10_000).to_string()).ok();
             dir
         };
         Ok(Self { dir, cores })
@@ -126,7 +141,11 @@ impl Quota {
             membership.lines().any(|l| l.ends_with(&rel)),
             "{what} (pid {pid}) is not in {rel} after the move: {membership}"
         );
-        Ok(format!("{what} (pid {pid}) confined to {:.2} cores by {}", self.cores, self.dir.display()))
+        Ok(format!(
+            "{what} (pid {pid}) confined to {:.2} cores (quota; weight as requested) by {}",
+            self.cores,
+            self.dir.display()
+        ))
     }
 
     /// How often the quota held its processes back.
@@ -137,6 +156,46 @@ impl Quota {
 }
 
 impl Drop for Quota {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.dir);
+        if let Some(parent) = self.dir.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+/// The CPUs a group of processes may run on (cgroup v1 `cpuset`), removed when dropped: the
+/// steady roles on one core and the event workload (issuer, persister, the storm's clients) on
+/// the other, as `events.nodeSelector` puts event workloads on nodes of their own.
+struct Pinned {
+    dir: PathBuf,
+    cpus: String,
+}
+
+impl Pinned {
+    fn new(run_id: &str, name: &str, cpus: &str) -> anyhow::Result<Self> {
+        let root = Path::new("/sys/fs/cgroup/cpuset");
+        anyhow::ensure!(root.join("cpuset.cpus").exists(), "no cpuset controller at {}", root.display());
+        let parent = root.join(format!("ww-bench-{run_id}"));
+        std::fs::create_dir_all(&parent)?;
+        let mems = std::fs::read_to_string(root.join("cpuset.mems"))?.trim().to_owned();
+        std::fs::write(parent.join("cpuset.cpus"), std::fs::read_to_string(root.join("cpuset.cpus"))?.trim())?;
+        std::fs::write(parent.join("cpuset.mems"), &mems)?;
+        let dir = parent.join(name);
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("cpuset.cpus"), cpus)?;
+        std::fs::write(dir.join("cpuset.mems"), &mems)?;
+        Ok(Self { dir, cpus: cpus.to_owned() })
+    }
+
+    fn pin(&self, pid: u32, what: &str) -> anyhow::Result<String> {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string())
+            .with_context(|| format!("cannot pin {what} (pid {pid}) to CPU {}", self.cpus))?;
+        Ok(format!("{what} (pid {pid}) runs on CPU {}", self.cpus))
+    }
+}
+
+impl Drop for Pinned {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir(&self.dir);
         if let Some(parent) = self.dir.parent() {
@@ -321,12 +380,7 @@ impl Drop for OwnRedis {
     }
 }
 
-async fn variant(
-    args: &IsolationBenchArgs,
-    name: &'static str,
-    keys: &Arc<JwtKeys>,
-    secret: &str,
-) -> anyhow::Result<Outcome> {
+async fn variant(args: &IsolationBenchArgs, name: &'static str, secret: &str) -> anyhow::Result<Outcome> {
     eprintln!("\n== {name}");
     let run_id = Uuid::new_v4().simple().to_string()[..8].to_owned();
     let campaign = format!("storm-{run_id}");
@@ -363,7 +417,17 @@ async fn variant(
     let mut children = Vec::new();
     let mut quotas = Vec::new();
     let mut confinement = Vec::new();
-    let own_redis = if name == "isolated-dedicated-redis" { Some(OwnRedis::start().await?) } else { None };
+    let own_redis =
+        if name == "isolated-dedicated-redis" || name == OWN_CORES { Some(OwnRedis::start().await?) } else { None };
+    // Own cores: the steady roles on CPU 0, the event workload (and the storm's clients) on CPU 1.
+    let pins = if name == OWN_CORES {
+        Some((Pinned::new(&run_id, "steady-node", "0")?, Pinned::new(&run_id, "event-node", "1")?))
+    } else {
+        None
+    };
+    if let (Some((_, events)), Some(redis)) = (&pins, &own_redis) {
+        confinement.push(events.pin(redis.child.id(), "the issuers' own redis-server")?);
+    }
     let (steady_addr, issuer_addr) = if name == "monolith" {
         let addr = free_addr()?;
         let roles =
@@ -416,7 +480,12 @@ async fn variant(
             eprintln!("starting `{what}`…");
             let child = ChildProc::start(&a, env, addr, "/readyz").await?;
             let quota = Quota::new(&run_id, group, cores)?;
-            confinement.push(quota.confine(child.pid().context("pid")?, what)?);
+            let pid = child.pid().context("pid")?;
+            confinement.push(quota.confine(pid, what)?);
+            if let Some((steady_node, event_node)) = &pins {
+                let node = if group == "steady" { steady_node } else { event_node };
+                confinement.push(node.pin(pid, what)?);
+            }
             quotas.push(quota);
             children.push(child);
         }
@@ -452,35 +521,19 @@ async fn variant(
     }
     let users = Arc::new(users);
     let seconds = Duration::from_secs(args.phase_seconds);
-    let told = Arc::new(Mutex::new(HashSet::<Uuid>::new()));
+    let mut told = HashSet::<Uuid>::new();
+    let event_node = pins.as_ref().map(|(_, events)| events);
     let storm = |duration: Duration| {
-        let keys = keys.clone();
-        let path = format!("/api/campaigns/{campaign}/issue");
-        let told = told.clone();
-        let make: load::MakeRequest = Arc::new(move |_, _| {
-            // A new person each time (the burst's crowd), with a token the services accept.
-            let token =
-                keys.sign(Uuid::new_v4(), Uuid::new_v4(), Utc::now(), Duration::from_secs(600)).unwrap_or_default();
-            load::request("POST", issuer_addr, &path, Some(&token), None)
-        });
-        let observe: load::Observe = Arc::new(move |_, status, body: &Bytes, _| {
-            let coupon = match status {
-                201 => serde_json::from_slice::<serde_json::Value>(body).ok().map(|v| v["couponId"].clone()),
-                409 => serde_json::from_slice::<serde_json::Value>(body).ok().map(|v| v["coupon"]["couponId"].clone()),
-                _ => None,
-            };
-            if let Some(id) = coupon.as_ref().and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok()) {
-                told.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id);
-            }
-        });
-        let concurrency = args.storm_concurrency as usize;
-        async move { load::run_observed(issuer_addr, concurrency, duration, make, Some(observe)).await }
+        let (campaign, secret, run_id) = (campaign.clone(), secret.to_owned(), run_id.clone());
+        let concurrency = args.storm_concurrency;
+        async move { storm_from_process(issuer_addr, &campaign, &secret, &run_id, concurrency, duration, event_node).await }
     };
 
     eprintln!("the issuer's burst rate alone ({} s)…", seconds.as_secs());
-    let alone = storm(seconds).await;
-    let burst_rps = alone.answered() as f64 / alone.elapsed.as_secs_f64().max(1e-9);
+    let alone = storm(seconds).await?;
+    let burst_rps = alone.rps();
     eprintln!("  {burst_rps:.0} req/s ({:?})", alone.statuses);
+    told.extend(alone.coupons.iter().copied());
     eprintln!(
         "steady load before the storm: {} /me/s and {} logins/s for {} s…",
         args.me_rate,
@@ -492,9 +545,11 @@ async fn variant(
     let throttled_before: u64 = quotas.iter().map(Quota::throttled).sum();
     let (during, storm_stats) =
         tokio::join!(steady_load(steady_addr, &users, args.me_rate, args.login_rate, seconds), storm(seconds));
+    let storm_stats = storm_stats?;
+    told.extend(storm_stats.coupons.iter().copied());
     let throttled = quotas.iter().map(Quota::throttled).sum::<u64>() - throttled_before;
-    let storm_rps = storm_stats.answered() as f64 / storm_stats.elapsed.as_secs_f64().max(1e-9);
-    let issued = alone.count(201) + storm_stats.count(201);
+    let storm_rps = storm_stats.rps();
+    let issued = alone.issued() + storm_stats.issued();
 
     // Every coupon answered 201 was stored, once, within the rules.
     eprintln!("auditing {issued} issued coupons in PostgreSQL…");
@@ -519,7 +574,6 @@ async fn variant(
     })?
     .pop()
     .context("campaign")?;
-    let told = std::mem::take(&mut *told.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
     let mut violations = coupon::audit::violations(&db, &rules, &coupon::audit::Told { coupons: told }, None).await?;
     if stored != issued as i64 {
         violations.push(format!("{issued} coupons answered 201, {stored} stored"));
@@ -532,6 +586,7 @@ async fn variant(
     }
     drop(quotas);
     drop(own_redis);
+    drop(pins);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(Outcome {
         name,
@@ -551,15 +606,18 @@ pub async fn run(args: IsolationBenchArgs) -> anyhow::Result<()> {
         .await
         .context("cannot prepare the benchmark database")?;
     let secret = super::new_secret();
-    let keys =
-        Arc::new(JwtKeys::new(&KeyRing(vec![("bench".into(), secret.clone().into_bytes())]), None, "weatherwise")?);
-    let all = ["isolated", "isolated-dedicated-redis", "monolith"];
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut all = vec!["isolated", "isolated-dedicated-redis"];
+    if cores >= 2 {
+        all.push(OWN_CORES);
+    }
+    all.push("monolith");
     let chosen: Vec<&'static str> =
-        all.into_iter().filter(|v| args.variants.is_empty() || args.variants.iter().any(|c| c == v)).collect();
+        all.iter().copied().filter(|v| args.variants.is_empty() || args.variants.iter().any(|c| c == v)).collect();
     anyhow::ensure!(!chosen.is_empty(), "--variants: choose from {}", all.join(", "));
     let mut outcomes = Vec::new();
     for name in chosen {
-        outcomes.push(variant(&args, name, &keys, &secret).await?);
+        outcomes.push(variant(&args, name, &secret).await?);
     }
 
     println!(
@@ -605,6 +663,7 @@ pub async fn run(args: IsolationBenchArgs) -> anyhow::Result<()> {
     let isolated = find("isolated").or_else(|| outcomes.first()).context("no variant ran")?;
     let monolith = find("monolith");
     let dedicated = find("isolated-dedicated-redis");
+    let own_cores = find(OWN_CORES);
     if let Some(m) = monolith {
         println!(
             "isolated ratio {:.2} (target ≤ 1.2) vs monolith ratio {:.2}: the storm costs login and /me {:.1}× less isolated",
@@ -623,6 +682,8 @@ pub async fn run(args: IsolationBenchArgs) -> anyhow::Result<()> {
                 "isolated_ratio": r(isolated.ratio()),
                 "monolith_ratio": monolith.map(|m| r(m.ratio())),
                 "dedicated_redis_ratio": dedicated.map(|d| r(d.ratio())),
+                "own_cores_ratio": own_cores.map(|d| r(d.ratio())),
+                "own_cores_steady_p99_during_ms": own_cores.map(|d| r(Steady::p99(&d.during.me))),
                 "storm_rps": r(isolated.storm_rps),
                 "coupon_burst_rps": r(isolated.burst_rps),
                 "login_p99_before_ms": r(Steady::p99(&isolated.before.login)),
@@ -652,4 +713,107 @@ pub async fn run(args: IsolationBenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `ww internal storm`: issue requests for a while, each as a new person, from this process.
+#[derive(Debug, clap::Args)]
+pub struct StormArgs {
+    #[arg(long)]
+    pub target: SocketAddr,
+    #[arg(long)]
+    pub campaign: String,
+    #[arg(long)]
+    pub concurrency: u64,
+    #[arg(long)]
+    pub millis: u64,
+    /// Where the figures and the coupons told (JSON) are written.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The token signing secret (key id `bench`).
+    #[arg(long, env = "WW_STORM_SECRET", hide_env_values = true)]
+    pub secret: String,
+}
+
+/// What one storm did.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct StormReport {
+    statuses: std::collections::BTreeMap<u16, u64>,
+    errors: u64,
+    seconds: f64,
+    coupons: Vec<Uuid>,
+}
+
+impl StormReport {
+    fn rps(&self) -> f64 {
+        self.statuses.values().sum::<u64>() as f64 / self.seconds.max(1e-9)
+    }
+
+    fn issued(&self) -> u64 {
+        self.statuses.get(&201).copied().unwrap_or(0)
+    }
+}
+
+pub async fn storm_process(args: StormArgs) -> anyhow::Result<()> {
+    let keys = Arc::new(JwtKeys::new(
+        &KeyRing(vec![("bench".into(), args.secret.clone().into_bytes())]),
+        None,
+        "weatherwise",
+    )?);
+    let path = format!("/api/campaigns/{}/issue", args.campaign);
+    let target = args.target;
+    let make: load::MakeRequest = Arc::new(move |_, _| {
+        // A new person each time (the burst's crowd), with a token the services accept.
+        let token = keys.sign(Uuid::new_v4(), Uuid::new_v4(), Utc::now(), Duration::from_secs(600)).unwrap_or_default();
+        load::request("POST", target, &path, Some(&token), None)
+    });
+    let told = Arc::new(Mutex::new(Vec::<Uuid>::new()));
+    let seen = told.clone();
+    let observe: load::Observe = Arc::new(move |_, status, body: &Bytes, _| {
+        let coupon = match status {
+            201 => serde_json::from_slice::<serde_json::Value>(body).ok().map(|v| v["couponId"].clone()),
+            409 => serde_json::from_slice::<serde_json::Value>(body).ok().map(|v| v["coupon"]["couponId"].clone()),
+            _ => None,
+        };
+        if let Some(id) = coupon.as_ref().and_then(|v| v.as_str()).and_then(|s| Uuid::parse_str(s).ok()) {
+            seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(id);
+        }
+    });
+    let stats =
+        load::run_observed(target, args.concurrency as usize, Duration::from_millis(args.millis), make, Some(observe))
+            .await;
+    let coupons = std::mem::take(&mut *told.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let report =
+        StormReport { statuses: stats.statuses, errors: stats.errors, seconds: stats.elapsed.as_secs_f64(), coupons };
+    std::fs::write(&args.out, serde_json::to_vec(&report)?)?;
+    Ok(())
+}
+
+/// Runs `ww internal storm` as a process of its own and reads what it did.
+async fn storm_from_process(
+    target: SocketAddr,
+    campaign: &str,
+    secret: &str,
+    run_id: &str,
+    concurrency: u64,
+    duration: Duration,
+    node: Option<&Pinned>,
+) -> anyhow::Result<StormReport> {
+    let out = std::env::temp_dir().join(format!("ww-storm-{run_id}-{}.json", Uuid::new_v4().simple()));
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["internal", "storm", "--target", &target.to_string(), "--campaign", campaign])
+        .args(["--concurrency", &concurrency.to_string(), "--millis", &duration.as_millis().to_string()])
+        .arg("--out")
+        .arg(&out)
+        .env("WW_STORM_SECRET", secret)
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start the storm process")?;
+    if let (Some(node), Some(pid)) = (node, child.id()) {
+        node.pin(pid, "the storm's clients")?;
+    }
+    let status = child.wait().await?;
+    anyhow::ensure!(status.success(), "the storm process failed: {status}");
+    let report: StormReport = serde_json::from_slice(&std::fs::read(&out)?)?;
+    let _ = std::fs::remove_file(&out);
+    Ok(report)
 }
