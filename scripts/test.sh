@@ -59,6 +59,8 @@ if [ -z "$quick" ]; then
   tests/browser/run.sh
   log "the operator against a real cluster (when KUBECONFIG names one)"
   tests/e2e/cluster.sh
+  log "the chart installed on a real cluster, a campaign run through it (when KUBECONFIG names one)"
+  tests/e2e/install.sh
   log "schemathesis against ww dev"
   scripts/schemathesis.sh
 fi
