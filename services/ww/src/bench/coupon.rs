@@ -28,7 +28,7 @@ use platform::db::{Database, DatabaseUrl};
 use platform::events::contracts::{
     COUPON_ISSUED, CouponIssued, MISSION_VERIFIED, MissionSource, MissionVerified, topics,
 };
-use platform::events::{Envelope, EventBus, KafkaBus, KafkaConfig};
+use platform::events::{Envelope, EventBus};
 use rand::seq::SliceRandom;
 use serde_json::json;
 use uuid::Uuid;
@@ -118,16 +118,7 @@ pub async fn run(args: CouponBenchArgs) -> anyhow::Result<()> {
     let name = format!("bench-{run_id}");
     let secret = super::new_secret();
     let keys = JwtKeys::new(&KeyRing(vec![("bench".into(), secret.clone().into_bytes())]), None, "weatherwise")?;
-    let kafka = KafkaConfig {
-        kafka_brokers: Some(args.backends.kafka_brokers.clone()),
-        kafka_prefix: super::kafka_prefix(&run_id),
-        kafka_group_prefix: None,
-        kafka_partitions: 3,
-        kafka_replication_factor: 1,
-        kafka_min_insync_replicas: 1,
-        kafka_message_timeout_ms: 10_000,
-    };
-    let bus = EventBus::Kafka(Arc::new(KafkaBus::new(&kafka)?));
+    let bus = args.backends.bus(&run_id)?;
     bus.ensure_topics(&[topics::COUPONS_ISSUED, topics::MISSIONS_VERIFIED, topics::CAMPAIGNS]).await?;
 
     // The campaign opens a little after the issuer is up, in UTC, for today only.

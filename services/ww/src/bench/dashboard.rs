@@ -15,15 +15,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use chrono::{Timelike, Utc};
+use chrono::Utc;
 use hdrhistogram::Histogram;
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use platform::auth::JwtKeys;
 use platform::config::KeyRing;
-use platform::db::{Database, DatabaseUrl};
 use platform::events::contracts::topics;
-use platform::events::{EventBus, KafkaBus, KafkaConfig};
 use serde_json::json;
 use tokio::net::TcpStream;
 use uuid::Uuid;
@@ -144,38 +142,12 @@ pub async fn run(args: DashboardBenchArgs) -> anyhow::Result<()> {
     let secret = super::new_secret();
     let keys =
         Arc::new(JwtKeys::new(&KeyRing(vec![("bench".into(), secret.clone().into_bytes())]), None, "weatherwise")?);
-    let kafka = KafkaConfig {
-        kafka_brokers: Some(args.backends.kafka_brokers.clone()),
-        kafka_prefix: super::kafka_prefix(&run_id),
-        kafka_group_prefix: None,
-        kafka_partitions: 3,
-        kafka_replication_factor: 1,
-        kafka_min_insync_replicas: 1,
-        kafka_message_timeout_ms: 10_000,
-    };
-    let bus = EventBus::Kafka(Arc::new(KafkaBus::new(&kafka)?));
+    let bus = args.backends.bus(&run_id)?;
     bus.ensure_topics(&[topics::COUPONS_ISSUED, topics::MISSIONS_VERIFIED, topics::CAMPAIGNS, topics::CAMPAIGN_COUNTS])
         .await?;
 
     // A campaign open from a minute ago until the end of the day (UTC), stock for every request.
-    let now = Utc::now();
-    let opens = (now - chrono::TimeDelta::minutes(1)).with_nanosecond(0).context("time")?;
-    anyhow::ensure!(
-        opens.date_naive() == now.date_naive() && now.hour() < 23,
-        "too close to midnight UTC for a one-day campaign; retry after 00:01 UTC"
-    );
-    let dir = std::env::temp_dir().join(format!("ww-bench-{run_id}"));
-    std::fs::create_dir_all(&dir)?;
-    let file = dir.join("campaign.yaml");
-    let stock = args.requests * 2 + 1000;
-    std::fs::write(
-        &file,
-        format!(
-            "apiVersion: weatherwise.io/v1alpha1\nkind: CouponCampaign\nmetadata:\n  name: {name}\nspec:\n  displayName: Dashboard benchmark\n  coupon:\n    title: Bench pass\n    benefit: One free pass\n    validityDays: 7\n  schedule:\n    timeZone: UTC\n    startDate: {day}\n    endDate: {day}\n    opensAt: \"{opens}\"\n    closesAt: \"23:59:59\"\n  quota:\n    dailyQuantity: {stock}\n    perUser: 1\n  eligibility:\n    mission: None\n",
-            day = now.date_naive(),
-            opens = opens.format("%H:%M:%S"),
-        ),
-    )?;
+    let (dir, file) = super::open_campaign_file(&run_id, &name, args.requests * 2 + 1000)?;
 
     let env = args.backends.child_env(
         &run_id,
@@ -312,28 +284,8 @@ pub async fn run(args: DashboardBenchArgs) -> anyhow::Result<()> {
     // Every coupon answered 201 is stored, once, within the stock.
     let issued = without.issued + with.issued;
     eprintln!("waiting for the persister to write {issued} rows…");
-    let db = Database::open(
-        &DatabaseUrl::Postgres(args.backends.database_url.clone()),
-        coupon::SERVICE,
-        4,
-        coupon::migrator(),
-    )
-    .await?;
-    let started = Instant::now();
-    while coupon::audit::stored_count(&db, &name, "").await? < issued as i64
-        && started.elapsed() < Duration::from_secs(180)
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let campaign = coupon::load_campaigns(&coupon::IssuerConfig {
-        campaign: Some(name.clone()),
-        campaign_file: Some(file.clone()),
-        ..Default::default()
-    })?
-    .pop()
-    .context("bench campaign")?;
     let told = std::mem::take(&mut *told.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-    let violations = coupon::audit::violations(&db, &campaign, &coupon::audit::Told { coupons: told }, None).await?;
+    let violations = args.backends.audit_coupons(&file, told, issued, None).await?;
     issuer.stop().await;
     persister.stop().await;
     web.stop().await;

@@ -27,12 +27,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use chrono::{Timelike, Utc};
+use chrono::Utc;
 use hdrhistogram::Histogram;
 use http_body_util::BodyExt;
 use platform::auth::JwtKeys;
 use platform::config::KeyRing;
-use platform::db::{Database, DatabaseUrl};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -62,9 +61,14 @@ pub struct IsolationBenchArgs {
     /// Connections of the storm.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub storm_concurrency: u64,
-    /// Run only these variants (default: all three).
+    /// Run only these variants (default: all).
     #[arg(long, value_delimiter = ',')]
     pub variants: Vec<String>,
+    /// In the own-cores variant, also move this machine's PostgreSQL, Redis and Kafka broker
+    /// processes to the event core for its duration (put back afterwards): the steady roles'
+    /// core then holds nothing else, as a node of their own would. The backends stay shared.
+    #[arg(long)]
+    pub pin_backends: bool,
     #[command(flatten)]
     pub backends: super::BenchBackends,
     /// Print one JSON object with the figures as the last line.
@@ -197,9 +201,55 @@ impl Pinned {
 
 impl Drop for Pinned {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.dir);
+        // Processes leaving it (PostgreSQL connection backends closing) take a moment.
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         if let Some(parent) = self.dir.parent() {
             let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+/// The machine's backend processes, moved into a cpuset and moved back (to the root cpuset)
+/// when dropped.
+struct MovedBackends {
+    pids: Vec<u32>,
+    /// The cpuset they were moved to: processes they forked meanwhile (PostgreSQL's connection
+    /// backends) are there too, and go back with them.
+    dir: PathBuf,
+}
+
+impl MovedBackends {
+    fn to(node: &Pinned) -> anyhow::Result<Self> {
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc")?.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            if matches!(comm.trim(), "postgres" | "redis-server" | "tansu") {
+                // Whole thread groups; a process gone meanwhile is skipped.
+                if node.pin(pid, comm.trim()).is_ok() {
+                    pids.push(pid);
+                }
+            }
+        }
+        anyhow::ensure!(!pids.is_empty(), "no PostgreSQL, Redis or broker process found to move");
+        Ok(Self { pids, dir: node.dir.clone() })
+    }
+}
+
+impl Drop for MovedBackends {
+    fn drop(&mut self) {
+        let forked = std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+        let forked = forked.lines().filter_map(|l| l.trim().parse::<u32>().ok());
+        for pid in self.pids.iter().copied().chain(forked) {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if matches!(comm.trim(), "postgres" | "redis-server" | "tansu") {
+                let _ = std::fs::write("/sys/fs/cgroup/cpuset/cgroup.procs", pid.to_string());
+            }
         }
     }
 }
@@ -384,23 +434,7 @@ async fn variant(args: &IsolationBenchArgs, name: &'static str, secret: &str) ->
     eprintln!("\n== {name}");
     let run_id = Uuid::new_v4().simple().to_string()[..8].to_owned();
     let campaign = format!("storm-{run_id}");
-    let dir = std::env::temp_dir().join(format!("ww-bench-{run_id}"));
-    std::fs::create_dir_all(&dir)?;
-    let now = Utc::now();
-    let opens = (now - chrono::TimeDelta::minutes(1)).with_nanosecond(0).context("time")?;
-    anyhow::ensure!(
-        opens.date_naive() == now.date_naive() && now.hour() < 23,
-        "too close to midnight UTC for a one-day campaign; retry after 00:01 UTC"
-    );
-    let file = dir.join("campaign.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "apiVersion: weatherwise.io/v1alpha1\nkind: CouponCampaign\nmetadata:\n  name: {campaign}\nspec:\n  displayName: Storm\n  coupon:\n    title: Storm pass\n    benefit: One free pass\n    validityDays: 7\n  schedule:\n    timeZone: UTC\n    startDate: {day}\n    endDate: {day}\n    opensAt: \"{opens}\"\n    closesAt: \"23:59:59\"\n  quota:\n    dailyQuantity: 10000000\n    perUser: 1\n  eligibility:\n    mission: None\n",
-            day = now.date_naive(),
-            opens = opens.format("%H:%M:%S"),
-        ),
-    )?;
+    let (dir, file) = super::open_campaign_file(&run_id, &campaign, 10_000_000)?;
     let env = args.backends.child_env(
         &run_id,
         secret,
@@ -428,6 +462,19 @@ async fn variant(args: &IsolationBenchArgs, name: &'static str, secret: &str) ->
     if let (Some((_, events)), Some(redis)) = (&pins, &own_redis) {
         confinement.push(events.pin(redis.child.id(), "the issuers' own redis-server")?);
     }
+    // The shared backends off the steady core, for this variant only (put back when dropped).
+    let moved = match (&pins, args.pin_backends) {
+        (Some((_, events)), true) => {
+            let moved = MovedBackends::to(events)?;
+            confinement.push(format!(
+                "{} backend processes (PostgreSQL, Redis, the broker) moved to CPU {}",
+                moved.pids.len(),
+                events.cpus
+            ));
+            Some(moved)
+        }
+        _ => None,
+    };
     let (steady_addr, issuer_addr) = if name == "monolith" {
         let addr = free_addr()?;
         let roles =
@@ -553,31 +600,7 @@ async fn variant(args: &IsolationBenchArgs, name: &'static str, secret: &str) ->
 
     // Every coupon answered 201 was stored, once, within the rules.
     eprintln!("auditing {issued} issued coupons in PostgreSQL…");
-    let db = Database::open(
-        &DatabaseUrl::Postgres(args.backends.database_url.clone()),
-        coupon::SERVICE,
-        4,
-        coupon::migrator(),
-    )
-    .await?;
-    let started = Instant::now();
-    while coupon::audit::stored_count(&db, &campaign, "").await? < issued as i64
-        && started.elapsed() < Duration::from_secs(180)
-    {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let stored = coupon::audit::stored_count(&db, &campaign, "").await?;
-    let rules = coupon::load_campaigns(&coupon::IssuerConfig {
-        campaign: Some(campaign.clone()),
-        campaign_file: Some(file.clone()),
-        ..Default::default()
-    })?
-    .pop()
-    .context("campaign")?;
-    let mut violations = coupon::audit::violations(&db, &rules, &coupon::audit::Told { coupons: told }, None).await?;
-    if stored != issued as i64 {
-        violations.push(format!("{issued} coupons answered 201, {stored} stored"));
-    }
+    let violations = args.backends.audit_coupons(&file, told, issued, None).await?;
     for v in violations.iter().take(10) {
         eprintln!("  violation: {v}");
     }
@@ -586,6 +609,7 @@ async fn variant(args: &IsolationBenchArgs, name: &'static str, secret: &str) ->
     }
     drop(quotas);
     drop(own_redis);
+    drop(moved);
     drop(pins);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(Outcome {

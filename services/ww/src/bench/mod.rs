@@ -76,6 +76,92 @@ impl BenchBackends {
     }
 }
 
+impl BenchBackends {
+    /// The event bus of one run: its own topic prefix, one local broker (replication 1).
+    pub fn bus(&self, run_id: &str) -> anyhow::Result<platform::events::EventBus> {
+        let kafka = platform::events::KafkaConfig {
+            kafka_brokers: Some(self.kafka_brokers.clone()),
+            kafka_prefix: kafka_prefix(run_id),
+            kafka_group_prefix: None,
+            kafka_partitions: 3,
+            kafka_replication_factor: 1,
+            kafka_min_insync_replicas: 1,
+            kafka_message_timeout_ms: 10_000,
+        };
+        Ok(platform::events::EventBus::Kafka(std::sync::Arc::new(platform::events::KafkaBus::new(&kafka)?)))
+    }
+
+    /// Waits (at most 180 s) until `expected` coupons of the campaign in `file` are stored, then
+    /// checks every invariant against what the clients were `told` (`eligible`: who could claim,
+    /// by day, when eligibility matters). Returns the broken ones, as sentences.
+    pub async fn audit_coupons(
+        &self,
+        file: &std::path::Path,
+        told: std::collections::HashSet<uuid::Uuid>,
+        expected: u64,
+        eligible: Option<&std::collections::HashMap<chrono::NaiveDate, std::collections::HashSet<uuid::Uuid>>>,
+    ) -> anyhow::Result<Vec<String>> {
+        let campaign = ::coupon::load_campaigns(&::coupon::IssuerConfig {
+            campaign_file: Some(file.to_owned()),
+            ..Default::default()
+        })?
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("no campaign in {}", file.display()))?;
+        let db = platform::db::Database::open(
+            &platform::db::DatabaseUrl::Postgres(self.database_url.clone()),
+            ::coupon::SERVICE,
+            4,
+            ::coupon::migrator(),
+        )
+        .await?;
+        let started = std::time::Instant::now();
+        let mut stored = 0;
+        while started.elapsed() < std::time::Duration::from_secs(180) {
+            stored = ::coupon::audit::stored_count(&db, campaign.name(), "").await?;
+            if stored >= i64::try_from(expected)? {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let mut violations =
+            ::coupon::audit::violations(&db, &campaign, &::coupon::audit::Told { coupons: told }, eligible).await?;
+        if stored != i64::try_from(expected)? {
+            violations.push(format!("{expected} coupons answered 201, {stored} stored"));
+        }
+        db.pool.close().await;
+        Ok(violations)
+    }
+}
+
+/// Writes, into a new folder of `run_id`'s, a campaign open to anyone from a minute ago to the
+/// end of today (UTC) with `stock` units; returns the folder and the file.
+pub fn open_campaign_file(
+    run_id: &str,
+    name: &str,
+    stock: u64,
+) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    use chrono::Timelike as _;
+    let now = chrono::Utc::now();
+    let opens =
+        (now - chrono::TimeDelta::minutes(1)).with_nanosecond(0).ok_or_else(|| anyhow::anyhow!("no such time"))?;
+    anyhow::ensure!(
+        opens.date_naive() == now.date_naive() && now.hour() < 23,
+        "too close to midnight UTC for a one-day campaign; retry after 00:01 UTC"
+    );
+    let dir = std::env::temp_dir().join(format!("ww-bench-{run_id}"));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("campaign.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: weatherwise.io/v1alpha1\nkind: CouponCampaign\nmetadata:\n  name: {name}\nspec:\n  displayName: Benchmark {name}\n  coupon:\n    title: Bench pass\n    benefit: One free pass\n    validityDays: 7\n  schedule:\n    timeZone: UTC\n    startDate: {day}\n    endDate: {day}\n    opensAt: \"{opens}\"\n    closesAt: \"23:59:59\"\n  quota:\n    dailyQuantity: {stock}\n    perUser: 1\n  eligibility:\n    mission: None\n",
+            day = now.date_naive(),
+            opens = opens.format("%H:%M:%S"),
+        ),
+    )?;
+    Ok((dir, file))
+}
+
 /// Topics and consumer groups of one run: a group reused after its member was killed can
 /// stay unassigned on tansu, so every run starts fresh ones.
 pub fn kafka_prefix(run_id: &str) -> String {
