@@ -5,9 +5,9 @@
 #   scripts/images.sh            build (release binaries), twice, and check both builds have one digest
 #   scripts/images.sh --test     also start each image's entrypoint and get /healthz
 #
-# Reproducible: file times, the image's creation time and its history are fixed (--timestamp 0),
-# the rootfs is assembled in a sorted, owner-normalised way, so the same binaries give the same
-# digest. Load an archive into a cluster's runtime with e.g. `skopeo copy oci-archive:FILE
+# Reproducible on one build host: file times, the image's creation time and its history are fixed
+# (--timestamp 0, --omit-history), so the same binaries and the same host libraries (glibc, CA
+# certificates, copied from this machine) give the same digest. Load an archive into a cluster's runtime with e.g. `skopeo copy oci-archive:FILE
 # docker://REGISTRY/weatherwise/ww:TAG` or `kind load image-archive FILE`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +32,7 @@ rootfs() { # binary dir
   cp "$CARGO_TARGET_DIR/release/$bin" "$dir/rootfs/usr/local/bin/$bin"
   ln -s "$bin" "$dir/rootfs/usr/local/bin/entrypoint"
   # The shared libraries the binary loads, at the paths the loader looks for them.
-  ldd "$CARGO_TARGET_DIR/release/$bin" | awk '/=> \//{print $3} /^\s*\/lib/{print $1}' | sort -u | while read -r lib; do
+  ldd "$CARGO_TARGET_DIR/release/$bin" | awk '/=> \//{print $3} $1 ~ /^\//{print $1}' | sort -u | while read -r lib; do
     mkdir -p "$dir/rootfs$(dirname "$lib")"
     cp -L "$lib" "$dir/rootfs$lib"
   done
@@ -75,8 +75,8 @@ done
 [ "$status" -eq 0 ] || exit "$status"
 
 if [ -n "$test_run" ]; then
-  # Start each image's entrypoint (as its non-root user, read-only root as in the chart) and
-  # ask it for /healthz.
+  # Start each image's entrypoint as its non-root user (`ww dev`: no backends needed) and ask it
+  # for /healthz.
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   c=$(bah from --quiet "oci-archive:$out/ww.oci.tar")
   trap 'bah rm "$c" >/dev/null 2>&1 || true' EXIT

@@ -226,7 +226,7 @@ pub(crate) fn secret_env(name: &str, secret: &SecretKey) -> EnvVar {
 
 /// The environment of `ww serve coupon-issuer` in the pods.
 pub fn issuer_env(campaign: &str, config: &WorkloadConfig) -> Vec<EnvVar> {
-    vec![
+    let mut vars = vec![
         env("WW_SERVICES", "coupon-issuer"),
         env("WW_LISTEN", &format!("0.0.0.0:{ISSUER_PORT}")),
         env("WW_CAMPAIGN", campaign),
@@ -237,7 +237,9 @@ pub fn issuer_env(campaign: &str, config: &WorkloadConfig) -> Vec<EnvVar> {
         secret_env("WW_JWT_KEYS", &config.jwt_keys_secret),
         env("WW_TRUSTED_PROXIES", &config.trusted_proxies),
         env("WW_LOG_FORMAT", "json"),
-    ]
+    ];
+    vars.extend(config.bus_env.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| env(k, v)));
+    vars
 }
 
 fn default_resources() -> ResourceRequirements {
@@ -487,5 +489,23 @@ fn ingress(
             ..IngressSpec::default()
         }),
         ..Ingress::default()
+    }
+}
+
+#[cfg(test)]
+mod bus_tests {
+    use super::*;
+
+    #[test]
+    fn issuers_use_the_event_bus_as_the_operator_does() {
+        let mut config = WorkloadConfig::example();
+        config.bus_env = vec![
+            ("WW_KAFKA_PREFIX".to_owned(), "prod.".to_owned()),
+            ("WW_KAFKA_REPLICATION_FACTOR".to_owned(), "1".to_owned()),
+        ];
+        let vars = issuer_env("rainy", &config);
+        let value = |name: &str| vars.iter().find(|v| v.name == name).and_then(|v| v.value.clone());
+        assert_eq!(value("WW_KAFKA_PREFIX").as_deref(), Some("prod."));
+        assert_eq!(value("WW_KAFKA_REPLICATION_FACTOR").as_deref(), Some("1"));
     }
 }

@@ -87,6 +87,10 @@ pub struct WorkloadConfig {
     /// comma-separated (Effect: NoSchedule, PreferNoSchedule or NoExecute).
     #[arg(long, env = "WW_OPERATOR_EVENT_TOLERATIONS", value_parser = parse_tolerations, default_value = "")]
     pub event_tolerations: Tolerations,
+    /// The event-bus settings the workloads share with the operator (`WW_KAFKA_*`), set from its
+    /// own at start.
+    #[arg(skip)]
+    pub bus_env: Vec<(String, String)>,
 }
 
 /// Node labels, in order.
@@ -176,6 +180,7 @@ impl WorkloadConfig {
             priority_class: Some("weatherwise-events".to_owned()),
             event_node_selector: NodeSelector::default(),
             event_tolerations: Tolerations::default(),
+            bus_env: Vec::new(),
         }
     }
 }

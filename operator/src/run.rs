@@ -68,7 +68,18 @@ fn default_identity() -> String {
     format!("{host}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
 }
 
-pub async fn run(args: RunArgs, metrics: Option<metrics_exporter_prometheus::PrometheusHandle>) -> anyhow::Result<()> {
+pub async fn run(
+    mut args: RunArgs,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> anyhow::Result<()> {
+    // The workloads it creates use the event bus exactly as it does: same prefix, partitions and
+    // replication (else an issuer would publish to other topics than its persister reads).
+    args.workload.bus_env = vec![
+        ("WW_KAFKA_PREFIX".to_owned(), args.kafka.kafka_prefix.clone()),
+        ("WW_KAFKA_PARTITIONS".to_owned(), args.kafka.kafka_partitions.to_string()),
+        ("WW_KAFKA_REPLICATION_FACTOR".to_owned(), args.kafka.kafka_replication_factor.to_string()),
+        ("WW_KAFKA_MIN_INSYNC_REPLICAS".to_owned(), args.kafka.kafka_min_insync_replicas.to_string()),
+    ];
     anyhow::ensure!(
         args.kafka.kafka_brokers.is_some(),
         "the operator announces campaigns on the event bus and reads their issuers' counts from it: \

@@ -22,7 +22,10 @@ sock.sendall(
 )
 head = b""
 while b"\r\n\r\n" not in head:
-    head += sock.recv(1)
+    byte = sock.recv(1)
+    if not byte:
+        sys.exit(f"the gateway closed the connection during the handshake: {head.decode(errors='replace')}")
+    head += byte
 if b" 101 " not in head.split(b"\r\n")[0]:
     sys.exit(f"no upgrade: {head.decode(errors='replace')}")
 

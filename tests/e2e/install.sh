@@ -49,9 +49,9 @@ pf_pids=()
 cleanup() {
   for p in "${pf_pids[@]}"; do kill "$p" 2>/dev/null || true; done
   if [ -z "${WW_E2E_KEEP:-}" ]; then
-    for c in $(kubectl -n "$ns" get couponcampaigns -o name 2>/dev/null); do
-      kubectl -n "$ns" delete "$c" --wait=false >/dev/null 2>&1 || true
-    done
+    # Campaigns first, while the operator still runs to release their finalizers.
+    kubectl -n "$ns" delete couponcampaigns --all --wait --timeout=120s >/dev/null 2>&1 || true
+    kubectl -n "$ns" delete chatclusters --all --wait --timeout=120s >/dev/null 2>&1 || true
     "$HELM" -n "$ns" uninstall "$release" >/dev/null 2>&1 || true
     kubectl delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
   fi
@@ -62,11 +62,14 @@ fail() { echo "FAIL install: $*" >&2; kubectl -n "$ns" get pods,couponcampaigns,
 until_ok() { local deadline=$(( $(date +%s) + $1 )); shift; until "$@" >/dev/null 2>&1; do [ "$(date +%s)" -lt "$deadline" ] || return 1; sleep 2; done; }
 
 step "helm install into $ns"
+# CRDs applied by hand (tests/e2e/cluster.sh) or by an earlier release are adopted.
+adopt=()
+kubectl get crd couponcampaigns.weatherwise.io >/dev/null 2>&1 && adopt=(--take-ownership)
 kubectl create namespace "$ns" >/dev/null
 kubectl -n "$ns" create secret generic weatherwise-backends --from-literal=database-url="$WW_E2E_DATABASE_URL" \
   --from-literal=redis-url="$WW_E2E_REDIS_URL" --from-literal=kafka-brokers="$WW_E2E_KAFKA_BROKERS" >/dev/null
 kubectl -n "$ns" create secret generic weatherwise-jwt --from-literal=keys="e2e=$(openssl rand -hex 32)" >/dev/null
-"$HELM" install "$release" charts/weatherwise -n "$ns" --wait --timeout 10m \
+"$HELM" install "$release" charts/weatherwise -n "$ns" --wait --timeout 10m "${adopt[@]}" \
   --set image.repository="$repo/ww" --set image.tag="$version" --set image.pullPolicy=IfNotPresent \
   --set operator.image.repository="$repo/ww-operator" --set operator.image.tag="$version" \
   --set proofStore.kind=local --set weather.provider=simulated --set ingress.enabled=false \
@@ -130,6 +133,7 @@ until_ok 30 curl -sf "http://127.0.0.1:$gw_port/healthz" || fail "no port-forwar
 python3 tests/e2e/chat_once.py "127.0.0.1:$gw_port" "$token" || fail "chat send/ack through the gateway"
 
 step "helm uninstall keeps the CRDs"
+kubectl -n "$ns" delete couponcampaigns --all --wait --timeout=120s >/dev/null || fail "the campaign was not released"
 "$HELM" -n "$ns" uninstall "$release" >/dev/null
 kubectl get crd couponcampaigns.weatherwise.io chatclusters.weatherwise.io >/dev/null || fail "the CRDs went with the release"
 echo "install e2e passed"

@@ -192,6 +192,8 @@ pub fn role_env(
     if !kafka_prefix.is_empty() {
         vars.push(env("WW_KAFKA_PREFIX", kafka_prefix));
     }
+    // Partitions and replication as the operator uses them (the prefix is the cluster's, above).
+    vars.extend(config.bus_env.iter().filter(|(k, v)| k != "WW_KAFKA_PREFIX" && !v.is_empty()).map(|(k, v)| env(k, v)));
     vars.extend([
         secret_env("WW_DATABASE_URL", &config.database_url_secret),
         secret_env("WW_REDIS_URL", &config.redis_url_secret),

@@ -52,8 +52,11 @@ impl Handler for Persister {
             }
         }
         // How far behind the issuers the stored coupons are (the `PersisterLag` alert).
+        // A batch shorter than the most a delivery holds means nothing more was waiting: caught up.
         if let Some(last) = events.last() {
-            let behind = (chrono::Utc::now() - last.occurred_at).num_milliseconds().max(0) as f64 / 1000.0;
+            let caught_up = events.len() < self.max_batch();
+            let age = (chrono::Utc::now() - last.occurred_at).num_milliseconds().max(0) as f64 / 1000.0;
+            let behind = if caught_up { 0.0 } else { age };
             metrics::gauge!("coupon_persister_lag_seconds").set(behind);
         }
         Ok(())

@@ -76,21 +76,24 @@ impl Stats {
 
 /// Runs the closed loop for `duration` and returns the merged figures.
 pub async fn run(addr: SocketAddr, concurrency: usize, duration: Duration, make: MakeRequest) -> Stats {
-    run_observed(addr, concurrency, duration, make, None).await
+    run_observed(addr, concurrency, duration, make, None, None).await
 }
 
-/// [`run`], handing every answer to `observe` (which then reads each body).
+/// [`run`], handing every answer to `observe` (which then reads each body); with `pace`, each
+/// connection sends its n-th request no earlier than n × `pace` after the start.
 pub async fn run_observed(
     addr: SocketAddr,
     concurrency: usize,
     duration: Duration,
     make: MakeRequest,
     observe: Option<Observe>,
+    pace: Option<Duration>,
 ) -> Stats {
     let started = Instant::now();
     let deadline = started + duration;
-    let workers: Vec<_> =
-        (0..concurrency).map(|w| tokio::spawn(worker(addr, w, deadline, make.clone(), observe.clone()))).collect();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|w| tokio::spawn(worker(addr, w, started, deadline, make.clone(), observe.clone(), pace)))
+        .collect();
     let mut total = Stats::new();
     for w in workers {
         if let Ok(stats) = w.await {
@@ -110,7 +113,15 @@ pub(crate) async fn connect(addr: SocketAddr) -> Option<hyper::client::conn::htt
     Some(sender)
 }
 
-async fn worker(addr: SocketAddr, w: usize, deadline: Instant, make: MakeRequest, observe: Option<Observe>) -> Stats {
+async fn worker(
+    addr: SocketAddr,
+    w: usize,
+    started: Instant,
+    deadline: Instant,
+    make: MakeRequest,
+    observe: Option<Observe>,
+    pace: Option<Duration>,
+) -> Stats {
     let mut stats = Stats::new();
     let mut n = 0u64;
     'connect: while Instant::now() < deadline {
@@ -120,6 +131,9 @@ async fn worker(addr: SocketAddr, w: usize, deadline: Instant, make: MakeRequest
             continue;
         };
         while Instant::now() < deadline {
+            if let Some(pace) = pace {
+                tokio::time::sleep_until((started + pace.mul_f64(n as f64)).into()).await;
+            }
             let req = make(w, n);
             n += 1;
             let sent = Instant::now();
