@@ -323,6 +323,7 @@ fn deployment(
         priority_class_name: config.priority_class.clone(),
         node_selector: config.node_selector(),
         tolerations: config.tolerations(),
+        image_pull_secrets: config.pull_secrets(),
         termination_grace_period_seconds: Some(30),
         automount_service_account_token: Some(false),
         enable_service_links: Some(false),
@@ -507,5 +508,15 @@ mod bus_tests {
         let value = |name: &str| vars.iter().find(|v| v.name == name).and_then(|v| v.value.clone());
         assert_eq!(value("WW_KAFKA_PREFIX").as_deref(), Some("prod."));
         assert_eq!(value("WW_KAFKA_REPLICATION_FACTOR").as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn pull_secrets_are_named_once_each_and_none_when_empty() {
+        let mut config = WorkloadConfig::example();
+        assert!(config.pull_secrets().is_none());
+        config.image_pull_secrets = vec!["registry-credentials".to_owned(), " ".to_owned()];
+        let secrets = config.pull_secrets().unwrap();
+        assert_eq!(secrets.len(), 1);
+        assert_eq!(secrets[0].name, "registry-credentials");
     }
 }

@@ -87,6 +87,10 @@ pub struct WorkloadConfig {
     /// comma-separated (Effect: NoSchedule, PreferNoSchedule or NoExecute).
     #[arg(long, env = "WW_OPERATOR_EVENT_TOLERATIONS", value_parser = parse_tolerations, default_value = "")]
     pub event_tolerations: Tolerations,
+    /// Secrets for pulling the image from a private registry (comma-separated names in the
+    /// workload's namespace), put on every pod the operator creates.
+    #[arg(long, env = "WW_OPERATOR_IMAGE_PULL_SECRETS", value_delimiter = ',')]
+    pub image_pull_secrets: Vec<String>,
     /// The event-bus settings the workloads share with the operator (`WW_KAFKA_*`), set from its
     /// own at start.
     #[arg(skip)]
@@ -150,6 +154,18 @@ impl WorkloadConfig {
         (!self.event_node_selector.0.is_empty()).then(|| self.event_node_selector.0.clone())
     }
 
+    /// The pull secrets of every pod it creates (`None` when there are none).
+    pub fn pull_secrets(&self) -> Option<Vec<k8s_openapi::api::core::v1::LocalObjectReference>> {
+        let names: Vec<_> = self
+            .image_pull_secrets
+            .iter()
+            .map(|n| n.trim())
+            .filter(|n| !n.is_empty())
+            .map(|n| k8s_openapi::api::core::v1::LocalObjectReference { name: n.to_owned() })
+            .collect();
+        (!names.is_empty()).then_some(names)
+    }
+
     /// The tolerations of event pods (`None` when empty).
     pub fn tolerations(&self) -> Option<Vec<k8s_openapi::api::core::v1::Toleration>> {
         (!self.event_tolerations.0.is_empty()).then(|| self.event_tolerations.0.clone())
@@ -181,6 +197,7 @@ impl WorkloadConfig {
             event_node_selector: NodeSelector::default(),
             event_tolerations: Tolerations::default(),
             bus_env: Vec::new(),
+            image_pull_secrets: Vec::new(),
         }
     }
 }

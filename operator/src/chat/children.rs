@@ -280,6 +280,7 @@ pub fn build(resource: &ChatCluster, inputs: &Inputs<'_>) -> Option<ChatChildren
             priority_class_name: inputs.config.priority_class.clone(),
             node_selector: inputs.config.node_selector(),
             tolerations: inputs.config.tolerations(),
+            image_pull_secrets: inputs.config.pull_secrets(),
             // A gateway closes its sockets with 1001 on SIGTERM and clients resume elsewhere.
             termination_grace_period_seconds: Some(30),
             automount_service_account_token: Some(false),
