@@ -145,15 +145,7 @@ pub async fn run(args: CouponBenchArgs) -> anyhow::Result<()> {
             .collect::<Result<_, _>>()?,
     );
 
-    let env = args.backends.child_env(
-        &run_id,
-        &secret,
-        &[
-            ("WW_CAMPAIGN", name.clone()),
-            ("WW_CAMPAIGN_FILE", file.display().to_string()),
-            ("WW_ISSUE_MAX_IN_FLIGHT", "100000".to_owned()),
-        ],
-    );
+    let env = args.backends.issuer_env(&run_id, &secret, &name, &file, &[]);
     let mut issuers = Vec::new();
     let mut issuer_addrs = Vec::new();
     for _ in 0..args.replicas {

@@ -149,15 +149,7 @@ pub async fn run(args: DashboardBenchArgs) -> anyhow::Result<()> {
     // A campaign open from a minute ago until the end of the day (UTC), stock for every request.
     let (dir, file) = super::open_campaign_file(&run_id, &name, args.requests * 2 + 1000)?;
 
-    let env = args.backends.child_env(
-        &run_id,
-        &secret,
-        &[
-            ("WW_CAMPAIGN", name.clone()),
-            ("WW_CAMPAIGN_FILE", file.display().to_string()),
-            ("WW_ISSUE_MAX_IN_FLIGHT", "100000".to_owned()),
-        ],
-    );
+    let env = args.backends.issuer_env(&run_id, &secret, &name, &file, &[]);
     let args_of = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     let (issuer_addr, persister_addr, web_addr) = (free_addr()?, free_addr()?, free_addr()?);
     eprintln!("starting the issuer, the persister and the web role…");

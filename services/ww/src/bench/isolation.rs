@@ -439,13 +439,12 @@ async fn variant(args: &IsolationBenchArgs, name: &'static str, secret: &str) ->
     let run_id = Uuid::new_v4().simple().to_string()[..8].to_owned();
     let campaign = format!("storm-{run_id}");
     let (dir, file) = super::open_campaign_file(&run_id, &campaign, 10_000_000)?;
-    let env = args.backends.child_env(
+    let env = args.backends.issuer_env(
         &run_id,
         secret,
+        &campaign,
+        &file,
         &[
-            ("WW_CAMPAIGN", campaign.clone()),
-            ("WW_CAMPAIGN_FILE", file.display().to_string()),
-            ("WW_ISSUE_MAX_IN_FLIGHT", "100000".to_owned()),
             ("WW_LOGIN_MAX_PER_ADDRESS", "100000000".to_owned()),
             ("WW_TRUSTED_PROXIES", "none".to_owned()),
             ("WW_WEATHER_PROVIDER", "simulated".to_owned()),

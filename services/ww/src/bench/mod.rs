@@ -77,6 +77,26 @@ impl BenchBackends {
 }
 
 impl BenchBackends {
+    /// The environment of a `ww serve coupon-issuer` child serving the campaign `name` of `file`,
+    /// with no in-flight bound of its own (the benchmark measures the issuer, not the shedding),
+    /// and `extra` on top.
+    pub fn issuer_env(
+        &self,
+        run_id: &str,
+        jwt_secret: &str,
+        name: &str,
+        file: &std::path::Path,
+        extra: &[(&str, String)],
+    ) -> Vec<(String, String)> {
+        let mut vars = vec![
+            ("WW_CAMPAIGN", name.to_owned()),
+            ("WW_CAMPAIGN_FILE", file.display().to_string()),
+            ("WW_ISSUE_MAX_IN_FLIGHT", "100000".to_owned()),
+        ];
+        vars.extend(extra.iter().cloned());
+        self.child_env(run_id, jwt_secret, &vars)
+    }
+
     /// The event bus of one run: its own topic prefix, one local broker (replication 1).
     pub fn bus(&self, run_id: &str) -> anyhow::Result<platform::events::EventBus> {
         let kafka = platform::events::KafkaConfig {
