@@ -229,7 +229,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
 
     let operator_client = client(&url)?;
-    let watches = ChildWatches::new(&operator_client);
+    let watches = ChildWatches::new(&operator_client, &crate::config::Scope::cluster());
     let counters = Counters::default();
     let ctx = Arc::new(Context::new(
         operator_client,

@@ -50,9 +50,13 @@ pub struct WorkloadConfig {
     /// The Secret key holding the PostgreSQL URL (`WW_DATABASE_URL` of the issuers).
     #[arg(long, env = "WW_OPERATOR_DATABASE_URL_SECRET", default_value = "weatherwise-backends:database-url")]
     pub database_url_secret: SecretKey,
-    /// The Secret key holding the Redis URL (`WW_REDIS_URL`).
+    /// The Secret key holding the issuers' Redis URL (`WW_REDIS_URL`): a Redis of their own
+    /// keeps a campaign's spike off the one the steady roles use.
     #[arg(long, env = "WW_OPERATOR_REDIS_URL_SECRET", default_value = "weatherwise-backends:redis-url")]
     pub redis_url_secret: SecretKey,
+    /// The Secret key holding the chat pods' Redis URL; absent: the issuers' (above).
+    #[arg(long, env = "WW_OPERATOR_CHAT_REDIS_URL_SECRET")]
+    pub chat_redis_url_secret: Option<SecretKey>,
     /// The Secret key holding the Kafka bootstrap servers (`WW_KAFKA_BROKERS`).
     #[arg(long, env = "WW_OPERATOR_KAFKA_BROKERS_SECRET", default_value = "weatherwise-backends:kafka-brokers")]
     pub kafka_brokers_secret: SecretKey,
@@ -186,6 +190,7 @@ impl WorkloadConfig {
             image_pull_policy: "IfNotPresent".to_owned(),
             database_url_secret: SecretKey::new("weatherwise-backends", "database-url"),
             redis_url_secret: SecretKey::new("weatherwise-backends", "redis-url"),
+            chat_redis_url_secret: None,
             kafka_brokers_secret: SecretKey::new("weatherwise-backends", "kafka-brokers"),
             jwt_keys_secret: SecretKey::new("weatherwise-jwt", "keys"),
             trusted_proxies: "10.0.0.0/8".to_owned(),
@@ -217,5 +222,65 @@ mod placement_tests {
         assert_eq!((t[1].operator.as_deref(), t[1].key.as_deref()), (Some("Exists"), Some("spot")));
         assert!(parse_tolerations("dedicated=events:Sometimes").is_err());
         assert!(parse_tolerations("dedicated=events").is_err());
+    }
+}
+
+/// Where the operator looks for campaigns and chat clusters and owns their children: every
+/// namespace, or one (so two releases in one cluster, staging and production, each keep to their
+/// own namespace, where their Secrets are).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope(Option<String>);
+
+impl Scope {
+    /// Every namespace.
+    pub fn cluster() -> Self {
+        Self(None)
+    }
+
+    /// One namespace.
+    pub fn namespace(namespace: &str) -> Self {
+        Self(Some(namespace.to_owned()))
+    }
+
+    pub fn from_option(namespace: Option<&str>) -> Self {
+        Self(namespace.filter(|n| !n.is_empty()).map(str::to_owned))
+    }
+
+    /// The namespace, when confined to one.
+    pub fn only(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+
+    /// The API of a namespaced kind within the scope.
+    pub fn api<K>(&self, client: &kube::Client) -> kube::Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        match &self.0 {
+            Some(ns) => kube::Api::namespaced(client.clone(), ns),
+            None => kube::Api::all(client.clone()),
+        }
+    }
+
+    /// The API of a custom resource within the scope.
+    pub fn api_with(
+        &self,
+        client: &kube::Client,
+        resource: &kube::api::ApiResource,
+    ) -> kube::Api<kube::api::DynamicObject> {
+        match &self.0 {
+            Some(ns) => kube::Api::namespaced_with(client.clone(), ns, resource),
+            None => kube::Api::all_with(client.clone(), resource),
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Some(ns) => write!(f, "namespace {ns}"),
+            None => f.write_str("every namespace"),
+        }
     }
 }

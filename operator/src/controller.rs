@@ -33,7 +33,7 @@ use tokio::time::Instant;
 
 use crate::announce::{self, Announcer};
 use crate::children::{self, Children, FIELD_MANAGER, MANAGED_BY, Running, child_name};
-use crate::config::WorkloadConfig;
+use crate::config::{Scope, WorkloadConfig};
 use crate::http::Readiness;
 use crate::status;
 
@@ -705,35 +705,45 @@ async fn publish_phase(
 /// The watches on the children, with their stores; the streams trigger reconciles of the owner.
 pub struct ChildWatches {
     pub stores: Stores,
+    /// Where the campaigns and their children are watched.
+    scope: Scope,
     controller: Box<dyn FnOnce(Controller<DynamicObject>) -> Controller<DynamicObject> + Send>,
 }
 
 fn watch_children<K>(
     client: &Client,
+    scope: &Scope,
     config: &watcher::Config,
 ) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
 where
-    K: Resource<DynamicType = ()> + Clone + Debug + Send + Sync + DeserializeOwned + 'static,
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Send
+        + Sync
+        + DeserializeOwned
+        + 'static,
 {
-    let api: Api<K> = Api::all(client.clone());
+    let api: Api<K> = scope.api(client);
     let (reader, writer) = reflector::store();
     let stream = reflector::reflector(writer, watcher(api, config.clone())).default_backoff().touched_objects();
     (reader, stream)
 }
 
 impl ChildWatches {
-    /// Watches every kind of child the operator creates (only objects it manages).
-    pub fn new(client: &Client) -> Self {
+    /// Watches every kind of child the operator creates (only objects it manages) in `scope`.
+    pub fn new(client: &Client, scope: &Scope) -> Self {
         let config = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
-        let (deployments, d) = watch_children::<Deployment>(client, &config);
-        let (config_maps, c) = watch_children::<ConfigMap>(client, &config);
-        let (services, s) = watch_children::<Service>(client, &config);
-        let (hpas, h) = watch_children::<HorizontalPodAutoscaler>(client, &config);
-        let (pdbs, p) = watch_children::<PodDisruptionBudget>(client, &config);
-        let (ingresses, i) = watch_children::<Ingress>(client, &config);
+        let (deployments, d) = watch_children::<Deployment>(client, scope, &config);
+        let (config_maps, c) = watch_children::<ConfigMap>(client, scope, &config);
+        let (services, s) = watch_children::<Service>(client, scope, &config);
+        let (hpas, h) = watch_children::<HorizontalPodAutoscaler>(client, scope, &config);
+        let (pdbs, p) = watch_children::<PodDisruptionBudget>(client, scope, &config);
+        let (ingresses, i) = watch_children::<Ingress>(client, scope, &config);
         let stores = Stores { deployments, config_maps, services, hpas, pdbs, ingresses };
         Self {
             stores,
+            scope: scope.clone(),
             controller: Box::new(move |controller| {
                 controller.owns_stream(d).owns_stream(c).owns_stream(s).owns_stream(h).owns_stream(p).owns_stream(i)
             }),
@@ -763,7 +773,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let ar = campaign_resource();
-    let campaigns: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ar);
+    let campaigns = watches.scope.api_with(&ctx.client, &ar);
     let stores = ctx.stores.clone();
     // Bounded concurrency: each reconcile holds an API connection and its buffers; hundreds at
     // once buy no speed against one API server and cost memory.

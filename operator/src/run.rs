@@ -17,7 +17,7 @@ use crate::announce::Announcer;
 use crate::chat::controller::{self as chat_controller, ChatContext, ChatWatches};
 use crate::chat::resource::AutoscaleOn;
 use crate::chat::topic::KafkaTopicAdmin;
-use crate::config::WorkloadConfig;
+use crate::config::{Scope, WorkloadConfig};
 use crate::controller::{self, ChildWatches, Context};
 use crate::counters::{Counters, CountsFeed};
 use crate::http::{self, Readiness};
@@ -48,6 +48,10 @@ pub struct RunArgs {
     /// the cluster serves custom.metrics.k8s.io, else CPU), `connections` or `cpu`.
     #[arg(long, env = "WW_OPERATOR_CHAT_AUTOSCALE_ON", default_value = "auto")]
     pub chat_autoscale_on: AutoscaleOn,
+    /// Only this namespace's campaigns and chat clusters (and their children), e.g. the release's,
+    /// where the Secrets the workloads need are; absent or empty: every namespace.
+    #[arg(long, env = "WW_OPERATOR_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
     #[command(flatten)]
     pub workload: WorkloadConfig,
     /// The event bus: the operator announces campaigns on it and reads their issuers' counts;
@@ -141,8 +145,10 @@ pub async fn run(
         // Announcements retry per campaign; the controller does not wait for the bus.
         tracing::warn!(error = %e, "could not create the campaign topics yet");
     }
-    let watches = ChildWatches::new(&client);
-    let chat_watches = ChatWatches::new(&client);
+    let scope = Scope::from_option(args.watch_namespace.as_deref());
+    tracing::info!(%scope, "watching campaigns and chat clusters");
+    let watches = ChildWatches::new(&client, &scope);
+    let chat_watches = ChatWatches::new(&client, &scope);
     let recorder = Recorder::new(client.clone(), controller::reporter(Some(identity)));
     let chat_ctx = Arc::new(ChatContext::new(
         client.clone(),

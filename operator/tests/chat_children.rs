@@ -140,6 +140,25 @@ fn each_role_gets_the_clusters_settings_and_the_backends_from_secrets() {
 }
 
 #[test]
+fn chat_pods_stay_on_the_shared_redis_when_issuers_have_their_own() {
+    let issuers_own = operator::config::SecretKey::new("weatherwise-issuer-redis", "redis-url");
+    let config = WorkloadConfig {
+        redis_url_secret: issuers_own,
+        chat_redis_url_secret: Some(operator::config::SecretKey::new("weatherwise-backends", "redis-url")),
+        ..WorkloadConfig::example()
+    };
+    let c = build(&snow(), &config, Metric::Cpu);
+    for deployment in [&c.gateway, &c.persister, &c.api] {
+        let env = env_of(&serde_json::to_value(deployment).unwrap());
+        assert_eq!(env["WW_REDIS_URL"]["secretKeyRef"]["name"], "weatherwise-backends");
+    }
+    // Without a chat Redis named, chat pods use the one the operator gives issuers.
+    let config = WorkloadConfig { chat_redis_url_secret: None, ..config };
+    let env = env_of(&serde_json::to_value(&build(&snow(), &config, Metric::Cpu).gateway).unwrap());
+    assert_eq!(env["WW_REDIS_URL"]["secretKeyRef"]["name"], "weatherwise-issuer-redis");
+}
+
+#[test]
 fn the_pods_are_locked_down_probed_and_run_the_operators_image_unless_the_cluster_names_one() {
     let mut r = snow();
     let c = build(&r, &WorkloadConfig::example(), Metric::Cpu);

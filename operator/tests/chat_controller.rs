@@ -49,7 +49,7 @@ impl Harness {
 
     async fn start_with(api: StandIn, admin: Arc<MemoryAdmin>) -> Self {
         let client = client_for(&api).await;
-        let watches = ChatWatches::new(&client);
+        let watches = ChatWatches::new(&client, &operator::config::Scope::cluster());
         let ctx = Arc::new(ChatContext::new(
             client,
             WorkloadConfig::example(),

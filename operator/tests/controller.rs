@@ -13,7 +13,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::ObjectRef;
 use operator::announce::{Announcer, FINALIZER};
-use operator::config::WorkloadConfig;
+use operator::config::{Scope, WorkloadConfig};
 use operator::controller::{self, ChildWatches, Context};
 use operator::counters::{Counters, CountsFeed, Snapshot};
 use operator::http::Readiness;
@@ -71,12 +71,17 @@ impl Harness {
     }
 
     async fn start_api(api: StandIn, at: &str, events: bool, bus: Option<EventBus>) -> Self {
+        Self::start_scoped(api, at, events, bus, &Scope::cluster()).await
+    }
+
+    /// An operator watching `scope` only.
+    async fn start_scoped(api: StandIn, at: &str, events: bool, bus: Option<EventBus>, scope: &Scope) -> Self {
         let client = client_for(&api).await;
         let now = Arc::new(AtomicI64::new(kst(at).timestamp_millis()));
         let clock_now = now.clone();
         let clock: controller::Clock =
             Arc::new(move || Utc.timestamp_millis_opt(clock_now.load(Ordering::SeqCst)).unwrap());
-        let watches = ChildWatches::new(&client);
+        let watches = ChildWatches::new(&client, scope);
         let recorder = events.then(|| {
             kube::runtime::events::Recorder::new(client.clone(), controller::reporter(Some("test".to_owned())))
         });
@@ -203,6 +208,24 @@ fn condition(c: &Value, type_: &str) -> Value {
 
 fn replicas(d: &Option<Value>) -> Option<i64> {
     d.as_ref().and_then(|d| d.pointer("/spec/replicas")).and_then(Value::as_i64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_kept_to_one_namespace_leaves_campaigns_elsewhere_alone() {
+    let api = StandIn::new(Faults::default(), true);
+    let h = Harness::start_scoped(api, "2026-12-07T08:00:00+09:00", false, None, &Scope::namespace("marketing")).await;
+    h.api.put(CAMPAIGNS, campaign("elsewhere", json!({"metadata": {"namespace": "staging"}})));
+    h.api.put(CAMPAIGNS, campaign("rainy", json!({})));
+    h.until("the campaign in its namespace scheduled with its children", |h| {
+        phase(&h.campaign("rainy")).as_deref() == Some("Scheduled") && h.child(INGRESSES, "rainy").is_some()
+    })
+    .await;
+    h.settle().await;
+    let elsewhere = h.api.get(CAMPAIGNS, "staging", "elsewhere").expect("stored");
+    assert!(elsewhere.pointer("/status").is_none(), "another namespace's campaign was touched: {elsewhere}");
+    for collection in [DEPLOYMENTS, SERVICES, INGRESSES] {
+        assert!(h.api.get(collection, "staging", "cc-elsewhere").is_none(), "{collection} made in staging");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -716,7 +739,7 @@ mod rbac {
 
         const CLUSTERS: &str = "weatherwise.io/v1alpha1/chatclusters";
         let client = client_for(api).await;
-        let watches = ChatWatches::new(&client);
+        let watches = ChatWatches::new(&client, &operator::config::Scope::cluster());
         let recorder =
             kube::runtime::events::Recorder::new(client.clone(), controller::reporter(Some("test".to_owned())));
         let ctx = Arc::new(ChatContext::new(

@@ -10,6 +10,8 @@
   `helm.sh/resource-policy: keep`;
 - the operator's ClusterRole and leader Role grant exactly config/rbac/ww-operator.yaml's rules;
 - the default ChatCluster's spec is config/samples/chat-cluster-default.yaml's;
+- the PodMonitor and NetworkPolicy meant for the workloads the operator creates select every pod
+  `ww-operator render` builds for a campaign and a chat cluster, on a port they serve;
 - every `ww` container runs a role `ww serve` accepts, with flags and environment variables that
   `ww serve --help` defines, and `ww serve ROLE --check-config` accepts the rendered settings;
   the operator's container likewise against `ww-operator run --help`;
@@ -29,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "weatherwise"
 HELM, WW, OPERATOR, VALIDATE = sys.argv[1:5]
 K8S_VERSION = "1.33.0"
-CUSTOM = {"ChatCluster", "CouponCampaign", "ServiceMonitor", "PrometheusRule"}
+CUSTOM = {"ChatCluster", "CouponCampaign", "ServiceMonitor", "PodMonitor", "PrometheusRule"}
 failures = []
 
 
@@ -115,15 +117,74 @@ for crd_file in sorted((ROOT / "crds").glob("*.weatherwise.io.yaml")):
     if rendered["spec"] != source["spec"]:
         fail(f"{source['metadata']['name']}: the rendered spec differs from crds/")
 rbac = [d for d in yaml.safe_load_all((ROOT / "config/rbac/ww-operator.yaml").read_text()) if d]
-for kind in ["ClusterRole", "Role"]:
-    want = next(d for d in rbac if d["kind"] == kind)["rules"]
-    got = next(d for d in defaults if d["kind"] == kind)["rules"]
-    if got != want:
-        fail(f"the chart's operator {kind} differs from config/rbac/ww-operator.yaml")
+want_rules = next(d for d in rbac if d["kind"] == "ClusterRole")["rules"]
+want_leader = next(d for d in rbac if d["kind"] == "Role")["rules"]
+
+
+def named(docs, kind, name):
+    return next((d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name), None)
+
+
+def operator_env(docs):
+    op = named(docs, "Deployment", "ww-operator")
+    return {e["name"]: e.get("value") for e in op["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+# `operator.watch`: namespace (the default: a Role, the release namespace watched) or cluster.
+for render, kind, watched in [("defaults", "Role", "weatherwise"), ("full.yaml", "ClusterRole", None)]:
+    docs = renders[render]
+    role, binding = named(docs, kind, "ww-operator"), named(docs, f"{kind}Binding", "ww-operator")
+    if role is None or role["rules"] != want_rules:
+        fail(f"{render}: the operator's {kind} is missing or differs from config/rbac/ww-operator.yaml's rules")
+    if binding is None or binding["roleRef"]["kind"] != kind:
+        fail(f"{render}: no {kind}Binding for the operator")
+    leader = named(docs, "Role", "ww-operator-leader")
+    if leader is None or leader["rules"] != want_leader:
+        fail(f"{render}: the operator's leader Role differs from config/rbac/ww-operator.yaml")
+    if operator_env(docs).get("WW_OPERATOR_WATCH_NAMESPACE") != watched:
+        fail(f"{render}: the operator should watch {watched or 'every namespace'}")
+    if any(d["kind"] in ("ClusterRole", "ClusterRoleBinding") for d in docs) != (kind == "ClusterRole"):
+        fail(f"{render}: cluster-wide RBAC should exist only when the operator watches the cluster")
 sample = yaml.safe_load((ROOT / "config/samples/chat-cluster-default.yaml").read_text())
 chat = next(d for d in defaults if d["kind"] == "ChatCluster")
 if chat["spec"] != sample["spec"]:
     fail("the default ChatCluster differs from config/samples/chat-cluster-default.yaml")
+
+print("a Redis of the issuers' own is theirs only")
+op_env = operator_env(renders["full.yaml"])
+if not (op_env.get("WW_OPERATOR_REDIS_URL_SECRET", "").startswith("ww-issuer-redis:")
+        and op_env.get("WW_OPERATOR_CHAT_REDIS_URL_SECRET", "").startswith("ww-backends:")):
+    fail(f"full.yaml: issuers should get the issuer Redis and chat pods the shared one: {op_env}")
+
+print("the operator's workloads are scraped and fenced")
+made = run(OPERATOR, "render", "--image", "ghcr.io/weatherwise/ww:0.1.0", "--namespace", "weatherwise", "--at", "2026-11-20T12:00:00Z",
+           str(ROOT / "config/samples/coupon-campaign-demo.yaml"), str(ROOT / "config/samples/chat-cluster-default.yaml"))
+if made.returncode != 0:
+    raise SystemExit(f"ww-operator render: {made.stderr}")
+pods = [(d["metadata"]["name"], d["spec"]["template"]) for d in yaml.safe_load_all(made.stdout)
+        if d and d["kind"] in ("Deployment", "StatefulSet")]
+components = {t["metadata"]["labels"].get("app.kubernetes.io/component") for _, t in pods}
+if "coupon-issuer" not in components or not any(c and c.startswith("chat") for c in components):
+    fail(f"ww-operator render built no issuer or no chat pods to check against: {sorted(map(str, components))}")
+full_monitor = next((d for d in renders["full.yaml"] if d["kind"] == "PodMonitor"), None)
+fence = next((d for d in defaults if d["kind"] == "NetworkPolicy" and d["metadata"]["name"].endswith("-event-workloads")), None)
+if full_monitor is None or fence is None:
+    fail("the chart has no PodMonitor (full.yaml) or no event-workloads NetworkPolicy (defaults)")
+else:
+    for name, t in pods:
+        labels = t["metadata"]["labels"]
+        ports = {p.get("name"): p["containerPort"] for c in t["spec"]["containers"] for p in c.get("ports", [])}
+        for what, selector in [("PodMonitor", full_monitor["spec"]["selector"]["matchLabels"]),
+                               ("NetworkPolicy", fence["spec"]["podSelector"]["matchLabels"])]:
+            if any(labels.get(k) != v for k, v in selector.items()):
+                fail(f"the {what} for the operator's workloads does not select {name} ({labels})")
+        for ep in full_monitor["spec"]["podMetricsEndpoints"]:
+            if ep["port"] not in ports:
+                fail(f"the PodMonitor scrapes port {ep['port']}, which {name} does not name ({ports})")
+        allowed = {p["port"] for rule in fence["spec"]["ingress"] for p in rule["ports"]}
+        if not set(ports.values()) <= allowed:
+            fail(f"the event-workloads NetworkPolicy lets no one reach {name} on {sorted(ports.values())}")
+    print(f"  {len(pods)} operator-built pod templates selected ({', '.join(sorted(map(str, components)))})")
 
 print("every container runs what the binaries define")
 serve = help_of(WW, "serve")

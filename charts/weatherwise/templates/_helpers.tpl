@@ -7,6 +7,12 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end }}
 
+{{/* The labels the operator puts on every pod it creates (issuers, chat pods). */}}
+{{- define "ww.operatorWorkloadLabels" -}}
+app.kubernetes.io/part-of: weatherwise
+app.kubernetes.io/managed-by: ww-operator
+{{- end }}
+
 {{- define "ww.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end }}

@@ -196,7 +196,7 @@ pub fn role_env(
     vars.extend(config.bus_env.iter().filter(|(k, v)| k != "WW_KAFKA_PREFIX" && !v.is_empty()).map(|(k, v)| env(k, v)));
     vars.extend([
         secret_env("WW_DATABASE_URL", &config.database_url_secret),
-        secret_env("WW_REDIS_URL", &config.redis_url_secret),
+        secret_env("WW_REDIS_URL", config.chat_redis_url_secret.as_ref().unwrap_or(&config.redis_url_secret)),
         secret_env("WW_KAFKA_BROKERS", &config.kafka_brokers_secret),
         secret_env("WW_JWT_KEYS", &config.jwt_keys_secret),
         env("WW_TRUSTED_PROXIES", &config.trusted_proxies),

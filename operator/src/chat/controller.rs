@@ -36,7 +36,7 @@ use super::status::{self, Pods};
 use super::topic::{self, Outcome, TopicAdmin};
 use crate::apply::{apply_one, count_write, delete, retry_conflicts};
 use crate::children::{FIELD_MANAGER, MANAGED_BY};
-use crate::config::WorkloadConfig;
+use crate::config::{Scope, WorkloadConfig};
 use crate::controller::{Error, Writes};
 use crate::http::Readiness;
 
@@ -441,33 +441,44 @@ fn forget(ctx: &ChatContext, object: &DynamicObject) {
 /// their stores; the streams trigger reconciles of the owning cluster.
 pub struct ChatWatches {
     pub stores: ChatStores,
+    /// Where the clusters and their children are watched.
+    scope: Scope,
     controller: Box<dyn FnOnce(Controller<DynamicObject>) -> Controller<DynamicObject> + Send>,
 }
 
 fn watch_children<K>(
     client: &Client,
+    scope: &Scope,
     config: &watcher::Config,
 ) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
 where
-    K: Resource<DynamicType = ()> + Clone + Debug + Send + Sync + DeserializeOwned + 'static,
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Send
+        + Sync
+        + DeserializeOwned
+        + 'static,
 {
-    let api: Api<K> = Api::all(client.clone());
+    let api: Api<K> = scope.api(client);
     let (reader, writer) = reflector::store();
     let stream = reflector::reflector(writer, watcher(api, config.clone())).default_backoff().touched_objects();
     (reader, stream)
 }
 
 impl ChatWatches {
-    pub fn new(client: &Client) -> Self {
+    /// Watches the clusters' children in `scope`.
+    pub fn new(client: &Client, scope: &Scope) -> Self {
         let config =
             watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY},{CLUSTER_LABEL}"));
-        let (deployments, d) = watch_children::<Deployment>(client, &config);
-        let (services, s) = watch_children::<Service>(client, &config);
-        let (hpas, h) = watch_children::<HorizontalPodAutoscaler>(client, &config);
-        let (pdbs, p) = watch_children::<PodDisruptionBudget>(client, &config);
-        let (ingresses, i) = watch_children::<Ingress>(client, &config);
+        let (deployments, d) = watch_children::<Deployment>(client, scope, &config);
+        let (services, s) = watch_children::<Service>(client, scope, &config);
+        let (hpas, h) = watch_children::<HorizontalPodAutoscaler>(client, scope, &config);
+        let (pdbs, p) = watch_children::<PodDisruptionBudget>(client, scope, &config);
+        let (ingresses, i) = watch_children::<Ingress>(client, scope, &config);
         Self {
             stores: ChatStores { deployments, services, hpas, pdbs, ingresses },
+            scope: scope.clone(),
             controller: Box::new(move |controller| {
                 controller.owns_stream(d).owns_stream(s).owns_stream(h).owns_stream(p).owns_stream(i)
             }),
@@ -496,7 +507,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let ar = cluster_resource();
-    let clusters: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &ar);
+    let clusters = watches.scope.api_with(&ctx.client, &ar);
     let stores = ctx.stores.clone();
     let controller = Controller::new_with(clusters, watcher::Config::default(), ar)
         .with_config(kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY));
