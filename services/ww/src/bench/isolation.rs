@@ -92,6 +92,8 @@ const OWN_CORES: &str = "isolated-own-cores";
 struct Quota {
     dir: PathBuf,
     cores: f64,
+    /// Inside the pods' parent (removed with the last of its groups) rather than beside it.
+    nested: bool,
 }
 
 impl Quota {
@@ -130,7 +132,36 @@ impl Quota {
             std::fs::write(dir.join("cpu.weight"), ((cores * 100.0) as u64).clamp(1, 10_000).to_string()).ok();
             dir
         };
-        Ok(Self { dir, cores })
+        Ok(Self { dir, cores, nested: true })
+    }
+
+    /// A group beside the pods for a load generator, which stands for people outside the
+    /// cluster: their CPU is not the cluster's. `idle` (the storm's clients) takes only CPU no
+    /// other process wants (`cpu.idle`, as `SCHED_IDLE`), so the storm's own cost does not land on
+    /// the workloads it storms; otherwise (the client measuring the steady roles) it weighs as
+    /// much as all the pods together, so what it measures is the server's delay, not its own.
+    fn outside(run_id: &str, name: &str, idle: bool) -> anyhow::Result<Self> {
+        let v1 = Path::new(CGROUP_CPU);
+        let root = if v1.join("cpu.cfs_quota_us").exists() {
+            v1.to_path_buf()
+        } else {
+            [Path::new("/sys/fs/cgroup"), Path::new(CGROUP_V2)]
+                .into_iter()
+                .find(|p| p.join("cgroup.controllers").exists())
+                .context("no writable cgroup CPU controller")?
+                .to_path_buf()
+        };
+        let dir = root.join(format!("ww-bench-{run_id}-{name}"));
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        if idle {
+            std::fs::write(dir.join("cpu.idle"), "1")
+                .with_context(|| format!("cannot mark {} idle (cpu.idle)", dir.display()))?;
+        } else if root == v1 {
+            std::fs::write(dir.join("cpu.shares"), (PODS_WEIGHT * 1024).to_string())?;
+        } else {
+            std::fs::write(dir.join("cpu.weight"), (PODS_WEIGHT * 100).to_string())?;
+        }
+        Ok(Self { dir, cores: 0.0, nested: false })
     }
 
     /// Moves the process `pid` (all its threads) into the quota and checks it is there.
@@ -149,6 +180,14 @@ impl Quota {
             membership.lines().any(|l| l.ends_with(&rel)),
             "{what} (pid {pid}) is not in {rel} after the move: {membership}"
         );
+        if !self.nested {
+            let how = if std::fs::read_to_string(self.dir.join("cpu.idle")).is_ok_and(|v| v.trim() == "1") {
+                "only CPU nothing else wants (cpu.idle)"
+            } else {
+                "a weight equal to all the pods' together, no quota"
+            };
+            return Ok(format!("{what} (pid {pid}) outside the pods, given {how}, by {}", self.dir.display()));
+        }
         Ok(format!(
             "{what} (pid {pid}) confined to {:.2} cores (quota; weight as requested) by {}",
             self.cores,
@@ -166,10 +205,63 @@ impl Quota {
 impl Drop for Quota {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir(&self.dir);
-        if let Some(parent) = self.dir.parent() {
+        if let Some(parent) = self.dir.parent().filter(|_| self.nested) {
             let _ = std::fs::remove_dir(parent);
         }
     }
+}
+
+/// This process, the client measuring the steady roles, moved into a group (and a node, in the
+/// own-cores variant) for a variant and put back where it was when dropped.
+struct MeasuringClient {
+    /// Removed after this process has left it.
+    _group: Quota,
+    /// The cgroup directories (cpu, cpuset) this process was in before.
+    back: Vec<PathBuf>,
+}
+
+impl MeasuringClient {
+    fn place(run_id: &str, node: Option<&Pinned>, confinement: &mut Vec<String>) -> anyhow::Result<Self> {
+        let pid = std::process::id();
+        let mut back = vec![own_cgroup("cpu")?];
+        let group = Quota::outside(run_id, "measuring-client", false)?;
+        confinement.push(group.confine(pid, "the client measuring login and /me (this process)")?);
+        if let Some(node) = node {
+            back.push(own_cgroup("cpuset")?);
+            confinement.push(format!("{}, beside the steady roles", node.pin(pid, "the measuring client")?));
+        }
+        Ok(Self { _group: group, back })
+    }
+}
+
+impl Drop for MeasuringClient {
+    fn drop(&mut self) {
+        let pid = std::process::id().to_string();
+        for dir in &self.back {
+            let _ = std::fs::write(dir.join("cgroup.procs"), &pid);
+        }
+    }
+}
+
+/// The directory of the cgroup v1 `controller` (or the v2 group) this process is in.
+fn own_cgroup(controller: &str) -> anyhow::Result<PathBuf> {
+    let membership = std::fs::read_to_string("/proc/self/cgroup")?;
+    for line in membership.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let path = path.trim_start_matches('/');
+        if controllers.split(',').any(|c| c == controller) {
+            return Ok(Path::new("/sys/fs/cgroup").join(controller).join(path));
+        }
+        if controllers.is_empty() && controller == "cpu" && !Path::new(CGROUP_CPU).join("cpu.cfs_quota_us").exists() {
+            let root = [Path::new("/sys/fs/cgroup"), Path::new(CGROUP_V2)]
+                .into_iter()
+                .find(|p| p.join("cgroup.controllers").exists())
+                .context("no cgroup v2 root")?;
+            return Ok(root.join(path));
+        }
+    }
+    anyhow::bail!("this process is in no {controller} cgroup: {membership}")
 }
 
 /// The CPUs a group of processes may run on (cgroup v1 `cpuset`), removed when dropped: the
@@ -541,6 +633,14 @@ async fn variant(args: &IsolationBenchArgs, name: &'static str, secret: &str) ->
         }
         (steady, issuer)
     };
+    // The load generators stand for people outside the cluster (see `Quota::outside`).
+    let measuring = MeasuringClient::place(&run_id, pins.as_ref().map(|(steady, _)| steady), &mut confinement)?;
+    let storm_group = Quota::outside(&run_id, "storm-clients", true)?;
+    confinement.push(format!(
+        "the storm's clients (a process per storm{}) outside the pods, given only CPU nothing else wants (cpu.idle), by {}",
+        if pins.is_some() { ", on the event node" } else { "" },
+        storm_group.dir.display()
+    ));
     for line in &confinement {
         eprintln!("  {line}");
     }
@@ -573,13 +673,21 @@ async fn variant(args: &IsolationBenchArgs, name: &'static str, secret: &str) ->
     let seconds = Duration::from_secs(args.phase_seconds);
     let mut told = HashSet::<Uuid>::new();
     let event_node = pins.as_ref().map(|(_, events)| events);
+    let storm_clients = &storm_group;
     let storm = |duration: Duration, rate: Option<f64>| {
         let (campaign, secret, run_id) = (campaign.clone(), secret.to_owned(), run_id.clone());
         let concurrency = args.storm_concurrency;
         async move {
-            let plan =
-                StormPlan { target: issuer_addr, campaign: &campaign, secret: &secret, run_id: &run_id, concurrency };
-            storm_from_process(&plan, duration, rate, event_node).await
+            let plan = StormPlan {
+                target: issuer_addr,
+                campaign: &campaign,
+                secret: &secret,
+                run_id: &run_id,
+                concurrency,
+                group: storm_clients,
+                node: event_node,
+            };
+            storm_from_process(&plan, duration, rate).await
         }
     };
 
@@ -617,6 +725,8 @@ async fn variant(args: &IsolationBenchArgs, name: &'static str, secret: &str) ->
         child.stop().await;
     }
     drop(quotas);
+    drop(measuring);
+    drop(storm_group);
     drop(own_redis);
     drop(moved);
     drop(pins);
@@ -839,6 +949,10 @@ struct StormPlan<'a> {
     secret: &'a str,
     run_id: &'a str,
     concurrency: u64,
+    /// The storm's clients' group, outside the pods.
+    group: &'a Quota,
+    /// The event workload's node, in the own-cores variant.
+    node: Option<&'a Pinned>,
 }
 
 /// Runs `ww internal storm` as a process of its own and reads what it did.
@@ -846,9 +960,8 @@ async fn storm_from_process(
     plan: &StormPlan<'_>,
     duration: Duration,
     rate: Option<f64>,
-    node: Option<&Pinned>,
 ) -> anyhow::Result<StormReport> {
-    let StormPlan { target, campaign, secret, run_id, concurrency } = *plan;
+    let StormPlan { target, campaign, secret, run_id, concurrency, group, node } = *plan;
     let out = std::env::temp_dir().join(format!("ww-storm-{run_id}-{}.json", Uuid::new_v4().simple()));
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
         .args(["internal", "storm", "--target", &target.to_string(), "--campaign", campaign])
@@ -860,7 +973,9 @@ async fn storm_from_process(
         .kill_on_drop(true)
         .spawn()
         .context("cannot start the storm process")?;
-    if let (Some(node), Some(pid)) = (node, child.id()) {
+    let pid = child.id().context("the storm process has no pid")?;
+    group.confine(pid, "the storm's clients")?;
+    if let Some(node) = node {
         node.pin(pid, "the storm's clients")?;
     }
     let status = child.wait().await?;
