@@ -271,6 +271,10 @@ async fn reconcile_cluster(object: &DynamicObject, ctx: &ChatContext) -> Result<
     let choice = autoscaling::choose(resource.spec.gateway.autoscale_on, ctx.autoscale_on, served);
     let inputs = Inputs { config: &ctx.config, kafka_prefix: &ctx.kafka_prefix, metric: choice.metric };
     let Some(built) = children::build(&resource, &inputs) else { return Err(Error::Unnamed) };
+    if some_child_missing(ctx, &namespace, &built) && !still_there(ctx, object, &namespace, &name).await? {
+        forget(ctx, object);
+        return Ok(Action::await_change());
+    }
     apply_children(ctx, &namespace, &built, outcome.exists).await?;
 
     let deployment =
@@ -321,6 +325,32 @@ async fn topic_outcome(ctx: &ChatContext, key: &str, topic: &str, asked: u32) ->
         .unwrap_or_else(|e| e.into_inner())
         .insert(key.to_owned(), (asked, outcome.clone(), Instant::now()));
     outcome
+}
+
+/// Whether a child the cluster should own is missing from the watches' stores (about to be
+/// created).
+fn some_child_missing(ctx: &ChatContext, namespace: &str, built: &ChatChildren) -> bool {
+    fn gone<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>, namespace: &str, object: &K) -> bool {
+        store.get(&ObjectRef::new(&object.name_any()).within(namespace)).is_none()
+    }
+    let s = &ctx.stores;
+    gone(&s.services, namespace, &built.gateway_service)
+        || gone(&s.services, namespace, &built.api_service)
+        || gone(&s.pdbs, namespace, &built.gateway_pdb)
+        || gone(&s.hpas, namespace, &built.gateway_hpa)
+        || [&built.persister, &built.api, &built.gateway].into_iter().any(|d| gone(&s.deployments, namespace, d))
+        || built.ingress.as_ref().is_some_and(|i| gone(&s.ingresses, namespace, i))
+}
+
+/// Whether the cluster still exists as the watch saw it (same uid, not being deleted), asked of
+/// the API server before a child is created. The watch of clusters can lag behind the watches of
+/// the children: when the cluster is deleted, the garbage collector's removal of a child may
+/// arrive first and ask for a reconcile of a cluster that is gone, whose recreated gateway would
+/// start pods until collected again. Costs one read only when something is to be created.
+async fn still_there(ctx: &ChatContext, object: &DynamicObject, namespace: &str, name: &str) -> Result<bool, Error> {
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), namespace, &cluster_resource());
+    let live = api.get_opt(name).await?;
+    Ok(live.is_some_and(|l| l.metadata.uid == object.metadata.uid && l.metadata.deletion_timestamp.is_none()))
 }
 
 /// Applies the children. Without the topic, pods are not created yet (Deployments that exist

@@ -65,6 +65,11 @@ pub struct IsolationBenchArgs {
     /// variant): 1 storms as fast as the issuer answers; 0.5 is the least the benchmark accepts.
     #[arg(long, default_value_t = 1.0)]
     pub storm_fraction: f64,
+    /// Run the storm's clients as `cpu.idle` (only CPU nothing else wants), so the load generator's
+    /// own cost does not land on the cluster it loads, as clients elsewhere would not; the storm
+    /// then slows when the cores are busy, and its burst rate is measured that way too.
+    #[arg(long)]
+    pub storm_idle: bool,
     /// Run only these variants (default: all).
     #[arg(long, value_delimiter = ',')]
     pub variants: Vec<String>,
@@ -136,11 +141,8 @@ impl Quota {
     }
 
     /// A group beside the pods for a load generator, which stands for people outside the
-    /// cluster: their CPU is not the cluster's. `idle` (the storm's clients) takes only CPU no
-    /// other process wants (`cpu.idle`, as `SCHED_IDLE`), so the storm's own cost does not land on
-    /// the workloads it storms; otherwise (the client measuring the steady roles) it weighs as
-    /// much as all the pods together, so what it measures is the server's delay, not its own.
-    fn outside(run_id: &str, name: &str, idle: bool) -> anyhow::Result<Self> {
+    /// cluster: their CPU is not the cluster's, but here it must come from the same cores.
+    fn outside(run_id: &str, name: &str, weight: Outside) -> anyhow::Result<Self> {
         let v1 = Path::new(CGROUP_CPU);
         let root = if v1.join("cpu.cfs_quota_us").exists() {
             v1.to_path_buf()
@@ -153,13 +155,21 @@ impl Quota {
         };
         let dir = root.join(format!("ww-bench-{run_id}-{name}"));
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        if idle {
-            std::fs::write(dir.join("cpu.idle"), "1")
-                .with_context(|| format!("cannot mark {} idle (cpu.idle)", dir.display()))?;
-        } else if root == v1 {
-            std::fs::write(dir.join("cpu.shares"), (PODS_WEIGHT * 1024).to_string())?;
-        } else {
-            std::fs::write(dir.join("cpu.weight"), (PODS_WEIGHT * 100).to_string())?;
+        let cores = match weight {
+            Outside::Idle => {
+                std::fs::write(dir.join("cpu.idle"), "1")
+                    .with_context(|| format!("cannot mark {} idle (cpu.idle)", dir.display()))?;
+                0
+            }
+            Outside::Process => 1,
+            Outside::AllPods => PODS_WEIGHT,
+        };
+        if cores > 0 {
+            if root == v1 {
+                std::fs::write(dir.join("cpu.shares"), (cores * 1024).to_string())?;
+            } else {
+                std::fs::write(dir.join("cpu.weight"), (cores * 100).to_string())?;
+            }
         }
         Ok(Self { dir, cores: 0.0, nested: false })
     }
@@ -181,10 +191,13 @@ impl Quota {
             "{what} (pid {pid}) is not in {rel} after the move: {membership}"
         );
         if !self.nested {
+            let shares = std::fs::read_to_string(self.dir.join("cpu.shares")).unwrap_or_default();
             let how = if std::fs::read_to_string(self.dir.join("cpu.idle")).is_ok_and(|v| v.trim() == "1") {
-                "only CPU nothing else wants (cpu.idle)"
+                "only CPU nothing else wants (cpu.idle)".to_owned()
+            } else if shares.trim() == (PODS_WEIGHT * 1024).to_string() {
+                "a weight equal to all the pods' together, no quota".to_owned()
             } else {
-                "a weight equal to all the pods' together, no quota"
+                format!("an ordinary process's weight ({}), no quota", shares.trim())
             };
             return Ok(format!("{what} (pid {pid}) outside the pods, given {how}, by {}", self.dir.display()));
         }
@@ -211,6 +224,18 @@ impl Drop for Quota {
     }
 }
 
+/// How a load generator outside the pods shares the cores.
+#[derive(Clone, Copy)]
+enum Outside {
+    /// Only CPU no other process wants (`cpu.idle`, as `SCHED_IDLE`): its own cost does not land
+    /// on what it loads, but it slows when the cores are busy.
+    Idle,
+    /// As a process of its own outside any pod (the weight of one core).
+    Process,
+    /// As much as all the pods together: what it measures is the servers' delay, not its own.
+    AllPods,
+}
+
 /// This process, the client measuring the steady roles, moved into a group (and a node, in the
 /// own-cores variant) for a variant and put back where it was when dropped.
 struct MeasuringClient {
@@ -224,7 +249,7 @@ impl MeasuringClient {
     fn place(run_id: &str, node: Option<&Pinned>, confinement: &mut Vec<String>) -> anyhow::Result<Self> {
         let pid = std::process::id();
         let mut back = vec![own_cgroup("cpu")?];
-        let group = Quota::outside(run_id, "measuring-client", false)?;
+        let group = Quota::outside(run_id, "measuring-client", Outside::AllPods)?;
         confinement.push(group.confine(pid, "the client measuring login and /me (this process)")?);
         if let Some(node) = node {
             back.push(own_cgroup("cpuset")?);
@@ -635,10 +660,16 @@ async fn variant(args: &IsolationBenchArgs, name: &'static str, secret: &str) ->
     };
     // The load generators stand for people outside the cluster (see `Quota::outside`).
     let measuring = MeasuringClient::place(&run_id, pins.as_ref().map(|(steady, _)| steady), &mut confinement)?;
-    let storm_group = Quota::outside(&run_id, "storm-clients", true)?;
+    let storm_group =
+        Quota::outside(&run_id, "storm-clients", if args.storm_idle { Outside::Idle } else { Outside::Process })?;
     confinement.push(format!(
-        "the storm's clients (a process per storm{}) outside the pods, given only CPU nothing else wants (cpu.idle), by {}",
+        "the storm's clients (a process per storm{}) outside the pods, {}, by {}",
         if pins.is_some() { ", on the event node" } else { "" },
+        if args.storm_idle {
+            "given only CPU nothing else wants (cpu.idle)"
+        } else {
+            "weighing as an ordinary process (one core's weight, no quota)"
+        },
         storm_group.dir.display()
     ));
     for line in &confinement {
