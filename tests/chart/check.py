@@ -131,9 +131,10 @@ def operator_env(docs):
 
 
 # `operator.watch`: namespace (the default: a Role, the release namespace watched) or cluster.
-for render, kind, watched in [("defaults", "Role", "weatherwise"), ("full.yaml", "ClusterRole", None)]:
+for render, kind, watched, role_name in [("defaults", "Role", "weatherwise", "ww-operator"),
+                                         ("full.yaml", "ClusterRole", None, "weatherwise-ww-operator")]:
     docs = renders[render]
-    role, binding = named(docs, kind, "ww-operator"), named(docs, f"{kind}Binding", "ww-operator")
+    role, binding = named(docs, kind, role_name), named(docs, f"{kind}Binding", role_name)
     if role is None or role["rules"] != want_rules:
         fail(f"{render}: the operator's {kind} is missing or differs from config/rbac/ww-operator.yaml's rules")
     if binding is None or binding["roleRef"]["kind"] != kind:

@@ -191,7 +191,13 @@ impl Quota {
             "{what} (pid {pid}) is not in {rel} after the move: {membership}"
         );
         if !self.nested {
-            let shares = std::fs::read_to_string(self.dir.join("cpu.shares")).unwrap_or_default();
+            // v1 `cpu.shares` (1024 a core), or v2 `cpu.weight` (100 a core) in the same units.
+            let shares = std::fs::read_to_string(self.dir.join("cpu.shares"))
+                .or_else(|_| {
+                    std::fs::read_to_string(self.dir.join("cpu.weight"))
+                        .map(|w| (w.trim().parse::<u64>().unwrap_or(0) * 1024 / 100).to_string())
+                })
+                .unwrap_or_default();
             let how = if std::fs::read_to_string(self.dir.join("cpu.idle")).is_ok_and(|v| v.trim() == "1") {
                 "only CPU nothing else wants (cpu.idle)".to_owned()
             } else if shares.trim() == (PODS_WEIGHT * 1024).to_string() {
@@ -240,7 +246,7 @@ enum Outside {
 /// own-cores variant) for a variant and put back where it was when dropped.
 struct MeasuringClient {
     /// Removed after this process has left it.
-    _group: Quota,
+    group: Quota,
     /// The cgroup directories (cpu, cpuset) this process was in before.
     back: Vec<PathBuf>,
 }
@@ -249,13 +255,22 @@ impl MeasuringClient {
     fn place(run_id: &str, node: Option<&Pinned>, confinement: &mut Vec<String>) -> anyhow::Result<Self> {
         let pid = std::process::id();
         let mut back = vec![own_cgroup("cpu")?];
-        let group = Quota::outside(run_id, "measuring-client", Outside::AllPods)?;
-        confinement.push(group.confine(pid, "the client measuring login and /me (this process)")?);
-        if let Some(node) = node {
+        if node.is_some() {
             back.push(own_cgroup("cpuset")?);
+        }
+        if let Some(missing) = back.iter().find(|dir| !dir.join("cgroup.procs").exists()) {
+            anyhow::bail!(
+                "cannot tell where to put this process back afterwards: {} does not exist",
+                missing.display()
+            );
+        }
+        // Built before any move, so that dropping it always moves this process back.
+        let client = Self { group: Quota::outside(run_id, "measuring-client", Outside::AllPods)?, back };
+        confinement.push(client.group.confine(pid, "the client measuring login and /me (this process)")?);
+        if let Some(node) = node {
             confinement.push(format!("{}, beside the steady roles", node.pin(pid, "the measuring client")?));
         }
-        Ok(Self { _group: group, back })
+        Ok(client)
     }
 }
 
@@ -263,7 +278,9 @@ impl Drop for MeasuringClient {
     fn drop(&mut self) {
         let pid = std::process::id().to_string();
         for dir in &self.back {
-            let _ = std::fs::write(dir.join("cgroup.procs"), &pid);
+            if let Err(e) = std::fs::write(dir.join("cgroup.procs"), &pid) {
+                eprintln!("warning: cannot move this process back to {}: {e}", dir.display());
+            }
         }
     }
 }
