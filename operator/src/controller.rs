@@ -710,7 +710,8 @@ pub struct ChildWatches {
     controller: Box<dyn FnOnce(Controller<DynamicObject>) -> Controller<DynamicObject> + Send>,
 }
 
-fn watch_children<K>(
+/// A watch of one kind of child in `scope`, with its store (for both controllers).
+pub(crate) fn watch_children<K>(
     client: &Client,
     scope: &Scope,
     config: &watcher::Config,

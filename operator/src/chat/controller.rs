@@ -9,7 +9,6 @@
 //! stays, with every message the persister may not have written yet (0011).
 
 use std::collections::HashMap;
-use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -23,10 +22,9 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use super::autoscaling::{self, Discovery};
@@ -37,7 +35,7 @@ use super::topic::{self, Outcome, TopicAdmin};
 use crate::apply::{apply_one, count_write, delete, retry_conflicts};
 use crate::children::{FIELD_MANAGER, MANAGED_BY};
 use crate::config::{Scope, WorkloadConfig};
-use crate::controller::{Error, Writes};
+use crate::controller::{Error, Writes, watch_children};
 use crate::http::Readiness;
 
 /// How often a cluster's topic and the cluster's discovery are looked at again when nothing
@@ -474,26 +472,6 @@ pub struct ChatWatches {
     /// Where the clusters and their children are watched.
     scope: Scope,
     controller: Box<dyn FnOnce(Controller<DynamicObject>) -> Controller<DynamicObject> + Send>,
-}
-
-fn watch_children<K>(
-    client: &Client,
-    scope: &Scope,
-    config: &watcher::Config,
-) -> (Store<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
-where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + Debug
-        + Send
-        + Sync
-        + DeserializeOwned
-        + 'static,
-{
-    let api: Api<K> = scope.api(client);
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, config.clone())).default_backoff().touched_objects();
-    (reader, stream)
 }
 
 impl ChatWatches {
