@@ -262,7 +262,8 @@ try {
     await m.getByRole("button", { name: "Send proof" }).click();
     await page.getByText(/Mission done|Proof sent/).waitFor({ timeout: 20_000 });
     verified = /Mission done/.test(await page.locator(".note").innerText());
-    assert.equal(await m.locator(".badge").innerText(), "Done");
+    // The badge follows the refreshed list of today's missions: waited for, not read at once.
+    await m.locator(".badge", { hasText: "Done" }).waitFor({ timeout: 10_000 });
     break;
   }
   assert.ok(verified, "a photo mission was accepted at once");
